@@ -1,0 +1,5 @@
+"""Datasets, loaded as keras.datasets loads them."""
+from minicnn.datasets import fashion_mnist
+from minicnn.datasets._files import DataFileError, DataNotFoundError
+
+__all__ = ["fashion_mnist", "DataFileError", "DataNotFoundError"]

@@ -1,0 +1,127 @@
+"""The readable reference kernels: convolution and max pooling in plain NumPy.
+
+Shapes use one vocabulary throughout minicnn: N batch, H x W spatial, C channels in,
+F filters, KH x KW kernel (or pool window), OH x OW output, SH x SW strides.
+Arrays are channels-last, as in Keras: x is (N, H, W, C).
+
+Every function here is the contract the fast kernels (Numba, CuPy) must honour: same
+arguments, same results. The tests tie each fast kernel to these.
+
+A forward kernel returns (y, ctx): ctx is whatever its backward needs, and the layer keeps
+it as its one private cache. A backward kernel takes (dy, ctx, ...) and returns gradients.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def pad_nhwc(x, pads, value=0.0):
+    """Pad the spatial axes. x: (N, H, W, C), pads: (top, bottom, left, right)."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def unpad_nhwc(x, pads):
+    """Inverse of pad_nhwc: crop the padded border off x: (N, Hp, Wp, C)."""
+    top, bottom, left, right = pads
+    return x[:, top:x.shape[1] - bottom, left:x.shape[2] - right, :]
+
+
+def windows(x, KH, KW, stride):
+    """A strided view of every KH x KW window: x: (N, Hp, Wp, C) -> (N, OH, OW, KH, KW, C).
+
+    No copy is made; window (i, j) starts at row i*SH and column j*SW.
+    """
+    SH, SW = stride
+    view = sliding_window_view(x, (KH, KW), axis=(1, 2))  # (N, Hp-KH+1, Wp-KW+1, C, KH, KW)
+    return view[:, ::SH, ::SW].transpose(0, 1, 2, 4, 5, 3)
+
+
+def scatter_windows(dwin, xpad_shape, stride):
+    """Adjoint of `windows`: add dwin: (N, OH, OW, KH, KW, C) back into an (N, Hp, Wp, C) array.
+
+    One vectorised add per kernel position (KH * KW of them), never a loop over pixels;
+    overlapping windows accumulate, as the chain rule asks.
+    """
+    N, OH, OW, KH, KW, C = dwin.shape
+    SH, SW = stride
+    dx = np.zeros(xpad_shape, dtype=dwin.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            dx[:, i:i + SH * OH:SH, j:j + SW * OW:SW, :] += dwin[:, :, :, i, j, :]
+    return dx
+
+
+def conv2d_forward(x, W, b, stride, pads):
+    """Convolution (cross-correlation, no kernel flip, as Keras computes it) by im2col.
+
+    x: (N, H, W, C), W: (KH, KW, C, F), b: (F,) or None, stride: (SH, SW),
+    pads: (top, bottom, left, right) -> y: (N, OH, OW, F), ctx for conv2d_backward.
+
+    y[n, i, j, f] = b[f] + sum_{kh, kw, c} xpad[n, i*SH + kh, j*SW + kw, c] * W[kh, kw, c, f]
+    """
+    KH, KW, C, F = W.shape
+    xpad = pad_nhwc(x, pads)
+    win = windows(xpad, KH, KW, stride)
+    N, OH, OW = win.shape[:3]
+    cols = win.reshape(N * OH * OW, KH * KW * C)  # im2col: one row per output pixel
+    y = cols @ W.reshape(KH * KW * C, F)
+    if b is not None:
+        y += b
+    return y.reshape(N, OH, OW, F), (cols, xpad.shape, stride, pads)
+
+
+def conv2d_backward(dy, ctx, W, need_dx=True):
+    """Gradients of conv2d_forward. dy: (N, OH, OW, F) -> dx: (N, H, W, C) or None,
+    dW: (KH, KW, C, F), db: (F,).
+
+    dW = cols^T @ dy        (every window, weighted by the gradient of its output)
+    db = sum of dy over N, OH, OW
+    dx = col2im(dy @ W^T)   (each output pixel sends W back to the window it read)
+    """
+    cols, xpad_shape, stride, pads = ctx
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
+    dy2 = dy.reshape(N * OH * OW, F)
+    dW = (cols.T @ dy2).reshape(W.shape)
+    db = dy2.sum(axis=0)
+    if not need_dx:
+        return None, dW, db
+    dcols = (dy2 @ W.reshape(KH * KW * C, F).T).reshape(N, OH, OW, KH, KW, C)
+    dx = unpad_nhwc(scatter_windows(dcols, xpad_shape, stride), pads)
+    return dx, dW, db
+
+
+def maxpool_forward(x, pool, stride, pads):
+    """Max pooling. x: (N, H, W, C), pool: (KH, KW), stride: (SH, SW),
+    pads: (top, bottom, left, right) -> y: (N, OH, OW, C), ctx for maxpool_backward.
+
+    Padding is -inf, so a padded cell never wins (TensorFlow's "same" pooling).
+    ctx keeps, for each output, the flat index (kh * KW + kw) of its maximum in the window.
+    """
+    KH, KW = pool
+    xpad = pad_nhwc(x, pads, value=-np.inf)
+    win = windows(xpad, KH, KW, stride)  # (N, OH, OW, KH, KW, C)
+    N, OH, OW, _, _, C = win.shape
+    flat = win.reshape(N, OH, OW, KH * KW, C)
+    # argmax returns the first maximum in row-major window order: on ties, the gradient
+    # goes to the top-most, then left-most, maximal cell of the window.
+    arg = flat.argmax(axis=3)
+    y = np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    return y, (arg, xpad.shape, pool, stride, pads)
+
+
+def maxpool_backward(dy, ctx):
+    """Gradient of maxpool_forward. dy: (N, OH, OW, C) -> dx: (N, H, W, C).
+
+    Each output's gradient goes to the one cell that was its maximum; cells that win
+    several overlapping windows collect the sum.
+    """
+    arg, xpad_shape, (KH, KW), stride, pads = ctx
+    N, OH, OW, C = dy.shape
+    dwin = np.zeros((N, OH, OW, KH, KW, C), dtype=dy.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            dwin[:, :, :, i, j, :] = np.where(arg == i * KW + j, dy, 0)
+    return unpad_nhwc(scatter_windows(dwin, xpad_shape, stride), pads)

@@ -1,0 +1,8 @@
+"""minicnn's layers, with Keras's names, arguments and defaults (channels-last)."""
+from minicnn.layers.base import Layer
+from minicnn.layers.conv import Conv2D
+from minicnn.layers.core import Activation, Flatten, ReLU, Softmax
+from minicnn.layers.dense import Dense
+from minicnn.layers.pooling import MaxPooling2D
+
+__all__ = ["Layer", "Conv2D", "MaxPooling2D", "Dense", "Flatten", "Activation", "ReLU", "Softmax"]

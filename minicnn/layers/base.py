@@ -1,0 +1,131 @@
+"""The Layer protocol that every minicnn layer follows, and that a learner can drive by hand.
+
+    y = layer.forward(x, training=False)   # builds the params on the first call, from x.shape
+    dx = layer.backward(dy)                # after forward(x, training=True): returns dL/dx,
+                                           # fills layer.grads, never changes layer.params
+    layer.params, layer.grads              # two dicts, same keys ("W", "b"), same shapes
+
+A subclass writes build(input_shape), call(x, training), backward(dy) and, when its output
+shape differs from its input's, compute_output_shape(input_shape). Shapes include the batch
+axis as None, as in Keras: (None, H, W, C).
+"""
+import re
+from collections import defaultdict
+
+import numpy as np
+
+_name_counts = defaultdict(int)
+
+
+def _unique_name(cls_name):
+    base = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", cls_name).lower()  # MaxPooling2D -> max_pooling2d
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def pair(value, what):
+    """Normalise an int or a 2-sequence to a pair of positive ints (kernel_size, strides...)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        a, b = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be an int or a pair of ints, got {value!r}") from None
+    if a < 1 or b < 1:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return a, b
+
+
+class Layer:
+    """Base class of minicnn layers. See the module docstring for the protocol."""
+
+    def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True):
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"dtype must be a floating type such as 'float32', got {dtype!r}")
+        self.name = name or _unique_name(type(self).__name__)
+        self.input_shape = None if input_shape is None else (None, *input_shape)
+        self.trainable = trainable
+        self.params = {}
+        self.grads = {}
+        self.built = False
+        self._cache = None  # what forward(training=True) saved for backward
+
+    # -- to override ---------------------------------------------------------------
+    def build(self, input_shape):
+        """Create self.params (and zeroed self.grads) for inputs of input_shape (None, ...)."""
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def count_macs(self, input_shape):
+        """Multiply-adds of the forward pass for one sample (0 for cheap elementwise layers)."""
+        return 0
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name}
+
+    # -- the protocol ----------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Run the layer. x: (N, ...) -> y: (N, ...); builds the layer on its first call."""
+        x = self._as_input(x)
+        return self.call(x, training)
+
+    __call__ = forward
+
+    def ensure_built(self, input_shape):
+        """Build for input_shape (None, ...) unless built; check the shape if already built."""
+        input_shape = (None, *input_shape[1:])
+        if not self.built:
+            self.build(input_shape)
+            self.input_shape = input_shape
+            self.built = True
+        elif input_shape != self.input_shape:
+            raise ValueError(f"layer {self.name!r} was built for inputs of shape {self.input_shape}, "
+                             f"got {input_shape}")
+        return self.compute_output_shape(input_shape)
+
+    def _as_input(self, x):
+        x = np.asarray(x) if not hasattr(x, "__array_namespace__") else x
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"layer {self.name!r} expects a numeric array, got dtype {x.dtype}")
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        self.ensure_built(x.shape)
+        return x
+
+    def _saved(self):
+        if self._cache is None:
+            raise RuntimeError(f"layer {self.name!r}: call forward(x, training=True) before backward(dy)")
+        return self._cache
+
+    def add_param(self, key, value):
+        self.params[key] = value
+        self.grads[key] = np.zeros_like(value)
+
+    def get_weights(self):
+        """Copies of the params, in Keras order (kernel, then bias)."""
+        return [np.array(p) for p in self.params.values()]
+
+    def set_weights(self, weights):
+        """Load params from a list in Keras order; shapes must match exactly."""
+        if len(weights) != len(self.params):
+            raise ValueError(f"layer {self.name!r} has {len(self.params)} weight arrays, got {len(weights)}")
+        for (key, p), w in zip(self.params.items(), weights):
+            w = np.asarray(w)
+            if w.shape != p.shape:
+                raise ValueError(f"layer {self.name!r}: weight {key!r} has shape {p.shape}, got {w.shape}")
+            p[...] = w
+
+    def count_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,111 @@
+"""Conv2D: Keras's 2-D convolution layer on minicnn's own kernels."""
+from minicnn import backend, initializers
+from minicnn.layers.base import Layer, pair
+from minicnn.layers.core import Activation
+
+PADDINGS = ("valid", "same")
+
+
+def output_size_and_pads(size, k, s, padding):
+    """Output length and (before, after) padding along one axis, as TensorFlow computes them.
+
+    "valid": no padding, out = floor((size - k) / s) + 1.
+    "same":  out = ceil(size / s); the padding is split with the odd extra on the after
+             side (bottom / right), exactly as TensorFlow does.
+    """
+    if padding == "valid":
+        return (size - k) // s + 1, (0, 0)
+    out = -(-size // s)
+    total = max((out - 1) * s + k - size, 0)
+    return out, (total // 2, total - total // 2)
+
+
+def check_padding(padding):
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+    return padding
+
+
+def spatial_plan(layer, input_shape, window, strides, padding):
+    """(OH, OW, pads) for a window sliding over input_shape (None, H, W, C); checks the fit."""
+    if len(input_shape) != 4:
+        raise ValueError(f"layer {layer.name!r} expects inputs of shape (N, H, W, C), got "
+                         f"{input_shape}; add the channel axis, e.g. x.reshape(-1, 28, 28, 1)")
+    H, W = input_shape[1], input_shape[2]
+    (KH, KW), (SH, SW) = window, strides
+    OH, (top, bottom) = output_size_and_pads(H, KH, SH, padding)
+    OW, (left, right) = output_size_and_pads(W, KW, SW, padding)
+    if H + top + bottom < KH or W + left + right < KW:
+        raise ValueError(f"layer {layer.name!r}: its {KH}x{KW} window is larger than its "
+                         f"{H + top + bottom}x{W + left + right} (padded) input of shape {input_shape}")
+    return OH, OW, (top, bottom, left, right)
+
+
+class Conv2D(Layer):
+    """2-D convolution, channels-last, with Keras's arguments and defaults.
+
+    x: (N, H, W, C) -> y: (N, OH, OW, F), with kernel W: (KH, KW, C, F) and bias b: (F,).
+    The math lives in the kernels: minicnn/kernels/reference.py (readable) and its fast twins.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
+            raise ValueError(f"filters must be a positive int, got {filters!r}")
+        self.filters = filters
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.strides = pair(strides, "strides")
+        self.padding = check_padding(padding)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
+        self.input_grad = True  # Sequential turns this off for the first layer: nobody reads dL/dx of data
+
+    def build(self, input_shape):
+        OH, OW, self._pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        KH, KW = self.kernel_size
+        C, F = input_shape[3], self.filters
+        self.add_param("W", self.kernel_initializer((KH, KW, C, F), self.dtype, KH * KW * C, KH * KW * F))
+        if self.use_bias:
+            self.add_param("b", self.bias_initializer((F,), self.dtype, KH * KW * C, KH * KW * F))
+
+    def compute_output_shape(self, input_shape):
+        OH, OW, _ = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        return (None, OH, OW, self.filters)
+
+    def count_macs(self, input_shape):
+        _, OH, OW, F = self.compute_output_shape(input_shape)
+        KH, KW = self.kernel_size
+        return OH * OW * KH * KW * input_shape[3] * F
+
+    def call(self, x, training=False):
+        y, ctx = backend.kernels().conv2d_forward(x, self.params["W"], self.params.get("b"),
+                                                  self.strides, self._pads)
+        if training:
+            self._cache = ctx
+        if self.activation is not None:
+            y = self.activation.forward(y, training)
+        return y
+
+    def backward(self, dy):
+        """dy: (N, OH, OW, F) -> dx: (N, H, W, C) (None when input_grad is off).
+
+        dW[kh, kw, c, f] = sum_{n, i, j} xpad[n, i*SH + kh, j*SW + kw, c] * dy[n, i, j, f]
+        db[f] = sum_{n, i, j} dy[n, i, j, f];  dx is the transposed convolution of dy with W.
+        """
+        ctx = self._saved()
+        if self.activation is not None:
+            dy = self.activation.backward(dy)
+        dx, dW, db = backend.kernels().conv2d_backward(dy, ctx, self.params["W"], self.input_grad)
+        self.grads["W"] = dW
+        if self.use_bias:
+            self.grads["b"] = db
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
+                "activation": self.activation.activation if self.activation else None}

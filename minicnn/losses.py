@@ -1,0 +1,100 @@
+"""Losses with Keras's names. Each returns per-sample losses, y_true and y_pred: (N, K) -> (N,);
+training minimises their mean over the batch.
+
+Every loss has a hand-written gradient of that mean with respect to y_pred, and the
+cross-entropies also the fused gradient with respect to the logits of a final softmax,
+(p - y) / N, which Sequential uses when the model ends in Activation("softmax").
+"""
+import numpy as np
+
+EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
+
+
+def categorical_crossentropy(y_true, y_pred):
+    """-sum_k y_k log p_k per sample. y_true: (N, K) one-hot, y_pred: (N, K) -> (N,)."""
+    q = y_pred / y_pred.sum(axis=-1, keepdims=True)  # Keras renormalises, then clips
+    q = np.clip(q, EPSILON, 1 - EPSILON)  # log(0) never happens
+    return -(y_true * np.log(q)).sum(axis=-1)
+
+
+def categorical_crossentropy_gradient(y_true, y_pred):
+    """d mean(categorical_crossentropy) / d y_pred: (N, K).
+
+    With s = sum_k p_k and q = p / s: dL/dq_k = -y_k / q_k where q_k is not clipped (else 0),
+    and dL/dp_j = (dL/dq_j - sum_k dL/dq_k q_k) / s.
+    """
+    s = y_pred.sum(axis=-1, keepdims=True)
+    q = y_pred / s
+    inside = (q > EPSILON) & (q < 1 - EPSILON)
+    g = np.where(inside, -y_true / np.where(inside, q, 1), 0).astype(y_pred.dtype)
+    return (g - (g * q).sum(axis=-1, keepdims=True)) / s / len(y_pred)
+
+
+def _one_hot(labels, K, dtype):
+    labels = np.asarray(labels).reshape(-1).astype(np.intp)
+    if labels.size and (labels.min() < 0 or labels.max() >= K):
+        bad = labels[(labels < 0) | (labels >= K)][0]
+        raise ValueError(f"label {bad} is out of range for {K} classes (valid labels: 0..{K - 1})")
+    out = np.zeros((labels.size, K), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+def sparse_categorical_crossentropy(y_true, y_pred):
+    """Categorical cross-entropy with integer labels. y_true: (N,) or (N, 1), y_pred: (N, K) -> (N,)."""
+    return categorical_crossentropy(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred)
+
+
+def sparse_categorical_crossentropy_gradient(y_true, y_pred):
+    return categorical_crossentropy_gradient(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred)
+
+
+def mean_squared_error(y_true, y_pred):
+    """mean_k (p_k - y_k)^2 per sample. (N, K), (N, K) -> (N,)."""
+    return ((y_pred - y_true) ** 2).mean(axis=-1)
+
+
+def mean_squared_error_gradient(y_true, y_pred):
+    return 2 * (y_pred - y_true) / y_pred.size
+
+
+def softmax_crossentropy_gradient(y_true, p):
+    """d mean(cross-entropy(softmax(z))) / dz = (p - y) / N, with p = softmax(z): (N, K)."""
+    if y_true.shape != p.shape:
+        y_true = _one_hot(y_true, p.shape[-1], p.dtype)
+    return (p - y_true) / len(p)
+
+
+class LossSpec:
+    """A loss as Sequential uses it: the per-sample function and its gradients."""
+
+    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None):
+        self.name, self.fn, self.gradient = name, fn, gradient
+        self.sparse, self.softmax_gradient = sparse, softmax_gradient
+
+
+LOSSES = {spec.name: spec for spec in (
+    LossSpec("categorical_crossentropy", categorical_crossentropy, categorical_crossentropy_gradient,
+             softmax_gradient=softmax_crossentropy_gradient),
+    LossSpec("sparse_categorical_crossentropy", sparse_categorical_crossentropy,
+             sparse_categorical_crossentropy_gradient, sparse=True,
+             softmax_gradient=softmax_crossentropy_gradient),
+    LossSpec("mean_squared_error", mean_squared_error, mean_squared_error_gradient),
+)}
+_ALIASES = {"mse": "mean_squared_error"}
+
+
+def get(identifier):
+    """The LossSpec for a loss name or one of this module's loss functions."""
+    if isinstance(identifier, LossSpec):
+        return identifier
+    if isinstance(identifier, str):
+        name = _ALIASES.get(identifier, identifier)
+        if name not in LOSSES:
+            raise ValueError(f"unknown loss {identifier!r}; valid losses: {', '.join(LOSSES)}")
+        return LOSSES[name]
+    for spec in LOSSES.values():
+        if identifier is spec.fn:
+            return spec
+    raise TypeError(f"loss {identifier!r} is not one of minicnn's losses ({', '.join(LOSSES)}): "
+                    "minicnn needs a hand-written gradient for every loss it trains with")

@@ -1,0 +1,302 @@
+"""Sequential: a stack of layers trained with Keras's compile / fit / evaluate / predict."""
+import numpy as np
+from tqdm import tqdm
+
+from minicnn import losses as losses_module
+from minicnn import optimizers as optimizers_module
+from minicnn.callbacks import CallbackList, History
+from minicnn.layers.base import Layer
+from minicnn.layers.core import Activation
+from minicnn.utils import rng
+
+METRICS = ("accuracy",)
+
+
+class Sequential:
+    """A linear stack of layers. x: (N, *input_shape) -> y: (N, *output_shape).
+
+    Sequential([Conv2D(...), ...]) or Sequential() then add(layer). The model is built, and
+    every layer's params created, as soon as the input shape is known: from the first
+    layer's input_shape=, or from the first batch given to fit / evaluate / predict.
+    """
+
+    def __init__(self, layers=None, name="sequential"):
+        self.name = name
+        self.layers = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.stop_training = False
+        self.history = None
+        self._output_shape = None
+        for layer in layers or ():
+            self.add(layer)
+
+    # -- building ------------------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a minicnn layer, got {layer!r}")
+        self.layers.append(layer)
+        if len(self.layers) == 1:
+            if hasattr(layer, "input_grad"):
+                layer.input_grad = False  # dL/d(data) is never needed: skip its computation
+            if layer.input_shape is not None:
+                self._output_shape = layer.ensure_built(layer.input_shape)
+        elif self._output_shape is not None:
+            self._output_shape = layer.ensure_built(self._output_shape)
+
+    @property
+    def built(self):
+        return self._output_shape is not None
+
+    @property
+    def input_shape(self):
+        return self.layers[0].input_shape if self.layers and self.layers[0].built else None
+
+    @property
+    def output_shape(self):
+        return self._output_shape
+
+    def build(self, input_shape):
+        """Build every layer for inputs of input_shape (None, ...)."""
+        if not self.layers:
+            raise RuntimeError("the model has no layers: add some with model.add(...)")
+        shape = (None, *input_shape[1:])
+        for layer in self.layers:
+            shape = layer.ensure_built(shape)
+        self._output_shape = shape
+
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        """loss: a minicnn.losses function or name; optimizer: an instance or a name;
+        metrics: None or ["accuracy"]."""
+        if loss is None:
+            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
+        self.loss = losses_module.get(loss)
+        self.optimizer = optimizers_module.get(optimizer)
+        self.metrics = list(metrics or [])
+        for m in self.metrics:
+            if m not in METRICS:
+                raise ValueError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
+
+    # -- one batch ------------------------------------------------------------------------
+    def _forward(self, x, training):
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _ends_in_softmax(self):
+        last = self.layers[-1]
+        return isinstance(last, Activation) and last.activation == "softmax"
+
+    def _backward(self, y, p):
+        """Backpropagate the mean loss of the batch; fills every layer's grads."""
+        layers = self.layers
+        if self.loss.softmax_gradient is not None and self._ends_in_softmax():
+            # softmax + cross-entropy: d loss / d logits = (p - y) / N, exact and stable,
+            # so the softmax layer's own (general) backward is skipped.
+            dy = self.loss.softmax_gradient(y, p)
+            layers = layers[:-1]
+        else:
+            dy = self.loss.gradient(y, p)
+        for layer in reversed(layers):
+            dy = layer.backward(dy)
+
+    def grads_and_params(self):
+        """(grad, param) pairs of every trainable param, in a fixed order."""
+        return [(layer.grads[k], layer.params[k]) for layer in self.layers if layer.trainable
+                for k in layer.params]
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K))."""
+        self._check_compiled("train_on_batch")
+        p = self._forward(x, training=True)
+        loss = float(self.loss.fn(y, p).mean())
+        self._backward(y, p)
+        self.optimizer.apply_gradients(self.grads_and_params())
+        return loss, p
+
+    def _correct(self, y, p):
+        """How many predictions in the batch match the labels."""
+        truth = y.reshape(-1) if self.loss.sparse else y.argmax(axis=-1)
+        return int((p.argmax(axis=-1) == truth).sum())
+
+    # -- the Keras loop -------------------------------------------------------------------
+    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
+        """Train for `epochs` passes over x: (N, ...) with targets y: (N, K) (or (N,) labels
+        for the sparse loss). Returns a History whose .history holds per-epoch lists."""
+        self._check_compiled("fit")
+        x, y = self._check_data(x, y)
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if validation_split and validation_data is None:
+            cut = int(len(x) * (1 - validation_split))  # Keras takes the last samples, unshuffled
+            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+        batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
+        n = len(x)
+        steps = -(-n // batch_size)
+        self.history = History()
+        cbs = CallbackList([self.history, *(callbacks or [])], model=self,
+                           params={"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        cbs.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            order = rng().permutation(n) if shuffle else None
+            loss_sum, correct, seen = 0.0, 0, 0
+            bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
+                       disable=verbose != 1, dynamic_ncols=True)
+            for step in range(steps):
+                cbs.on_train_batch_begin(step)
+                rows = slice(step * batch_size, (step + 1) * batch_size)
+                idx = rows if order is None else order[rows]
+                xb, yb = x[idx], y[idx]
+                loss, p = self.train_on_batch(xb, yb)
+                loss_sum += loss * len(xb)
+                seen += len(xb)
+                logs = {"loss": loss_sum / seen}
+                if self.metrics:
+                    correct += self._correct(yb, p)
+                    logs["accuracy"] = correct / seen
+                cbs.on_train_batch_end(step, logs)
+                bar.set_postfix(logs, refresh=False)
+                bar.update()
+            bar.close()
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            if verbose == 2 or (verbose == 1 and validation_data is not None):
+                print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        return self.history
+
+    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+        """Mean loss (and accuracy) over x: (N, ...), y: (N, K). Returns [loss, accuracy]
+        when compiled with metrics=["accuracy"], else the loss (a dict with return_dict)."""
+        self._check_compiled("evaluate")
+        x, y = self._check_data(x, y)
+        batch_size = _positive("batch_size", batch_size)
+        loss_sum, correct = 0.0, 0
+        for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            p = self._forward(xb, training=False)
+            loss_sum += float(self.loss.fn(yb, p).sum())
+            correct += self._correct(yb, p)
+        result = {"loss": loss_sum / len(x)}
+        if self.metrics:
+            result["accuracy"] = correct / len(x)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        return list(result.values()) if self.metrics else result["loss"]
+
+    def predict(self, x, batch_size=32, verbose=1):
+        """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time."""
+        x = self._check_x(x)
+        batch_size = _positive("batch_size", batch_size)
+        out = None
+        for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
+            y = self._forward(x[start:start + batch_size], training=False)
+            if out is None:
+                out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
+            out[start:start + len(y)] = y
+        return out
+
+    # -- inspection ---------------------------------------------------------------------------
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self):
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        expected = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"the model has {expected} weight arrays, got {len(weights)}")
+        for layer in self.layers:
+            k = len(layer.params)
+            layer.set_weights(weights[:k])
+            weights = weights[k:]
+
+    def summary(self, print_fn=print):
+        """Keras's table (layer, output shape, params) plus multiply-adds per image."""
+        if not self.built:
+            raise RuntimeError("the model is not built yet: give the first layer input_shape=, "
+                               "or call fit/predict once")
+        rows, shape = [], self.input_shape
+        for layer in self.layers:
+            out = layer.compute_output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(out),
+                         f"{layer.count_params():,}", f"{layer.count_macs(shape):,}"))
+            shape = out
+        head = ("Layer (type)", "Output Shape", "Param #", "Mult-adds")
+        widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(4)]
+        line = "-" * sum(widths)
+
+        def fmt(r):
+            return r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2]) + r[3].rjust(widths[3])
+        total_macs = sum(int(r[3].replace(",", "")) for r in rows)
+        text = [f'Model: "{self.name}"', line, fmt(head), "=" * len(line), *map(fmt, rows), "=" * len(line),
+                f"Total params: {self.count_params():,}",
+                f"Trainable params: {sum(l.count_params() for l in self.layers if l.trainable):,}",
+                f"Forward multiply-adds per image: {total_macs:,}", line]
+        print_fn("\n".join(text))
+
+    # -- checks at the public boundary ------------------------------------------------------------
+    def _check_compiled(self, what):
+        if self.loss is None or self.optimizer is None:
+            raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
+
+    def _check_x(self, x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiub":
+            raise TypeError(f"x must be a numeric array, got dtype {x.dtype}")
+        if x.ndim < 2 or len(x) == 0:
+            raise ValueError(f"x must be a batch of samples of shape (N, ...), got shape {x.shape}")
+        if not self.built:
+            self.build(x.shape)
+        expected = self.input_shape
+        if x.shape[1:] != expected[1:]:
+            hint = ""
+            if x.ndim == len(expected) - 1 and expected[-1] == 1 and x.shape[1:] == expected[1:-1]:
+                hint = f"; add the channel axis: x.reshape(-1, {', '.join(map(str, expected[1:]))})"
+            raise ValueError(f"the model expects inputs of shape {expected}, got {x.shape}{hint}")
+        return x
+
+    def _check_data(self, x, y):
+        x = self._check_x(x)
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
+        K = self.output_shape[-1]
+        if self.loss.sparse:
+            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+                raise ValueError(f"sparse_categorical_crossentropy expects integer labels of shape (N,), got {y.shape}")
+            if y.size and (y.min() < 0 or y.max() >= K):
+                raise ValueError(f"labels must be in 0..{K - 1} for a model with {K} outputs; "
+                                 f"got values from {y.min()} to {y.max()}")
+        elif y.shape[1:] != self.output_shape[1:]:
+            hint = ""
+            if y.ndim == 1 and self.loss.name == "categorical_crossentropy":
+                hint = ("; these look like integer labels: one-hot them with minicnn.utils.to_categorical(y) "
+                        "or use loss='sparse_categorical_crossentropy'")
+            raise ValueError(f"y must have shape (N, {', '.join(map(str, self.output_shape[1:]))}) to match "
+                             f"the model's output, got {y.shape}{hint}")
+        return x, y
+
+
+def _positive(name, value):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _count(name, value):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)

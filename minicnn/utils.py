@@ -1,0 +1,45 @@
+"""Small helpers users call directly: one-hot labels and the random seed."""
+import random
+
+import numpy as np
+
+_rng = [np.random.default_rng()]
+
+
+def rng():
+    """minicnn's random generator (weight initialisation, shuffling)."""
+    return _rng[0]
+
+
+def set_random_seed(seed):
+    """Make a run reproducible: seeds minicnn's generator, NumPy's and Python's, as Keras does."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    _rng[0] = np.random.default_rng(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    random.seed(int(seed))
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """One-hot labels, as keras.utils.to_categorical.
+
+    y: integer labels of shape (N,) or (N, 1) -> (N, num_classes); num_classes defaults
+    to max(y) + 1.
+    """
+    y = np.asarray(y)
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError("to_categorical expects integer class labels; got non-integer values")
+        y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"to_categorical expects labels >= 0; got {y.min()}")
+    top = int(y.max()) + 1 if y.size else 0
+    if num_classes is None:
+        num_classes = top
+    elif top > num_classes:
+        raise ValueError(f"label {top - 1} does not fit num_classes={num_classes}")
+    out = np.zeros(y.shape + (num_classes,), dtype=dtype)
+    np.put_along_axis(out, y[..., None].astype(np.intp), 1, axis=-1)
+    return out

@@ -1,0 +1,44 @@
+import os
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from minicnn import backend  # noqa: E402
+from minicnn.datasets import fashion_mnist  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fashion_mnist_dir():
+    """A folder holding the real Fashion-MNIST files, or None: the shared copy beside the
+    checkout, $MINICNN_DATA_DIR, or Debian's package. Tests never download."""
+    for folder in (os.environ.get("MINICNN_DATA_DIR"), ROOT.parent / "shared" / "data" / "fashion-mnist",
+                   fashion_mnist.DEBIAN_DIR):
+        if folder and all((Path(folder) / name).is_file() for name in fashion_mnist.FILES):
+            return Path(folder)
+    return None
+
+
+@pytest.fixture(params=list(backend.BACKENDS))
+def each_backend(request):
+    """Run the test once per CPU backend, restoring the previous choice afterwards."""
+    previous = backend.get_backend()
+    backend.set_backend(request.param)
+    yield request.param
+    backend.set_backend(previous)
+
+
+@pytest.fixture
+def real_data():
+    folder = fashion_mnist_dir()
+    if folder is None:
+        pytest.skip("the Fashion-MNIST files are not on this machine")
+    return fashion_mnist.load_data(path=folder)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)

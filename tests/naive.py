@@ -1,0 +1,62 @@
+"""Independent loop implementations of convolution and max pooling, written straight from the
+definitions (and TensorFlow's padding rule), to check the kernels against."""
+import math
+
+import numpy as np
+
+
+def tf_pads(size, k, s, padding):
+    if padding == "valid":
+        return (size - k) // s + 1, 0
+    out = math.ceil(size / s)
+    return out, max((out - 1) * s + k - size, 0) // 2
+
+
+def conv(x, W, b, stride, padding):
+    N, H, Wd, C = x.shape
+    KH, KW, _, F = W.shape
+    OH, top = tf_pads(H, KH, stride[0], padding)
+    OW, left = tf_pads(Wd, KW, stride[1], padding)
+    y = np.zeros((N, OH, OW, F))
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        r, c = i * stride[0] + kh - top, j * stride[1] + kw - left
+                        if 0 <= r < H and 0 <= c < Wd:
+                            y[n, i, j] += x[n, r, c] @ W[kh, kw]
+    return y + (0 if b is None else b)
+
+
+def maxpool(x, pool, stride, padding):
+    N, H, Wd, C = x.shape
+    OH, top = tf_pads(H, pool[0], stride[0], padding)
+    OW, left = tf_pads(Wd, pool[1], stride[1], padding)
+    y = np.zeros((N, OH, OW, C))
+    dx_route = np.zeros((N, OH, OW, C, 2), dtype=int)  # where each max came from (first on ties)
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for c in range(C):
+                    best, where = -np.inf, None
+                    for kh in range(pool[0]):
+                        for kw in range(pool[1]):
+                            r, q = i * stride[0] + kh - top, j * stride[1] + kw - left
+                            if 0 <= r < H and 0 <= q < Wd and x[n, r, q, c] > best:
+                                best, where = x[n, r, q, c], (r, q)
+                    y[n, i, j, c] = best
+                    dx_route[n, i, j, c] = where
+    return y, dx_route
+
+
+def maxpool_backward(dy, route, x_shape):
+    dx = np.zeros(x_shape)
+    N, OH, OW, C = dy.shape
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                for c in range(C):
+                    r, q = route[n, i, j, c]
+                    dx[n, r, q, c] += dy[n, i, j, c]
+    return dx

@@ -1,0 +1,85 @@
+"""Each backend's kernels against independent loops (tests/naive.py), and the Numba kernels
+against the readable reference on a grid of shapes, in float32 and float64."""
+import numpy as np
+import pytest
+
+import naive
+from minicnn.kernels import numba_kernels, reference
+from minicnn.layers import Conv2D, MaxPooling2D
+
+GRID = [  # N, H, W, C, F, kernel, strides, padding
+    (1, 5, 5, 1, 2, (3, 3), (1, 1), "valid"),
+    (2, 7, 6, 1, 4, (3, 3), (2, 2), "same"),
+    (3, 6, 7, 3, 2, (2, 3), (1, 2), "same"),
+    (2, 9, 8, 8, 5, (3, 3), (1, 1), "valid"),  # im2col path
+    (1, 4, 4, 16, 3, (1, 1), (1, 1), "valid"),
+    (2, 8, 5, 6, 3, (3, 3), (2, 2), "same"),  # im2col path, odd extra padding
+    (1, 3, 3, 2, 2, (3, 3), (1, 1), "valid"),  # output 1x1
+]
+
+
+def plan(shape, kernel, strides, padding):
+    layer = Conv2D(1, kernel, strides=strides, padding=padding)
+    layer.build((None, *shape[1:]))
+    return layer._pads
+
+
+@pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", GRID)
+def test_conv_forward_matches_naive_loops(each_backend, N, H, W, C, F, kernel, strides, padding, rng):
+    x = rng.standard_normal((N, H, W, C))
+    layer = Conv2D(F, kernel, strides=strides, padding=padding, dtype="float64")
+    layer.build((None, H, W, C))
+    layer.params["b"][:] = rng.standard_normal(F)
+    np.testing.assert_allclose(layer.forward(x), naive.conv(x, layer.params["W"], layer.params["b"],
+                                                            strides, padding), atol=1e-12)
+
+
+@pytest.mark.parametrize("pool,strides,padding,shape", [
+    ((2, 2), (2, 2), "valid", (2, 6, 7, 3)), ((3, 3), (1, 1), "valid", (1, 5, 6, 2)),
+    ((3, 3), (2, 2), "same", (2, 7, 6, 2)), ((2, 2), (2, 2), "same", (1, 5, 5, 1)),
+])
+def test_maxpool_matches_naive_loops_with_ties(each_backend, pool, strides, padding, shape, rng):
+    x = rng.integers(0, 3, shape).astype(np.float64)  # many ties
+    layer = MaxPooling2D(pool, strides=strides, padding=padding, dtype="float64")
+    y = layer.forward(x, training=True)
+    y_ref, route = naive.maxpool(x, pool, strides, padding)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape)
+    np.testing.assert_allclose(layer.backward(dy), naive.maxpool_backward(dy, route, shape), atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", GRID)
+def test_numba_conv_matches_reference(dtype, tol, N, H, W, C, F, kernel, strides, padding, rng):
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    pads = plan(x.shape, kernel, strides, padding)
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    assert y.dtype == np.dtype(dtype) and y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    dx, dW, db = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
+    assert dx is None and np.allclose(dW, reference.conv2d_backward(dy, ctx_ref, Wt)[1], rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("pool,strides,padding,shape", [
+    ((2, 2), (2, 2), "valid", (1, 6, 6, 4)), ((2, 2), (2, 2), "valid", (3, 7, 5, 2)),
+    ((3, 3), (1, 1), "valid", (2, 6, 6, 3)), ((3, 2), (2, 2), "same", (2, 7, 8, 2)),
+    ((2, 2), (1, 1), "same", (1, 4, 5, 1)),
+])
+def test_numba_maxpool_matches_reference(dtype, pool, strides, padding, shape, rng):
+    for x in (rng.standard_normal(shape).astype(dtype), rng.integers(0, 2, shape).astype(dtype)):  # and ties
+        pads = plan(shape, pool, strides, padding)
+        y_ref, ctx_ref = reference.maxpool_forward(x, pool, strides, pads)
+        y, ctx = numba_kernels.maxpool_forward(x, pool, strides, pads)
+        np.testing.assert_array_equal(y, y_ref)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        got, want = numba_kernels.maxpool_backward(dy, ctx), reference.maxpool_backward(dy, ctx_ref)
+        assert got.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -1,0 +1,229 @@
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.callbacks import Callback
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.models import Sequential
+from minicnn.utils import set_random_seed, to_categorical
+
+
+def tutorial_model(dtype="float32"):
+    return Sequential([
+        Conv2D(64, (3, 3), input_shape=(28, 28, 1), dtype=dtype), Activation("relu", dtype=dtype),
+        MaxPooling2D(pool_size=(2, 2), dtype=dtype),
+        Conv2D(64, (3, 3), dtype=dtype), Activation("relu", dtype=dtype), MaxPooling2D(pool_size=(2, 2), dtype=dtype),
+        Flatten(dtype=dtype), Dense(64, dtype=dtype), Dense(10, dtype=dtype), Activation("softmax", dtype=dtype),
+    ])
+
+
+def test_tutorial_model_parameters_and_summary(capsys):
+    model = tutorial_model()
+    assert model.count_params() == 140_682
+    assert [layer.count_params() for layer in model.layers] == [640, 0, 0, 36_928, 0, 0, 0, 102_464, 650, 0]
+    model.summary()
+    out = capsys.readouterr().out
+    for shape in ["(None, 26, 26, 64)", "(None, 13, 13, 64)", "(None, 11, 11, 64)", "(None, 5, 5, 64)",
+                  "(None, 1600)", "(None, 64)", "(None, 10)"]:
+        assert shape in out
+    assert "Total params: 140,682" in out and "4,952,960" in out
+    assert "conv2d_" in out.replace("conv2d (", "conv2d_ (") and "max_pooling2d" in out
+
+
+def test_keras_shapes_and_weight_order():
+    conv = Conv2D(32, (3, 3), input_shape=(28, 28, 1))
+    Sequential([conv])
+    assert conv.params["W"].shape == (3, 3, 1, 32) and conv.params["b"].shape == (32,)
+    assert conv.count_params() == 320  # as Keras reports
+    assert np.all(conv.params["b"] == 0) and np.abs(conv.params["W"]).max() <= np.sqrt(6 / (9 + 288))
+    dense = Dense(7)
+    dense.forward(np.zeros((2, 5), dtype=np.float32))
+    assert [w.shape for w in dense.get_weights()] == [(5, 7), (7,)]
+
+
+def test_layer_protocol_by_hand(rng):
+    layer = Dense(3)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    y = layer(x)  # builds
+    assert layer.built and y.shape == (4, 3) and y.dtype == np.float32
+    with pytest.raises(RuntimeError, match="forward\\(x, training=True\\) before backward"):
+        Dense(2).backward(np.zeros((1, 2)))
+    before = [w.copy() for w in layer.get_weights()]
+    layer.forward(x, training=True)
+    dx = layer.backward(np.ones((4, 3), dtype=np.float32))
+    assert dx.shape == x.shape and set(layer.grads) == set(layer.params)
+    assert all(layer.grads[k].shape == layer.params[k].shape for k in layer.params)
+    assert all(np.array_equal(a, b) for a, b in zip(before, layer.get_weights()))  # backward never updates
+    with pytest.raises(ValueError, match="weight 'W' has shape"):
+        layer.set_weights([np.zeros((2, 2)), np.zeros(3)])
+
+
+def test_flatten_is_hwc_order():
+    x = np.arange(2 * 2 * 3 * 2, dtype=np.float32).reshape(2, 2, 3, 2)
+    np.testing.assert_array_equal(Flatten()(x)[1], x[1].reshape(-1))
+
+
+def small_data(n=256, seed=0):
+    """Noise with a bright 3x3 patch in the top half (class 0) or the bottom half (class 1)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 8, 8, 1), dtype=np.float32) * 0.3
+    labels = rng.integers(0, 2, n)
+    rows = rng.integers(0, 2, n) + 4 * labels
+    cols = rng.integers(0, 6, n)
+    for k in range(n):
+        x[k, rows[k]:rows[k] + 3, cols[k]:cols[k] + 3] = 1
+    return x, to_categorical(labels, 2)
+
+
+def small_model(dtype="float32"):
+    return Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 1), dtype=dtype), Activation("relu", dtype=dtype),
+                       MaxPooling2D(dtype=dtype), Flatten(dtype=dtype), Dense(2, dtype=dtype),
+                       Activation("softmax", dtype=dtype)])
+
+
+def test_fit_evaluate_predict_api(capsys):
+    set_random_seed(0)
+    x, y = small_data()
+    model = small_model()
+    model.compile(loss=minicnn.losses.categorical_crossentropy, optimizer=minicnn.optimizers.Adam(0.01),
+                  metrics=["accuracy"])
+    seen = []
+
+    class Recorder(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(("epoch", epoch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("batch", batch, sorted(logs)))
+
+    history = model.fit(x, y, batch_size=64, epochs=3, verbose=0, validation_split=0.25, callbacks=[Recorder()])
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(len(v) == 3 for v in history.history.values()) and history.epoch == [0, 1, 2]
+    assert seen[:2] == [("epoch", 0), ("batch", 0, ["accuracy", "loss"])] and len(seen) == 3 * (1 + 3)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert history.history["accuracy"][-1] > 0.8 and acc > 0.8
+    p = model.predict(x, batch_size=100, verbose=0)
+    assert p.shape == (256, 2) and p.dtype == np.float32 and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    # evaluate's loss is the mean per-sample loss of predict's outputs
+    assert loss == pytest.approx(float(minicnn.losses.categorical_crossentropy(y, p).mean()), rel=1e-5)
+    assert acc == pytest.approx(float((p.argmax(1) == y.argmax(1)).mean()))
+    model.fit(x, y, batch_size=64, epochs=1, verbose=1)
+    assert "Epoch 1/1" in capsys.readouterr().err  # the tqdm progress bar
+
+
+def test_sparse_loss_by_name_and_sgd():
+    set_random_seed(1)
+    x, y = small_data()
+    model = small_model()
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=minicnn.optimizers.SGD(0.1, momentum=0.9),
+                  metrics=["accuracy"])
+    model.fit(x, y.argmax(1), batch_size=32, epochs=3, verbose=0)
+    assert model.evaluate(x, y.argmax(1), verbose=0)[1] > 0.8
+
+
+def test_training_step_stays_float32_and_float64_works():
+    for dtype in ("float32", "float64"):
+        set_random_seed(0)
+        x, y = small_data(64)
+        model = small_model(dtype)
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        model.train_on_batch(x, y)
+        for layer in model.layers:
+            assert all(a.dtype == np.dtype(dtype) for a in [*layer.params.values(), *layer.grads.values()])
+        assert all(s.dtype == np.dtype(dtype) for slots in model.optimizer.slots for s in slots.values())
+        assert model.predict(x, verbose=0).dtype == np.dtype(dtype)
+
+
+def test_same_seed_same_weights(each_backend):
+    runs = []
+    for _ in range(2):
+        set_random_seed(42)
+        x, y = small_data(128)
+        model = small_model()
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        runs.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
+    set_random_seed(43)
+    assert not np.array_equal(small_model().get_weights()[0], runs[0][0])
+
+
+def test_backends_take_the_same_training_steps():
+    results = []
+    for name in minicnn.backend.BACKENDS:
+        minicnn.backend.set_backend(name)
+        set_random_seed(7)
+        x, y = small_data(128)
+        model = small_model()
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+        results.append(model.get_weights())
+    minicnn.backend._state["name"] = None
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_get_set_weights_roundtrip():
+    set_random_seed(0)
+    a, b = small_model(), small_model()
+    x, _ = small_data(8)
+    assert not np.allclose(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    b.set_weights(a.get_weights())
+    np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="has 4 weight arrays, got 1"):
+        b.set_weights([np.zeros(1)])
+
+
+def test_clear_errors_at_the_boundary():
+    model = small_model()
+    x, y = small_data(16)
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, y)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="reshape\\(-1, 8, 8, 1\\)"):
+        model.fit(x[..., 0], y, verbose=0)
+    with pytest.raises(ValueError, match="to_categorical"):
+        model.fit(x, y.argmax(1), verbose=0)
+    with pytest.raises(ValueError, match="16 samples but y has 15"):
+        model.fit(x, y[:15], verbose=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.fit(x, y, batch_size=0, verbose=0)
+    with pytest.raises(ValueError, match="epochs"):
+        model.fit(x, y, epochs=-1, verbose=0)
+    with pytest.raises(ValueError, match="valid activations"):
+        Activation("gelu")
+    with pytest.raises(ValueError, match="valid optimizers"):
+        model.compile(loss="mse", optimizer="adagrad")
+    with pytest.raises(ValueError, match="valid metrics"):
+        model.compile(loss="mse", optimizer="adam", metrics=["auc"])
+    with pytest.raises(ValueError, match=r"window is larger than its 2x2"):
+        Sequential([Conv2D(2, 3, input_shape=(2, 2, 1))])
+    with pytest.raises(ValueError, match="padding must be"):
+        MaxPooling2D(padding="full")
+    with pytest.raises(ValueError, match="Flatten"):
+        Sequential([Dense(3, input_shape=(4, 4, 1))])
+
+
+def test_to_categorical_like_keras():
+    np.testing.assert_array_equal(to_categorical([2, 0, 1]), np.eye(3, dtype=np.float32)[[2, 0, 1]])
+    assert to_categorical(np.array([[1], [3]]), 5).shape == (2, 5)
+    assert to_categorical([1]).dtype == np.float32
+    with pytest.raises(ValueError, match="num_classes=2"):
+        to_categorical([3], 2)
+    with pytest.raises(ValueError, match=">= 0"):
+        to_categorical([-1, 1])
+
+
+@pytest.mark.slow
+def test_short_real_training_run(real_data):
+    """A few thousand real images, one epoch: the engine learns (tutorial model, both losses)."""
+    (x_train, y_train), (x_test, y_test) = real_data
+    set_random_seed(0)
+    model = tutorial_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    x = x_train[:6000].reshape(-1, 28, 28, 1).astype("float32") / 255
+    model.fit(x, to_categorical(y_train[:6000]), batch_size=64, epochs=1, verbose=0)
+    loss, acc = model.evaluate(x_test[:2000].reshape(-1, 28, 28, 1) / 255, to_categorical(y_test[:2000], 10),
+                               verbose=0)
+    assert acc >= 0.72 and loss < 0.8, (loss, acc)
