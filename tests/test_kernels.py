@@ -83,3 +83,15 @@ def test_numba_maxpool_matches_reference(dtype, pool, strides, padding, shape, r
         got, want = numba_kernels.maxpool_backward(dy, ctx), reference.maxpool_backward(dy, ctx_ref)
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_relu_matches_reference(dtype, rng):
+    x = rng.standard_normal((3, 5, 4, 2)).astype(dtype)
+    x[0, 0, 0, 0] = 0  # the kink
+    y = numba_kernels.relu_forward(x)
+    np.testing.assert_array_equal(y, reference.relu_forward(x))
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    got = numba_kernels.relu_backward(y, dy)
+    assert got.dtype == np.dtype(dtype) and got[0, 0, 0, 0] == 0
+    np.testing.assert_array_equal(got, reference.relu_backward(y, dy))

@@ -125,3 +125,13 @@ def maxpool_backward(dy, ctx):
         for j in range(KW):
             dwin[:, :, :, i, j, :] = np.where(arg == i * KW + j, dy, 0)
     return unpad_nhwc(scatter_windows(dwin, xpad_shape, stride), pads)
+
+
+def relu_forward(x):
+    """y = max(x, 0), elementwise, any shape."""
+    return np.maximum(x, 0)
+
+
+def relu_backward(y, dy):
+    """dx = dy where the output was positive, else 0 (the kink at 0 gets 0, as in Keras)."""
+    return dy * (y > 0)

@@ -1,0 +1,87 @@
+"""Per-kernel micro-benchmark: where one training step of the tutorial model spends its time.
+
+    python benchmarks/kernels.py [--backend numba numpy] [--batch 64] [--repeat 20] [--json out.json]
+
+For each layer of the tutorial model at the given batch size, times forward and backward
+(median of --repeat runs, after a warm-up run that pays any JIT compilation) and reports
+milliseconds per batch and, for the convolutions, GFLOP/s (2 FLOPs per multiply-add).
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+
+from minicnn import backend
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.models import Sequential
+from minicnn.utils import set_random_seed
+
+
+def tutorial_layers():
+    return [Conv2D(64, (3, 3), input_shape=(28, 28, 1)), Activation("relu"), MaxPooling2D((2, 2)),
+            Conv2D(64, (3, 3)), Activation("relu"), MaxPooling2D((2, 2)), Flatten(), Dense(64), Dense(10),
+            Activation("softmax")]
+
+
+def median_ms(fn, repeat):
+    fn()  # warm-up: JIT compilation or cache load is not timed
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times))
+
+
+def profile(name, batch, repeat):
+    backend.set_backend(name)
+    set_random_seed(0)
+    model = Sequential(tutorial_layers())
+    x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
+    rows = []
+    shape = model.input_shape
+    for layer in model.layers:
+        y = layer.forward(x, training=True)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        macs = layer.count_macs(shape) * batch
+        fwd = median_ms(lambda: layer.forward(x, training=True), repeat)
+        layer.forward(x, training=True)
+        bwd = median_ms(lambda: layer.backward(dy), repeat)
+        # backward multiply-adds: dW always; dx unless the layer skips it (the first conv)
+        bwd_macs = macs * (2 if getattr(layer, "input_grad", True) else 1) if macs else 0
+        rows.append({"backend": name, "layer": layer.name, "output": list(y.shape[1:]),
+                     "forward_ms": fwd, "backward_ms": bwd,
+                     "forward_gflops": 2 * macs / fwd / 1e6 if macs else None,
+                     "backward_gflops": 2 * bwd_macs / bwd / 1e6 if bwd_macs else None})
+        shape = layer.compute_output_shape(shape)
+        x = y
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", nargs="+", default=["numba", "numpy"], choices=backend.BACKENDS)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--json", help="write the rows to this JSON file")
+    args = parser.parse_args()
+    rows = [row for name in args.backend for row in profile(name, args.batch, args.repeat)]
+    print(f"batch {args.batch}, median of {args.repeat} runs, ms per batch")
+    print(f"{'backend':8} {'layer':18} {'forward':>9} {'GFLOP/s':>8} {'backward':>9} {'GFLOP/s':>8}")
+    for name in args.backend:
+        total = 0.0
+        for r in (r for r in rows if r["backend"] == name):
+            total += r["forward_ms"] + r["backward_ms"]
+            gf = lambda v: f"{v:8.1f}" if v else " " * 8  # noqa: E731
+            print(f"{name:8} {r['layer']:18} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
+                  f"{r['backward_ms']:9.3f} {gf(r['backward_gflops'])}")
+        print(f"{name:8} {'total':18} {total:9.3f} ms per training step "
+              f"(x {-(-60000 // args.batch)} steps = {total * -(-60000 // args.batch) / 1000:.1f} s per epoch)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
