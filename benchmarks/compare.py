@@ -50,16 +50,16 @@ def build(lib):
     return model
 
 
-def worker(engine, epochs, n_train, batch):
+def worker(engine, epochs, n_train, batch, seed=0):
     """Train and measure one engine in this process; print one JSON line."""
     if engine == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras as lib
-        lib.utils.set_random_seed(0)
+        lib.utils.set_random_seed(seed)
     else:
         import minicnn as lib
         lib.backend.set_backend(engine.split("-")[1])
-        lib.utils.set_random_seed(0)
+        lib.utils.set_random_seed(seed)
     x, y, xt, yt = load(n_train)
     model = build(lib)
     epoch_times = []
@@ -69,7 +69,7 @@ def worker(engine, epochs, n_train, batch):
         epoch_times.append(time.perf_counter() - t)
     scale = 60000 / n_train
     steady = statistics.median(epoch_times[1:]) if epochs > 1 else epoch_times[0]
-    result = {"engine": engine, "train_images": n_train, "epochs": epochs, "batch": batch,
+    result = {"engine": engine, "seed": seed, "train_images": n_train, "epochs": epochs, "batch": batch,
               "epoch_seconds": [t * scale for t in epoch_times], "seconds_per_epoch": steady * scale,
               "first_epoch_seconds": epoch_times[0] * scale, "train_images_per_s": n_train / steady}
     for b in (64, 1000):
@@ -86,9 +86,10 @@ def worker(engine, epochs, n_train, batch):
 def run(engine, args):
     n_train = args.numpy_subset if engine == "minicnn-numpy" else 60000
     epochs = 2 if engine == "minicnn-numpy" else args.epochs
-    cmd = [sys.executable, __file__, "--worker", engine, "--epochs", str(epochs), "--train", str(n_train)]
+    cmd = [sys.executable, __file__, "--worker", engine, "--epochs", str(epochs), "--train", str(n_train),
+           "--seed", str(args.seed)]
     print(f"running {engine} ({n_train} images, {epochs} epochs)...", flush=True)
-    proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -119,13 +120,14 @@ def main():
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--numpy-subset", type=int, default=6000)
+    p.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling in every engine")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     p.add_argument("--train", type=int, default=60000, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args.worker, args.epochs, args.train, 64)
+        return worker(args.worker, args.epochs, args.train, 64, args.seed)
     results = [r for r in (run(engine, args) for engine in args.engines) if r]
     keras = next((r for r in results if r["engine"] == "keras"), None)
     head = f"{'engine':14} {'s/epoch':>8} {'x Keras':>8} {'1st epoch':>9} {'train img/s':>11} " \

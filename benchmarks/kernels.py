@@ -45,9 +45,9 @@ def profile(name, batch, repeat):
         y = layer.forward(x, training=True)
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
         macs = layer.count_macs(shape) * batch
-        fwd = median_ms(lambda: layer.forward(x, training=True), repeat)
+        fwd = median_ms(lambda layer=layer, x=x: layer.forward(x, training=True), repeat)
         layer.forward(x, training=True)
-        bwd = median_ms(lambda: layer.backward(dy), repeat)
+        bwd = median_ms(lambda layer=layer, dy=dy: layer.backward(dy), repeat)
         # backward multiply-adds: dW always; dx unless the layer skips it (the first conv)
         bwd_macs = macs * (2 if getattr(layer, "input_grad", True) else 1) if macs else 0
         rows.append({"backend": name, "layer": layer.name, "output": list(y.shape[1:]),
@@ -73,7 +73,7 @@ def main():
         total = 0.0
         for r in (r for r in rows if r["backend"] == name):
             total += r["forward_ms"] + r["backward_ms"]
-            gf = lambda v: f"{v:8.1f}" if v else " " * 8  # noqa: E731
+            gf = lambda v: f"{v:8.1f}" if v else " " * 8
             print(f"{name:8} {r['layer']:18} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
                   f"{r['backward_ms']:9.3f} {gf(r['backward_gflops'])}")
         print(f"{name:8} {'total':18} {total:9.3f} ms per training step "

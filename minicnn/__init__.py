@@ -6,7 +6,16 @@
 """
 __version__ = "0.1.0"
 
-from minicnn import (  # noqa: E402,F401  (the public submodules, as `keras.` offers them)
-    activations, backend, callbacks, datasets, gradcheck, initializers, layers, losses, models,
-    optimizers, utils,
+from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers them)
+    activations,
+    backend,
+    callbacks,
+    datasets,
+    gradcheck,
+    initializers,
+    layers,
+    losses,
+    models,
+    optimizers,
+    utils,
 )

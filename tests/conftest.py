@@ -3,11 +3,11 @@ from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from minicnn import backend  # noqa: E402
-from minicnn.datasets import fashion_mnist  # noqa: E402
+from minicnn import backend
+from minicnn.datasets import fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ def tf_pads(size, k, s, padding):
 
 
 def conv(x, W, b, stride, padding):
-    N, H, Wd, C = x.shape
+    N, H, Wd, _ = x.shape
     KH, KW, _, F = W.shape
     OH, top = tf_pads(H, KH, stride[0], padding)
     OW, left = tf_pads(Wd, KW, stride[1], padding)

@@ -67,7 +67,7 @@ def test_read_idx_good_and_bad_files(tmp_path):
 def test_load_from_a_named_folder_never_writes_it(tiny):
     folder, arrays = tiny
     before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.iterdir())
-    (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(path=folder)
+    (x_train, y_train), (_, y_test) = fashion_mnist.load_data(path=folder)
     assert x_train.dtype == np.uint8 and x_train.shape == (6, 28, 28) and y_test.shape == (4,)
     np.testing.assert_array_equal(x_train, arrays["train-images-idx3-ubyte.gz"])
     np.testing.assert_array_equal(y_train, [9, 0, 0, 3, 0, 2])

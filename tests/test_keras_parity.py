@@ -10,10 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D  # noqa: E402
-from minicnn.models import Sequential  # noqa: E402
-from minicnn.optimizers import Adam  # noqa: E402
-from minicnn.utils import to_categorical  # noqa: E402
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.models import Sequential
+from minicnn.optimizers import Adam
+from minicnn.utils import to_categorical
 
 
 def twin_models():

@@ -1,9 +1,9 @@
 """Each backend's kernels against independent loops (tests/naive.py), and the Numba kernels
 against the readable reference on a grid of shapes, in float32 and float64."""
+import naive
 import numpy as np
 import pytest
 
-import naive
 from minicnn.kernels import numba_kernels, reference
 from minicnn.layers import Conv2D, MaxPooling2D
 
@@ -63,7 +63,7 @@ def test_numba_conv_matches_reference(dtype, tol, N, H, W, C, F, kernel, strides
     for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
         assert got.dtype == np.dtype(dtype)
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
-    dx, dW, db = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
+    dx, dW, _ = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
     assert dx is None and np.allclose(dW, reference.conv2d_backward(dy, ctx_ref, Wt)[1], rtol=tol, atol=tol * 10)
 
 

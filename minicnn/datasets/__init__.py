@@ -2,4 +2,4 @@
 from minicnn.datasets import fashion_mnist
 from minicnn.datasets._files import DataFileError, DataNotFoundError
 
-__all__ = ["fashion_mnist", "DataFileError", "DataNotFoundError"]
+__all__ = ["DataFileError", "DataNotFoundError", "fashion_mnist"]

@@ -99,7 +99,7 @@ def download(files, mirrors, cache_dir):
                     fsync_file(got)
                     os.replace(got, target)
                     break
-                except Exception as e:  # network error, HTTP error, bad file: try the next mirror
+                except (OSError, ValueError) as e:  # network or HTTP error (OSError), bad file (ValueError): next mirror
                     errors.append(f"  {mirror}{name}: {type(e).__name__}: {e}")
         else:
             raise DataNotFoundError("could not download " + name + ":\n" + "\n".join(errors))

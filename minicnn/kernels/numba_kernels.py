@@ -17,8 +17,8 @@ import os
 # the first parallel call loads libgomp; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numpy as np
+from numba import njit, prange
 
 from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
@@ -249,7 +249,7 @@ def maxpool_backward(dy, ctx):
 @njit(parallel=True, cache=True)
 def _relu_forward(x, y):
     for i in prange(x.size):
-        y[i] = x[i] if x[i] > 0 else 0
+        y[i] = max(0, x[i])
 
 
 @njit(parallel=True, cache=True)

@@ -44,7 +44,7 @@ def scatter_windows(dwin, xpad_shape, stride):
     One vectorised add per kernel position (KH * KW of them), never a loop over pixels;
     overlapping windows accumulate, as the chain rule asks.
     """
-    N, OH, OW, KH, KW, C = dwin.shape
+    _, OH, OW, KH, KW, _ = dwin.shape
     SH, SW = stride
     dx = np.zeros(xpad_shape, dtype=dwin.dtype)
     for i in range(KH):

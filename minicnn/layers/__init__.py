@@ -5,4 +5,4 @@ from minicnn.layers.core import Activation, Flatten, ReLU, Softmax
 from minicnn.layers.dense import Dense
 from minicnn.layers.pooling import MaxPooling2D
 
-__all__ = ["Layer", "Conv2D", "MaxPooling2D", "Dense", "Flatten", "Activation", "ReLU", "Softmax"]
+__all__ = ["Activation", "Conv2D", "Dense", "Flatten", "Layer", "MaxPooling2D", "ReLU", "Softmax"]

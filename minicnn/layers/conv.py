@@ -65,7 +65,7 @@ class Conv2D(Layer):
         self.input_grad = True  # Sequential turns this off for the first layer: nobody reads dL/dx of data
 
     def build(self, input_shape):
-        OH, OW, self._pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        _, _, self._pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
         KH, KW = self.kernel_size
         C, F = input_shape[3], self.filters
         self.add_param("W", self.kernel_initializer((KH, KW, C, F), self.dtype, KH * KW * C, KH * KW * F))
