@@ -27,7 +27,7 @@ ENGINES = ("minicnn-numba", "minicnn-numpy", "keras")
 def thread_env(threads):
     n = str(threads)
     return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n, "NUMBA_NUM_THREADS": n,
-            "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n, "TF_CPP_MIN_LOG_LEVEL": "2"}
+            "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def load(n_train):
@@ -55,6 +55,10 @@ def worker(engine, epochs, n_train, batch, seed=0):
     if engine == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras as lib
+        import tensorflow as tf
+        threads = int(os.environ["OMP_NUM_THREADS"])  # set by run() from --threads
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
         lib.utils.set_random_seed(seed)
     else:
         import minicnn as lib

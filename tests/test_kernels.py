@@ -89,9 +89,15 @@ def test_numba_maxpool_matches_reference(dtype, pool, strides, padding, shape, r
 def test_numba_relu_matches_reference(dtype, rng):
     x = rng.standard_normal((3, 5, 4, 2)).astype(dtype)
     x[0, 0, 0, 0] = 0  # the kink
+    x[0, 0, 0, 1] = np.nan  # non-finite values must stay visible, exactly as in the reference
+    x[0, 0, 1, 0] = -np.inf
     y = numba_kernels.relu_forward(x)
     np.testing.assert_array_equal(y, reference.relu_forward(x))
+    assert np.isnan(y[0, 0, 0, 1])
     dy = rng.standard_normal(x.shape).astype(dtype)
+    dy[0, 0, 1, 0] = np.nan  # at a cell where relu is off: dy * 0 is still NaN
+    dy[1, 0, 0, 0] = np.inf
     got = numba_kernels.relu_backward(y, dy)
     assert got.dtype == np.dtype(dtype) and got[0, 0, 0, 0] == 0
-    np.testing.assert_array_equal(got, reference.relu_backward(y, dy))
+    with np.errstate(invalid="ignore"):  # the reference's inf * 0 = NaN is the point here
+        np.testing.assert_array_equal(got, reference.relu_backward(y, dy))

@@ -249,13 +249,13 @@ def maxpool_backward(dy, ctx):
 @njit(parallel=True, cache=True)
 def _relu_forward(x, y):
     for i in prange(x.size):
-        y[i] = max(0, x[i])
+        y[i] = 0 if x[i] <= 0 else x[i]  # noqa: FURB136 (max(0, x) would turn NaN into 0; np.maximum keeps it)
 
 
 @njit(parallel=True, cache=True)
 def _relu_backward(y, dy, dx):
     for i in prange(y.size):
-        dx[i] = dy[i] if y[i] > 0 else 0
+        dx[i] = dy[i] if y[i] > 0 else dy[i] * 0  # as dy * (y > 0): a NaN or inf dy stays visible
 
 
 def relu_forward(x):
