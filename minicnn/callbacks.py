@@ -1,6 +1,9 @@
 """Callbacks with Keras's hook names. fit calls them with `logs` dicts:
 on_train_batch_end(batch, logs={"loss": ..., "accuracy": ...}) holds running means of the
 epoch so far; on_epoch_end(epoch, logs) the epoch's figures and the validation ones."""
+from pathlib import Path
+
+from minicnn.io import atomic_write
 
 
 class Callback:
@@ -53,3 +56,119 @@ class CallbackList:
             for cb in self.callbacks:
                 getattr(cb, hook)(*args, **kwargs)
         return call_all
+
+
+def _monitor_mode(monitor, mode):
+    """"min" or "max" for a monitored figure: Keras's "auto" maximises accuracies only."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "auto":
+        return "max" if "acc" in monitor else "min"
+    return mode
+
+
+def _monitored(logs, monitor, who):
+    if monitor not in (logs or {}):
+        raise ValueError(f"{who} monitors {monitor!r}, which fit does not report; it reports "
+                         f"{', '.join(logs or {}) or 'nothing'} (val_ figures need validation_data= "
+                         "or validation_split=)")
+    return logs[monitor]
+
+
+class EarlyStopping(Callback):
+    """Stop fit when `monitor` has not improved by more than min_delta for `patience` epochs.
+    restore_best_weights puts back the weights of the best epoch when it stops (or ends)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        self.monitor, self.patience, self.baseline = monitor, int(patience), baseline
+        self.min_delta, self.mode = abs(float(min_delta)), _monitor_mode(monitor, mode)
+        self.restore_best_weights, self.start_from_epoch = restore_best_weights, int(start_from_epoch)
+        self.stopped_epoch, self.best_epoch = None, None
+
+    def _better(self, value, reference):
+        if reference is None:
+            return True
+        return value < reference - self.min_delta if self.mode == "min" else value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.best, self.best_weights = 0, self.baseline, None
+        self.stopped_epoch, self.best_epoch = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if epoch < self.start_from_epoch:
+            return
+        if self._better(value, self.best):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience and epoch > 0:  # as Keras counts patience
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) at the end of each epoch, atomically.
+
+    filepath may hold Keras-style fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch counts
+    from 1). save_best_only keeps the file of the best `monitor` value so far.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, save_weights_only=False, mode="auto"):
+        super().__init__()
+        self.filepath, self.monitor = str(filepath), monitor
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.mode, self.best = _monitor_mode(monitor, mode), None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = _monitored(logs, self.monitor, "ModelCheckpoint")
+            if self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
+                return
+            self.best = value
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except KeyError as e:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {e}, which fit does not report; "
+                             f"it reports epoch, {', '.join(logs)}") from None
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """Write the History to a CSV file, one row per epoch: epoch, loss, accuracy, val_...
+
+    The whole file is rewritten atomically after each epoch, so it is always complete up to
+    the last finished epoch. append=True keeps the rows of an earlier run.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = filename, separator, append
+
+    def on_train_begin(self, logs=None):
+        self.rows, self.keys = [], None
+        if self.append and Path(self.filename).is_file():
+            lines = Path(self.filename).read_text().splitlines()
+            if lines:
+                self.keys = lines[0].split(self.separator)[1:]
+                self.rows = [line.split(self.separator) for line in lines[1:]]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.keys is None:
+            self.keys = list(logs)
+        self.rows.append([str(epoch), *(repr(float(logs[k])) if k in logs else "" for k in self.keys)])
+        text = "\n".join(self.separator.join(row) for row in [["epoch", *self.keys], *self.rows]) + "\n"
+        atomic_write(self.filename, lambda f: f.write(text), mode="w")

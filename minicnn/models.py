@@ -4,9 +4,12 @@ from tqdm import tqdm
 
 from minicnn import losses as losses_module
 from minicnn import optimizers as optimizers_module
+from minicnn import saving
 from minicnn.callbacks import CallbackList, History
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
+from minicnn.optimizers import NonFiniteError, all_finite
+from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model, as in Keras)
 from minicnn.utils import rng
 
 METRICS = ("accuracy",)
@@ -107,11 +110,22 @@ class Sequential:
                 for k in layer.params]
 
     def train_on_batch(self, x, y):
-        """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K))."""
+        """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K)).
+
+        The step is all or nothing: when the loss, a gradient or the update is NaN or Inf,
+        NonFiniteError is raised and no weight (and no optimizer state) changes.
+        """
         self._check_compiled("train_on_batch")
         p = self._forward(x, training=True)
         loss = float(self.loss.fn(y, p).mean())
+        if not np.isfinite(loss):
+            raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self._backward(y, p)
+        for layer in self.layers:
+            for key, g in layer.grads.items():
+                if layer.trainable and key in layer.params and not all_finite(g):
+                    raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
+                                         "the step was not applied")
         self.optimizer.apply_gradients(self.grads_and_params())
         return loss, p
 
@@ -146,22 +160,29 @@ class Sequential:
             loss_sum, correct, seen = 0.0, 0, 0
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=verbose != 1, dynamic_ncols=True)
-            for step in range(steps):
-                cbs.on_train_batch_begin(step)
-                rows = slice(step * batch_size, (step + 1) * batch_size)
-                idx = rows if order is None else order[rows]
-                xb, yb = x[idx], y[idx]
-                loss, p = self.train_on_batch(xb, yb)
-                loss_sum += loss * len(xb)
-                seen += len(xb)
-                logs = {"loss": loss_sum / seen}
-                if self.metrics:
-                    correct += self._correct(yb, p)
-                    logs["accuracy"] = correct / seen
-                cbs.on_train_batch_end(step, logs)
-                bar.set_postfix(logs, refresh=False)
-                bar.update()
-            bar.close()
+            try:
+                for step in range(steps):
+                    cbs.on_train_batch_begin(step)
+                    rows = slice(step * batch_size, (step + 1) * batch_size)
+                    idx = rows if order is None else order[rows]
+                    xb, yb = x[idx], y[idx]
+                    try:
+                        loss, p = self.train_on_batch(xb, yb)
+                    except NonFiniteError as e:
+                        raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps, x, self)) from None
+                    loss_sum += loss * len(xb)
+                    seen += len(xb)
+                    logs = {"loss": loss_sum / seen}
+                    if self.metrics:
+                        correct += self._correct(yb, p)
+                        logs["accuracy"] = correct / seen
+                    cbs.on_train_batch_end(step, logs)
+                    bar.set_postfix(logs, refresh=False)
+                    bar.update()
+            finally:
+                # Ctrl-C or an error: the weights hold the last whole step (steps are atomic),
+                # self.history the epochs completed, and fit can be called again.
+                bar.close()
             if validation_data is not None:
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in val.items()})
@@ -206,7 +227,27 @@ class Sequential:
             out[start:start + len(y)] = y
         return out
 
+    # -- saving ------------------------------------------------------------------------------------
+    def save(self, path, include_optimizer=True):
+        """Write the architecture, weights and optimizer state to path (.npz), atomically.
+        minicnn.models.load_model(path) gives the model back, ready to resume training."""
+        return saving.save_model(self, path, include_optimizer)
+
+    def save_weights(self, path):
+        """Write the weights alone to path (.npz), atomically."""
+        return saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Load weights from save_weights (or save) into this model; every shape must match."""
+        saving.load_weights(self, path)
+
     # -- inspection ---------------------------------------------------------------------------
+    def trace(self, x, y=None, keep=False):
+        """Run one batch forward (and backward when y is given) and report per layer: shapes,
+        activation statistics, milliseconds, gradient norms, multiply-adds. See minicnn.tracing."""
+        from minicnn.tracing import trace
+        return trace(self, x, y, keep)
+
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
 
@@ -258,6 +299,7 @@ class Sequential:
             raise TypeError(f"x must be a numeric array, got dtype {x.dtype}")
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(f"x must be a batch of samples of shape (N, ...), got shape {x.shape}")
+        _check_finite(x, self.layers[0].dtype if self.layers else np.dtype("float32"))
         if not self.built:
             self.build(x.shape)
         expected = self.input_shape
@@ -288,6 +330,29 @@ class Sequential:
             raise ValueError(f"y must have shape (N, {', '.join(map(str, self.output_shape[1:]))}) to match "
                              f"the model's output, got {y.shape}{hint}")
         return x, y
+
+
+def _check_finite(x, dtype):
+    """NaN or Inf in x, or values beyond dtype's range (they become Inf when cast): a ValueError."""
+    if x.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(x)
+    if bad.any():
+        where = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), x.shape))
+        raise ValueError(f"x holds {int(bad.sum())} NaN or Inf values (the first at index {where}); "
+                         "clean or drop those samples before training")
+    limit = np.finfo(dtype).max
+    if np.finfo(x.dtype).max > limit and np.abs(x).max() > limit:
+        raise ValueError(f"x holds values up to {np.abs(x).max():.3g}, beyond {dtype.name}'s range "
+                         f"({limit:.3g}); they would become Inf. Scale the inputs, e.g. x / 255 for pixels")
+
+
+def _non_finite_advice(error, epoch, epochs, step, steps, x, model):
+    lr = getattr(model.optimizer, "learning_rate", None)
+    return (f"training stopped at epoch {epoch + 1}/{epochs}, batch {step + 1}/{steps}: {error}. "
+            "The weights are those of the last good step. Likely causes: inputs that are not "
+            f"scaled (x ranges over [{float(x.min()):.3g}, {float(x.max()):.3g}]; pixels belong in [0, 1]: x / 255), "
+            f"a learning rate too high (it is {lr}), or a loss that does not suit the outputs.")
 
 
 def _positive(name, value):

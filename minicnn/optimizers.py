@@ -3,8 +3,22 @@
 An optimizer never sees layers: apply_gradients takes (grad, param) pairs, in the same order
 every step, and updates each param in place. Its state (Adam's moments) is created lazily
 with zeros_like(param) on the first step, so it has the param's shape, dtype and device.
+
+A step is all or nothing: it is computed on copies and committed only when every new param
+and state array is finite, with Ctrl-C held back during the commit. So the params never hold
+half a step, and a step that would put NaN or Inf in a weight is never applied.
 """
 import numpy as np
+
+from minicnn.io import interrupts_deferred
+
+
+class NonFiniteError(RuntimeError):
+    """A training step would have put NaN or Inf into the weights; it was not applied."""
+
+
+def all_finite(a):
+    return bool(np.isfinite(a).all())
 
 
 class Optimizer:
@@ -16,17 +30,34 @@ class Optimizer:
         self.slots = None  # per-param state: a list of dicts of arrays, one dict per param
 
     def apply_gradients(self, grads_and_params):
-        """One step: update every param in place from its grad. Pairs of equal shapes."""
+        """One step: update every param in place from its grad (pairs of equal shapes).
+
+        All or nothing (see the module docstring): raises NonFiniteError, changing nothing,
+        when the step would make a param or the optimizer's state NaN or Inf.
+        """
         pairs = list(grads_and_params)
-        if self.slots is None:
-            self.slots = [{k: np.zeros_like(p) for k in self.slot_names} for _, p in pairs]
-        if len(pairs) != len(self.slots):
-            raise ValueError(f"optimizer was built for {len(self.slots)} params, got {len(pairs)}")
-        for (g, p), slots in zip(pairs, self.slots):
+        slots = self.slots
+        if slots is None:
+            slots = [{k: np.zeros_like(p) for k in self.slot_names} for _, p in pairs]
+        if len(pairs) != len(slots):
+            raise ValueError(f"optimizer was built for {len(slots)} params, got {len(pairs)}")
+        for g, p in pairs:
             if g.shape != p.shape:
                 raise ValueError(f"gradient of shape {g.shape} does not match param of shape {p.shape}")
-            self.update(p, g, slots, self.iterations + 1)
-        self.iterations += 1
+        new_params = [p.copy() for _, p in pairs]
+        new_slots = [{k: v.copy() for k, v in s.items()} for s in slots]
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for just below
+            for (g, _), p, s in zip(pairs, new_params, new_slots):
+                self.update(p, g, s, self.iterations + 1)
+        for i, (p, s) in enumerate(zip(new_params, new_slots)):
+            if not (all_finite(p) and all(all_finite(v) for v in s.values())):
+                raise NonFiniteError(f"the update of param {i} (shape {p.shape}) is not finite; "
+                                     "the step was not applied")
+        with interrupts_deferred():  # a few copies: done whole, or (Ctrl-C before) not at all
+            for (_, p), new in zip(pairs, new_params):
+                p[...] = new
+            self.slots = new_slots
+            self.iterations += 1
 
     slot_names = ()
 
@@ -34,7 +65,16 @@ class Optimizer:
         raise NotImplementedError
 
     def get_config(self):
+        """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
         return {"name": type(self).__name__, "learning_rate": self.learning_rate}
+
+    @staticmethod
+    def from_config(config):
+        config = dict(config)
+        name = config.pop("name")
+        if name.lower() not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+        return OPTIMIZERS[name.lower()](**config)
 
 
 class SGD(Optimizer):

@@ -97,3 +97,29 @@ def test_keras_initialisation_statistics():
     assert np.abs(ours).max() <= limit and np.abs(theirs).max() <= limit
     assert np.std(ours) == pytest.approx(np.std(theirs), rel=0.05)
     assert not np.any(conv.params["b"])
+
+
+def keras_tutorial_model():
+    L = keras.layers
+    return keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(64, (3, 3)), L.Activation("relu"),
+                             L.MaxPooling2D((2, 2)), L.Conv2D(64, (3, 3)), L.Activation("relu"),
+                             L.MaxPooling2D((2, 2)), L.Flatten(), L.Dense(64), L.Dense(10), L.Activation("softmax")])
+
+
+def test_tutorial_weights_move_both_ways(tmp_path):
+    """minicnn -> Keras and Keras -> minicnn (through a saved file too): same predictions."""
+    from minicnn.models import load_model
+    from minicnn.tutorial import build_model
+
+    x = np.random.default_rng(3).random((16, 28, 28, 1), dtype=np.float32)
+    ours, theirs = build_model(), keras_tutorial_model()
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+    trained = keras_tutorial_model()  # Keras's own initial weights, nudged so biases are not zero
+    trained.set_weights([w + 0.01 * np.random.default_rng(4).standard_normal(w.shape).astype(np.float32)
+                         for w in trained.get_weights()])
+    ours.set_weights(trained.get_weights())
+    ours.save(tmp_path / "from_keras.npz")
+    again = load_model(tmp_path / "from_keras.npz")
+    np.testing.assert_allclose(again.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-5, atol=1e-6)

@@ -1,20 +1,12 @@
 import numpy as np
 import pytest
+from toy import small_data, small_model, tutorial_model
 
 import minicnn
 from minicnn.callbacks import Callback
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 from minicnn.models import Sequential
 from minicnn.utils import set_random_seed, to_categorical
-
-
-def tutorial_model(dtype="float32"):
-    return Sequential([
-        Conv2D(64, (3, 3), input_shape=(28, 28, 1), dtype=dtype), Activation("relu", dtype=dtype),
-        MaxPooling2D(pool_size=(2, 2), dtype=dtype),
-        Conv2D(64, (3, 3), dtype=dtype), Activation("relu", dtype=dtype), MaxPooling2D(pool_size=(2, 2), dtype=dtype),
-        Flatten(dtype=dtype), Dense(64, dtype=dtype), Dense(10, dtype=dtype), Activation("softmax", dtype=dtype),
-    ])
 
 
 def test_tutorial_model_parameters_and_summary(capsys):
@@ -61,24 +53,6 @@ def test_layer_protocol_by_hand(rng):
 def test_flatten_is_hwc_order():
     x = np.arange(2 * 2 * 3 * 2, dtype=np.float32).reshape(2, 2, 3, 2)
     np.testing.assert_array_equal(Flatten()(x)[1], x[1].reshape(-1))
-
-
-def small_data(n=256, seed=0):
-    """Noise with a bright 3x3 patch in the top half (class 0) or the bottom half (class 1)."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, 8, 8, 1), dtype=np.float32) * 0.3
-    labels = rng.integers(0, 2, n)
-    rows = rng.integers(0, 2, n) + 4 * labels
-    cols = rng.integers(0, 6, n)
-    for k in range(n):
-        x[k, rows[k]:rows[k] + 3, cols[k]:cols[k] + 3] = 1
-    return x, to_categorical(labels, 2)
-
-
-def small_model(dtype="float32"):
-    return Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 1), dtype=dtype), Activation("relu", dtype=dtype),
-                       MaxPooling2D(dtype=dtype), Flatten(dtype=dtype), Dense(2, dtype=dtype),
-                       Activation("softmax", dtype=dtype)])
 
 
 def test_fit_evaluate_predict_api(capsys):

@@ -1,0 +1,62 @@
+"""Writing files so that a crash or Ctrl-C never leaves a half-written one behind.
+
+atomic_write(path, write) calls write(f) on a temporary file in the same folder, flushes
+and fsyncs it, then renames it over path (os.replace is atomic on POSIX and Windows): a
+reader sees the old file or the new one, never a mix. The folder is fsynced too, so the
+rename itself survives a power cut.
+"""
+import contextlib
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+
+
+def atomic_write(path, write, mode="wb"):
+    """Write path through write(file_object), all or nothing. Returns path as a Path."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # KeyboardInterrupt included: the old file stays, the temp file goes
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+    return path
+
+
+def _fsync_folder(folder):
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold back Ctrl-C (SIGINT) until the block ends, then raise it: for the few lines that
+    must run to the end or not at all, such as copying a new step into the params. Outside
+    the main thread signals are not delivered to Python code anyway, so nothing is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught and callable(previous):
+            previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt

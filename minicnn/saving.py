@@ -1,0 +1,183 @@
+"""Saving and loading models: one .npz file of plain arrays plus a JSON header. Never pickle.
+
+    model.save("model.npz")                  # architecture, weights, optimizer state
+    model = minicnn.models.load_model("model.npz")   # compiled, ready to fit on or predict
+    model.save_weights("w.npz"); model.load_weights("w.npz")   # the weights alone
+
+Inside the file (an ordinary npz: np.load(path) opens it):
+    "__minicnn__"           a 0-d string array: JSON {"format", "format_version", "model", ...}
+    "layer{i}/{key}"        layer i's param `key` ("W", "b"), e.g. "layer0/W": (3, 3, 1, 64)
+    "optimizer{j}/{slot}"   the optimizer's state of param j, e.g. Adam's "optimizer0/m"
+
+Writes are atomic (minicnn.io.atomic_write): a crash leaves the previous file whole. Loading
+reads with allow_pickle=False, so a file can hold data but never code.
+"""
+import json
+import zipfile
+
+import numpy as np
+
+import minicnn
+from minicnn import layers as layers_module
+from minicnn import losses, optimizers
+from minicnn.io import atomic_write
+
+FORMAT_VERSION = 1
+HEADER = "__minicnn__"
+
+
+class ModelFileError(ValueError):
+    """A model or weights file is corrupt, truncated, foreign, or from a newer minicnn."""
+
+
+# -- writing -------------------------------------------------------------------------------
+def model_config(model):
+    if not model.built:
+        raise RuntimeError("the model is not built yet: give the first layer input_shape=, or call fit/predict once")
+    return {"class_name": type(model).__name__, "name": model.name, "input_shape": list(model.input_shape[1:]),
+            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
+
+
+def _weight_arrays(model):
+    return {f"layer{i}/{key}": np.asarray(p) for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
+
+
+def _write_npz(path, header, arrays):
+    arrays = {HEADER: np.array(json.dumps(header)), **{k: _to_host(v) for k, v in arrays.items()}}
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _to_host(a):
+    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)  # CuPy -> NumPy
+
+
+def save_model(model, path, include_optimizer=True):
+    """Write the architecture, the weights and (when compiled) the loss, metrics and optimizer
+    with its state, so that load_model(path) resumes training exactly where it stopped."""
+    header = {"format": "minicnn.model", "format_version": FORMAT_VERSION, "minicnn_version": minicnn.__version__,
+              "model": model_config(model), "compile": None}
+    arrays = _weight_arrays(model)
+    if model.loss is not None and model.optimizer is not None:
+        opt = model.optimizer
+        header["compile"] = {"loss": model.loss.name, "metrics": model.metrics, "optimizer": opt.get_config()}
+        if include_optimizer:
+            header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
+            for j, slots in enumerate(opt.slots or []):
+                arrays.update({f"optimizer{j}/{name}": v for name, v in slots.items()})
+    return _write_npz(path, header, arrays)
+
+
+def save_weights(model, path):
+    """Write the weights alone, with each layer's name and shapes for the checks on loading."""
+    header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": minicnn.__version__,
+              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.params.items()}}
+                         for layer in model.layers]}
+    return _write_npz(path, header, _weight_arrays(model))
+
+
+# -- reading -------------------------------------------------------------------------------
+def _read_npz(path, expected_format):
+    """(header dict, {name: array}) from a minicnn file, or a ModelFileError that says why not."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ModelFileError(f"{path}: a single .npy array, not a minicnn {expected_format} file")
+            arrays = {name: npz[name] for name in npz.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such file: {path}") from None
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        if isinstance(e, ModelFileError):
+            raise
+        raise ModelFileError(f"{path}: cannot be read as a minicnn {expected_format} file ({type(e).__name__}: {e}); "
+                             "it is truncated, corrupt, or not an .npz file") from None
+    if HEADER not in arrays:
+        raise ModelFileError(f"{path}: an .npz file without the {HEADER!r} entry: not written by minicnn's "
+                             f"save (entries: {', '.join(sorted(arrays)[:5])})")
+    try:
+        header = json.loads(str(arrays.pop(HEADER)))
+        fmt, version = header["format"], header["format_version"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{path}: its {HEADER!r} header is not valid ({e})") from None
+    if fmt != f"minicnn.{expected_format}":
+        other = "load_model" if fmt == "minicnn.model" else "load_weights"
+        raise ModelFileError(f"{path}: holds {fmt!r}, not minicnn.{expected_format}; open it with {other}")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format version {version!r} is newer than this minicnn reads "
+                             f"({FORMAT_VERSION}); upgrade minicnn")
+    return header, arrays
+
+
+def _layer_class(class_name, custom_objects):
+    known = {**{name: getattr(layers_module, name) for name in layers_module.__all__}, **(custom_objects or {})}
+    if class_name not in known:
+        raise ModelFileError(f"unknown layer class {class_name!r}; pass your own layers as "
+                             f"load_model(path, custom_objects={{{class_name!r}: {class_name}}})")
+    return known[class_name]
+
+
+def _set_weights(model, arrays, path):
+    for i, layer in enumerate(model.layers):
+        for key, p in layer.params.items():
+            name = f"layer{i}/{key}"
+            if name not in arrays:
+                raise ModelFileError(f"{path}: no weights for layer {layer.name!r} ({name}); the file is incomplete")
+            w = arrays[name]
+            if w.shape != p.shape:
+                raise ModelFileError(f"{path}: layer {layer.name!r} weight {key!r} has shape {w.shape} in the "
+                                     f"file, the model's is {p.shape}")
+            if not np.isfinite(w).all():
+                raise ModelFileError(f"{path}: layer {layer.name!r} weight {key!r} holds NaN or Inf")
+            p[...] = w
+
+
+def load_model(path, custom_objects=None, compile=True):
+    """The model saved at path: architecture, weights, and (with compile=True) its loss,
+    metrics and optimizer with its state. custom_objects: {class name: your Layer class}."""
+    from minicnn.models import Sequential
+
+    header, arrays = _read_npz(path, "model")
+    try:
+        config = header["model"]
+        layers = [_layer_class(spec["class_name"], custom_objects)(**spec["config"]) for spec in config["layers"]]
+        model = Sequential(layers, name=config["name"])
+        model.build((None, *config["input_shape"]))
+    except (KeyError, TypeError) as e:
+        raise ModelFileError(f"{path}: its model config is not valid ({type(e).__name__}: {e})") from None
+    _set_weights(model, arrays, path)
+    if compile and header.get("compile"):
+        spec = header["compile"]
+        model.compile(loss=losses.get(spec["loss"]), optimizer=optimizers.Optimizer.from_config(spec["optimizer"]),
+                      metrics=spec["metrics"])
+        state = header.get("optimizer_state")
+        if state and state["has_slots"]:
+            opt, params = model.optimizer, [p for _, p in model.grads_and_params()]
+            slots = []
+            for j, p in enumerate(params):
+                names = opt.slot_names
+                missing = [n for n in names if f"optimizer{j}/{n}" not in arrays]
+                if missing:
+                    raise ModelFileError(f"{path}: optimizer state of param {j} lacks {missing}")
+                slots.append({n: arrays[f"optimizer{j}/{n}"].astype(p.dtype, copy=False) for n in names})
+                if any(v.shape != p.shape for v in slots[-1].values()):
+                    raise ModelFileError(f"{path}: optimizer state of param {j} does not match its shape {p.shape}")
+            opt.slots, opt.iterations = slots, int(state["iterations"])
+        elif state:
+            model.optimizer.iterations = int(state["iterations"])
+    return model
+
+
+def load_weights(model, path):
+    """Load weights written by save_weights (or save) into a model of the same architecture."""
+    try:
+        _, arrays = _read_npz(path, "weights")
+    except ModelFileError as e:
+        if "holds 'minicnn.model'" not in str(e):
+            raise
+        _, arrays = _read_npz(path, "model")  # a whole saved model holds the weights too
+    if not model.built:
+        raise RuntimeError("build the model before load_weights (input_shape= on the first layer, or model.build)")
+    n_file = len({k.split("/")[0] for k in arrays if k.startswith("layer")})
+    n_model = sum(1 for layer in model.layers if layer.params)
+    if n_file != n_model:
+        raise ModelFileError(f"{path}: holds weights for {n_file} layers, the model has {n_model} layers with weights")
+    _set_weights(model, arrays, path)

@@ -1,0 +1,86 @@
+"""EarlyStopping, ModelCheckpoint and CSVLogger, as Keras's, on a tiny model."""
+import csv
+
+import numpy as np
+import pytest
+from toy import small_data, small_model
+
+from minicnn.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
+from minicnn.models import load_model
+from minicnn.utils import set_random_seed
+
+
+class Scripted(Callback):
+    """Replaces the epoch's val_loss by a scripted sequence, to drive the other callbacks."""
+
+    def __init__(self, values):
+        super().__init__()
+        self.values = values
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_loss"] = self.values[epoch]
+
+
+def model_and_data():
+    set_random_seed(2)
+    x, y = small_data(32)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model, x, y
+
+
+def test_early_stopping_patience_and_best_weights():
+    model, x, y = model_and_data()
+    seen = []
+
+    class Keep(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(model.get_weights())
+
+    stop = EarlyStopping(patience=2, restore_best_weights=True)
+    # val_loss improves until epoch 2 (index 1), then not for 2 epochs: stops after epoch 4
+    history = model.fit(x, y, epochs=10, verbose=0, validation_data=(x, y),
+                        callbacks=[Scripted([0.9, 0.5, 0.6, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]), Keep(), stop])
+    assert history.epoch == [0, 1, 2, 3] and stop.stopped_epoch == 3 and stop.best_epoch == 1
+    for a, b in zip(model.get_weights(), seen[1]):
+        np.testing.assert_array_equal(a, b)  # the weights of the best epoch are back
+
+
+def test_early_stopping_min_delta_mode_and_missing_metric():
+    model, x, y = model_and_data()
+    stop = EarlyStopping(monitor="val_loss", min_delta=0.05, patience=0)
+    history = model.fit(x, y, epochs=5, verbose=0, validation_data=(x, y),
+                        callbacks=[Scripted([1.0, 0.97, 0.5, 0.5, 0.5]), stop])
+    assert len(history.epoch) == 2  # 0.97 is not better than 1.0 by more than 0.05
+    assert EarlyStopping(monitor="val_accuracy").mode == "max"
+    with pytest.raises(ValueError, match="monitors 'val_loss', which fit does not report.*validation_data"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[EarlyStopping()])
+    with pytest.raises(ValueError, match="mode must be"):
+        EarlyStopping(mode="best")
+
+
+def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
+    model, x, y = model_and_data()
+    every = ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}-{val_loss:.2f}.npz")
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True, save_weights_only=True)
+    model.fit(x, y, epochs=3, verbose=0, validation_data=(x, y),
+              callbacks=[Scripted([0.5, 0.7, 0.3]), every, best])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["best.npz", "ckpt-01-0.50.npz", "ckpt-02-0.70.npz", "ckpt-03-0.30.npz"]
+    last = load_model(tmp_path / "ckpt-03-0.30.npz")
+    np.testing.assert_array_equal(last.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert best.best == 0.3
+    with pytest.raises(ValueError, match="names 'val_auc'"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{val_auc}.npz")])
+
+
+def test_csv_logger_rows_and_append(tmp_path):
+    model, x, y = model_and_data()
+    path = tmp_path / "log.csv"
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[CSVLogger(path)])
+    rows = list(csv.DictReader(path.open()))
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert [float(r["loss"]) for r in rows] == history.history["loss"]
+    model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[CSVLogger(path, append=True)])
+    assert len(list(csv.DictReader(path.open()))) == 3

@@ -1,0 +1,82 @@
+"""The command line end to end on a small subset of the real data."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import fashion_mnist_dir
+from PIL import Image
+
+from minicnn import cli
+from minicnn.datasets.fashion_mnist import CLASS_NAMES
+from minicnn.models import load_model
+
+
+@pytest.fixture
+def data_dir():
+    folder = fashion_mnist_dir()
+    if folder is None:
+        pytest.skip("the Fashion-MNIST files are not on this machine")
+    return str(folder)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "bench"])
+def test_help(command):
+    out = subprocess.run([sys.executable, "-m", "minicnn", command, "--help"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and f"usage: minicnn {command}" in out.stdout and "--backend" in out.stdout
+
+
+def test_train_evaluate_predict(tmp_path, data_dir, capsys):
+    model_path, plots = tmp_path / "model.npz", tmp_path / "plots"
+    assert cli.main(["train", "--epochs", "1", "--limit", "640", "--seed", "0", "--data-dir", data_dir,
+                     "--save", str(model_path), "--plots", str(plots)]) == 0
+    assert model_path.is_file()
+    assert sorted(p.name for p in plots.iterdir()) == ["confusion_matrix.png", "conv_filters.png",
+                                                       "predictions.png", "training_curves.png"]
+    model = load_model(model_path)
+    assert model.optimizer.iterations == 10  # 640 images, batch 64, one epoch
+    assert cli.main(["train", "--epochs", "1", "--limit", "640", "--data-dir", data_dir,
+                     "--resume", str(model_path), "--save", str(model_path)]) == 0
+    assert load_model(model_path).optimizer.iterations == 20
+    capsys.readouterr()
+
+    assert cli.main(["evaluate", str(model_path), "--limit", "300", "--data-dir", data_dir]) == 0
+    out = capsys.readouterr().out
+    assert "test images: 300" in out and "accuracy:" in out
+
+    from minicnn.datasets import fashion_mnist
+    _, (xt, _) = fashion_mnist.load_data(path=data_dir)
+    files = []
+    for k in range(3):
+        Image.fromarray(xt[k]).save(tmp_path / f"img{k}.png")
+        files.append(str(tmp_path / f"img{k}.png"))
+    Image.fromarray(xt[3]).resize((56, 56)).save(tmp_path / "big.png")  # resized to 28x28 on reading
+    files.append(str(tmp_path / "big.png"))
+    assert cli.main(["predict", str(model_path), *files]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    probs = load_model(model_path).predict(xt[:3].reshape(-1, 28, 28, 1) / 255, verbose=0)
+    for line, p in zip(lines, probs):
+        assert f"{CLASS_NAMES[p.argmax()]} ({p.max():.1%})" in line
+    assert len(lines) == 4 and lines[3].startswith(files[3])
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    assert cli.main(["evaluate", str(tmp_path / "bad.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minicnn evaluate: error:") and "not an .npz file" in err
+    (tmp_path / "notes.txt").write_text("hello")
+    model = tmp_path / "m.npz"
+    from toy import tutorial_model
+    m = tutorial_model()
+    m.save(model)
+    assert cli.main(["predict", str(model), str(tmp_path / "notes.txt")]) == 2
+    assert "not an image file" in capsys.readouterr().err
+
+
+def test_bench_runs(capsys):
+    assert cli.main(["bench", "--steps", "1", "--batch-size", "8", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("numpy"))
+    assert float(row.split()[1]) > 0
+    np.testing.assert_allclose(float(row.split()[2].replace(",", "")), 8 / float(row.split()[1]) * 1e3, rtol=0.01)
