@@ -97,8 +97,10 @@ def prediction_grid(images, y_true, y_pred, class_names=None, columns=5):
     return fig
 
 
-def conv_filters(layer, channel=0):
-    """Each filter of a Conv2D layer as a small image: W[:, :, channel, f] for f = 0..F-1."""
+def conv_filters(layer, channel=0, shared_scale=False):
+    """Each filter of a Conv2D layer as a small image: W[:, :, channel, f] for f = 0..F-1.
+    Red is positive, blue negative, white 0; each filter on its own symmetric colour scale
+    (shared_scale=True: one scale for all, to compare magnitudes)."""
     if not isinstance(layer, Conv2D) or not layer.built:
         raise TypeError(f"conv_filters needs a built Conv2D layer, got {layer!r}")
     W = np.asarray(layer.params["W"])
@@ -109,14 +111,14 @@ def conv_filters(layer, channel=0):
     columns = min(F, 8)
     rows = math.ceil(F / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.3 * rows + 0.5), squeeze=False)
-    limit = np.abs(kernels).max() or 1.0
     for ax in axes.flat:
         ax.axis("off")
     for f, ax in zip(range(F), axes.flat):
-        ax.imshow(kernels[:, :, f], cmap="RdBu_r", vmin=-limit, vmax=limit)  # one colour scale for all
+        limit = float(np.abs(kernels if shared_scale else kernels[:, :, f]).max()) or 1.0
+        ax.imshow(kernels[:, :, f], cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(str(f), fontsize=7)
     fig.suptitle(f"{layer.name}: {F} filters of {kernels.shape[0]}x{kernels.shape[1]}, input channel {channel} "
-                 "(red > 0 > blue)", fontsize=9)
+                 f"(red > 0 > blue{', one scale' if shared_scale else ''})", fontsize=9)
     fig.tight_layout()
     return fig
 
