@@ -116,6 +116,11 @@ class Sequential:
         NonFiniteError is raised and no weight (and no optimizer state) changes.
         """
         self._check_compiled("train_on_batch")
+        x, y = self._check_data(x, y)
+        return self._train_step(x, y)
+
+    def _train_step(self, x, y):
+        """train_on_batch without the checks: fit has checked the whole data set once."""
         p = self._forward(x, training=True)
         loss = float(self.loss.fn(y, p).mean())
         if not np.isfinite(loss):
@@ -167,7 +172,7 @@ class Sequential:
                     idx = rows if order is None else order[rows]
                     xb, yb = x[idx], y[idx]
                     try:
-                        loss, p = self.train_on_batch(xb, yb)
+                        loss, p = self._train_step(xb, yb)
                     except NonFiniteError as e:
                         raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps, x, self)) from None
                     loss_sum += loss * len(xb)

@@ -154,6 +154,10 @@ def test_clear_errors_at_the_boundary():
     x, y = small_data(16)
     with pytest.raises(RuntimeError, match="compile"):
         model.fit(x, y)
+    with pytest.raises(RuntimeError, match=r"before model.evaluate\(\)"):
+        model.evaluate(x, y)
+    with pytest.raises(ValueError, match="valid losses"):
+        model.compile(loss="crossentropy", optimizer="adam")
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     with pytest.raises(ValueError, match="reshape\\(-1, 8, 8, 1\\)"):
         model.fit(x[..., 0], y, verbose=0)
@@ -161,6 +165,10 @@ def test_clear_errors_at_the_boundary():
         model.fit(x, y.argmax(1), verbose=0)
     with pytest.raises(ValueError, match="16 samples but y has 15"):
         model.fit(x, y[:15], verbose=0)
+    with pytest.raises(ValueError, match="to_categorical"):  # train_on_batch checks as fit does
+        model.train_on_batch(x, y.argmax(1))
+    with pytest.raises(ValueError, match=r"y must have shape \(N, 2\)"):
+        model.train_on_batch(x, np.zeros((16, 3), np.float32))
     with pytest.raises(ValueError, match="batch_size"):
         model.fit(x, y, batch_size=0, verbose=0)
     with pytest.raises(ValueError, match="epochs"):
