@@ -1,11 +1,14 @@
 """minicnn against Keras on the tutorial model, side by side, each engine in its own process.
 
     python benchmarks/compare.py [--epochs 5] [--threads 2] [--out benchmarks/results]
+    python benchmarks/compare.py --engines minicnn-cupy torch-cuda --batch 64   # on a GPU machine
 
 Runs, one after another and never together: minicnn on the Numba backend (all 60,000 images),
 minicnn on the NumPy reference backend (a subset, its times scaled to 60,000 images), and
-Keras on TensorFlow CPU (`pip install ".[bench]"`; skipped when missing). Same data, batch 64,
-same thread count. Prints a table, writes compare.json and compare.png to --out.
+Keras on TensorFlow CPU (`pip install ".[bench]"`; skipped when missing). Same data, same
+batch (64 unless --batch), same thread count. Prints a table, writes compare.json and
+compare.png to --out. The GPU columns: minicnn on CuPy (`pip install ".[gpu]"`) and the same
+model in PyTorch on CUDA, batches copied to the GPU one at a time in both.
 
 Figures: steady-state seconds per epoch (the median of the epochs after the first), the first
 epoch's seconds (it pays JIT compilation or cache loading), training images/s, inference
@@ -21,7 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-ENGINES = ("minicnn-numba", "minicnn-numpy", "keras")
+import numpy as np
+
+ENGINES = ("minicnn-numba", "minicnn-numpy", "keras", "minicnn-cupy", "torch-cuda")
+CPU_ENGINES = ENGINES[:3]
 
 
 def thread_env(threads):
@@ -50,6 +56,45 @@ def build(lib):
     return model
 
 
+class TorchModel:
+    """The tutorial model in PyTorch on CUDA, with fit / predict / evaluate as Keras names them."""
+
+    def __init__(self, seed):
+        import torch
+        from torch import nn
+        torch.manual_seed(seed)
+        self.torch, self.dev = torch, torch.device("cuda")
+        self.net = nn.Sequential(nn.Conv2d(1, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 64, 3), nn.ReLU(),
+                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 64), nn.Linear(64, 10)).to(self.dev)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, eps=1e-7)
+        self.loss = nn.CrossEntropyLoss()
+        self.rng = np.random.default_rng(seed)
+
+    def _batch(self, x):  # NHWC float32 on the host -> NCHW on the GPU, one batch at a time
+        return self.torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.dev)
+
+    def fit(self, x, y, batch_size, epochs=1, verbose=0):
+        labels = y.argmax(1)
+        for _ in range(epochs):
+            order = self.rng.permutation(len(x))
+            for start in range(0, len(x), batch_size):
+                idx = order[start:start + batch_size]
+                target = self.torch.from_numpy(labels[idx]).to(self.dev)
+                self.opt.zero_grad(set_to_none=True)
+                self.loss(self.net(self._batch(x[idx])), target).backward()
+                self.opt.step()
+        self.torch.cuda.synchronize()
+
+    def predict(self, x, batch_size, verbose=0):
+        with self.torch.no_grad():
+            return np.concatenate([self.net(self._batch(x[s:s + batch_size])).softmax(1).cpu().numpy()
+                                   for s in range(0, len(x), batch_size)])
+
+    def evaluate(self, x, y, batch_size, verbose=0):
+        p = self.predict(x, batch_size)
+        return [float(-np.log(np.clip((p * y).sum(1), 1e-7, 1)).mean()), float((p.argmax(1) == y.argmax(1)).mean())]
+
+
 def worker(engine, epochs, n_train, batch, seed=0):
     """Train and measure one engine in this process; print one JSON line."""
     if engine == "keras":
@@ -60,12 +105,14 @@ def worker(engine, epochs, n_train, batch, seed=0):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         lib.utils.set_random_seed(seed)
+    elif engine == "torch-cuda":
+        lib = None
     else:
         import minicnn as lib
         lib.backend.set_backend(engine.split("-")[1])
         lib.utils.set_random_seed(seed)
     x, y, xt, yt = load(n_train)
-    model = build(lib)
+    model = TorchModel(seed) if lib is None else build(lib)
     epoch_times = []
     for _ in range(epochs):  # one fit per epoch, so each epoch is timed alone
         t = time.perf_counter()
@@ -91,8 +138,8 @@ def run(engine, args):
     n_train = args.numpy_subset if engine == "minicnn-numpy" else 60000
     epochs = 2 if engine == "minicnn-numpy" else args.epochs
     cmd = [sys.executable, __file__, "--worker", engine, "--epochs", str(epochs), "--train", str(n_train),
-           "--seed", str(args.seed)]
-    print(f"running {engine} ({n_train} images, {epochs} epochs)...", flush=True)
+           "--seed", str(args.seed), "--batch", str(args.batch)]
+    print(f"running {engine} ({n_train} images, {epochs} epochs, batch {args.batch})...", flush=True)
     proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -111,7 +158,7 @@ def chart(results, path):
     for ax, key, title in [(axes[0], "seconds_per_epoch", "training: seconds per epoch (lower is better)"),
                            (axes[1], "inference_images_per_s_b64", "inference images/s, batch 64"),
                            (axes[2], "inference_images_per_s_b1000", "inference images/s, batch 1000")]:
-        bars = ax.bar(names, [r[key] for r in results], color=["#2a7", "#9bd", "#e73"][:len(names)])
+        bars = ax.bar(names, [r[key] for r in results], color=["#2a7", "#9bd", "#e73", "#275", "#c51"][:len(names)])
         ax.bar_label(bars, fmt="%.1f" if key == "seconds_per_epoch" else "%.0f")
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
@@ -125,27 +172,30 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--numpy-subset", type=int, default=6000)
     p.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling in every engine")
-    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument("--engines", nargs="+", default=list(CPU_ENGINES), choices=ENGINES)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     p.add_argument("--train", type=int, default=60000, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args.worker, args.epochs, args.train, 64, args.seed)
+        return worker(args.worker, args.epochs, args.train, args.batch, args.seed)
     results = [r for r in (run(engine, args) for engine in args.engines) if r]
-    keras = next((r for r in results if r["engine"] == "keras"), None)
-    head = f"{'engine':14} {'s/epoch':>8} {'x Keras':>8} {'1st epoch':>9} {'train img/s':>11} " \
+    peer = next((r for r in results if r["engine"] in ("keras", "torch-cuda")), None)
+    versus = "x " + ("Keras" if peer and peer["engine"] == "keras" else "torch")
+    head = f"{'engine':14} {'s/epoch':>8} {versus:>8} {'1st epoch':>9} {'train img/s':>11} " \
            f"{'infer b64':>9} {'infer b1000':>11} {'peak RSS MB':>11} {'test acc':>8}"
-    print(f"\n{args.threads} threads, batch 64\n{head}")
+    print(f"\n{args.threads} threads, batch {args.batch}\n{head}")
     for r in results:
-        ratio = f"{r['seconds_per_epoch'] / keras['seconds_per_epoch']:8.2f}" if keras else " " * 8
+        ratio = f"{r['seconds_per_epoch'] / peer['seconds_per_epoch']:8.2f}" if peer else " " * 8
         acc = f"{r['test_accuracy']:8.4f}" if r["test_accuracy"] is not None else "  subset"
         print(f"{r['engine']:14} {r['seconds_per_epoch']:8.1f} {ratio} {r['first_epoch_seconds']:9.1f} "
               f"{r['train_images_per_s']:11.0f} {r['inference_images_per_s_b64']:9.0f} "
               f"{r['inference_images_per_s_b1000']:11.0f} {r['peak_rss_mb']:11.0f} {acc}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps({"threads": args.threads, "results": results}, indent=1))
+    (out / "compare.json").write_text(json.dumps({"threads": args.threads, "batch": args.batch, "results": results},
+                                                 indent=1))
     chart(results, out / "compare.png")
     print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
 

@@ -3,21 +3,20 @@
 Each backward takes the forward's output y (not its input): every activation here has a
 derivative that is cheap to write in terms of y, so the layer caches one array.
 """
-import numpy as np
-
 from minicnn import backend
+from minicnn.gpu import array_module
 
 
 def relu(x):
-    return backend.kernels().relu_forward(x)  # max(x, 0): on big maps, a pass worth compiling
+    return backend.kernels_for(x).relu_forward(x)  # max(x, 0): on big maps, a pass worth compiling
 
 
 def relu_backward(y, dy):
-    return backend.kernels().relu_backward(y, dy)  # dy * (y > 0)
+    return backend.kernels_for(y).relu_backward(y, dy)  # dy * (y > 0)
 
 
 def softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))  # subtract the max: exp never overflows
+    e = array_module(x).exp(x - x.max(axis=-1, keepdims=True))  # subtract the max: exp never overflows
     return e / e.sum(axis=-1, keepdims=True)
 
 
@@ -27,7 +26,8 @@ def softmax_backward(y, dy):
 
 
 def sigmoid(x):
-    return np.exp(-np.logaddexp(0, -x))  # 1 / (1 + exp(-x)) without overflow
+    xp = array_module(x)
+    return xp.exp(-xp.logaddexp(0, -x))  # 1 / (1 + exp(-x)) without overflow
 
 
 def sigmoid_backward(y, dy):
@@ -35,7 +35,7 @@ def sigmoid_backward(y, dy):
 
 
 def tanh(x):
-    return np.tanh(x)
+    return array_module(x).tanh(x)
 
 
 def tanh_backward(y, dy):

@@ -1,16 +1,23 @@
-"""Which kernels the layers call: the readable NumPy reference or the fast Numba twins.
+"""Which kernels the layers call: the readable NumPy reference, the fast Numba twins, or the GPU.
 
     MINICNN_BACKEND=numpy   the reference kernels in minicnn/kernels/reference.py
     MINICNN_BACKEND=numba   the compiled kernels in minicnn/kernels/numba_kernels.py
+    MINICNN_BACKEND=cupy    models keep their params on the GPU (CuPy), where the reference
+                            kernels run on device arrays (see minicnn/gpu.py)
 
 Without the variable, numba is used when it imports and numpy otherwise. In code:
-`minicnn.backend.set_backend("numpy")`. The choice takes effect at the next layer call.
+`minicnn.backend.set_backend("numpy")`; for one model, `model.to("gpu")`. The choice takes
+effect at the next layer call. Device arrays always go to the kernels written against `xp`
+(the backend follows the data), host arrays to the selected CPU kernels.
 """
 import importlib
 import os
 
-BACKENDS = ("numpy", "numba")
-_MODULES = {"numpy": "minicnn.kernels.reference", "numba": "minicnn.kernels.numba_kernels"}
+from minicnn import gpu
+
+BACKENDS = ("numpy", "numba")  # the CPU backends; "cupy" is selectable too, where a GPU is
+_MODULES = {"numpy": "minicnn.kernels.reference", "numba": "minicnn.kernels.numba_kernels",
+            "cupy": "minicnn.kernels.reference"}
 _state = {"name": None}
 
 
@@ -23,11 +30,13 @@ def _numba_available():
 
 
 def set_backend(name):
-    """Select the kernels by name: "numpy" or "numba"."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; valid backends are {', '.join(BACKENDS)}")
+    """Select the kernels by name: "numpy", "numba" or "cupy" (the GPU)."""
+    if name not in (*BACKENDS, "cupy"):
+        raise ValueError(f"unknown backend {name!r}; valid backends are numpy, numba, cupy")
     if name == "numba" and not _numba_available():
         raise RuntimeError("backend 'numba' needs the numba package: pip install numba")
+    if name == "cupy":
+        gpu.cupy()  # a clear error now if CuPy or the GPU is missing
     _state["name"] = name
 
 
@@ -45,3 +54,15 @@ def get_backend():
 def kernels():
     """The kernel module of the selected backend (see minicnn.kernels.reference for the contract)."""
     return importlib.import_module(_MODULES[get_backend()])
+
+
+def kernels_for(x):
+    """The kernels for the array x: the xp-generic reference for a device array, else kernels()."""
+    if gpu.is_device_array(x):
+        return importlib.import_module(_MODULES["cupy"])
+    return kernels()
+
+
+def default_device():
+    """Where new params go: "gpu" under the cupy backend, else "cpu"."""
+    return "gpu" if get_backend() == "cupy" else "cpu"

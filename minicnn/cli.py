@@ -17,7 +17,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="minicnn", description="minicnn: the Keras Fashion-MNIST tutorial "
                                      "model on a hand-written engine.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--backend", choices=("numpy", "numba"), help="kernels to run (default: numba if installed)")
+    common.add_argument("--backend", choices=("numpy", "numba", "cupy"),
+                        help="kernels to run: numpy, numba (the default when installed) or cupy (an NVIDIA GPU)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", parents=[common], help="train the tutorial model on Fashion-MNIST")
@@ -143,7 +144,10 @@ def cmd_bench(args):
     y = utils.to_categorical(rng.integers(0, 10, n), 10)
     print(f"tutorial model, batch {n}, random data; the first steps (compilation) are not timed")
     print(f"{'backend':<8} {'ms/step':>8} {'train img/s':>12} {'infer img/s':>12} {'epoch (60k) s':>14}")
+    from minicnn import gpu
     names = [args.backend] if args.backend else [b for b in backend.BACKENDS if b != "numba" or backend._numba_available()]
+    if not args.backend and gpu.available():
+        names.append("cupy")
     for name in names:
         backend.set_backend(name)
         model = tutorial.build_model()

@@ -11,6 +11,8 @@ scale, so a tiny entry's round-off does not read as a failure. Run it in float64
 """
 import numpy as np
 
+from minicnn.gpu import as_like, to_host
+
 
 def numerical_gradient(f, v, eps=1e-6):
     """Centred differences of the scalar function f() with respect to the array v (perturbed
@@ -30,7 +32,7 @@ def numerical_gradient(f, v, eps=1e-6):
 
 def relative_error(analytic, numeric):
     """max|a - n| / max(max|a|, max|n|); 0 when both are exactly zero."""
-    analytic, numeric = np.asarray(analytic, dtype=np.float64), np.asarray(numeric, dtype=np.float64)
+    analytic, numeric = to_host(analytic).astype(np.float64), to_host(numeric).astype(np.float64)
     scale = max(np.abs(analytic).max(initial=0), np.abs(numeric).max(initial=0))
     return 0.0 if scale == 0 else float(np.abs(analytic - numeric).max() / scale)
 
@@ -44,9 +46,9 @@ def check_layer(layer, x, seed=0, eps=1e-6):
         raise ValueError(f"check layers in float64 (dtype='float64'); {layer.name!r} is {layer.dtype}")
     x = np.array(x, dtype=np.float64)
     y = layer.forward(x, training=True)
-    dy = np.random.default_rng(seed).standard_normal(y.shape)
+    dy = as_like(np.random.default_rng(seed).standard_normal(y.shape), y)  # on the layer's device
     dx = layer.backward(dy)
-    analytic = {"x": dx, **{k: np.array(g) for k, g in layer.grads.items()}}
+    analytic = {"x": dx, **{k: np.array(to_host(g)) for k, g in layer.grads.items()}}
 
     def loss():
         return float((layer.forward(x, training=True) * dy).sum())
@@ -64,7 +66,7 @@ def check_model(model, x, y, eps=1e-6):
     """
     p = model._forward(x, training=True)
     model._backward(y, p)
-    analytic = {(layer.name, k): np.array(g) for layer in model.layers for k, g in layer.grads.items()}
+    analytic = {(layer.name, k): np.array(to_host(g)) for layer in model.layers for k, g in layer.grads.items()}
 
     def loss():
         return float(model.loss.fn(y, model._forward(x, training=True)).mean())

@@ -7,14 +7,17 @@ cross-entropies also the fused gradient with respect to the logits of a final so
 """
 import numpy as np
 
+from minicnn.gpu import array_module, as_like, to_host
+
 EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
 
 
 def categorical_crossentropy(y_true, y_pred):
     """-sum_k y_k log p_k per sample. y_true: (N, K) one-hot, y_pred: (N, K) -> (N,)."""
+    xp = array_module(y_pred)
     q = y_pred / y_pred.sum(axis=-1, keepdims=True)  # Keras renormalises, then clips
-    q = np.clip(q, EPSILON, 1 - EPSILON)  # log(0) never happens
-    return -(y_true * np.log(q)).sum(axis=-1)
+    q = xp.clip(q, EPSILON, 1 - EPSILON)  # log(0) never happens
+    return -(y_true * xp.log(q)).sum(axis=-1)
 
 
 def categorical_crossentropy_gradient(y_true, y_pred):
@@ -23,30 +26,32 @@ def categorical_crossentropy_gradient(y_true, y_pred):
     With s = sum_k p_k and q = p / s: dL/dq_k = -y_k / q_k where q_k is not clipped (else 0),
     and dL/dp_j = (dL/dq_j - sum_k dL/dq_k q_k) / s.
     """
+    xp = array_module(y_pred)
     s = y_pred.sum(axis=-1, keepdims=True)
     q = y_pred / s
     inside = (q > EPSILON) & (q < 1 - EPSILON)
-    g = np.where(inside, -y_true / np.where(inside, q, 1), 0).astype(y_pred.dtype)
+    g = xp.where(inside, -y_true / xp.where(inside, q, 1), 0).astype(y_pred.dtype)
     return (g - (g * q).sum(axis=-1, keepdims=True)) / s / len(y_pred)
 
 
-def _one_hot(labels, K, dtype):
-    labels = np.asarray(labels).reshape(-1).astype(np.intp)
+def _one_hot(labels, K, dtype, like=None):
+    """(N, K) one-hot rows for integer labels (N,) or (N, 1), on the device of `like`."""
+    labels = to_host(labels).reshape(-1).astype(np.intp)
     if labels.size and (labels.min() < 0 or labels.max() >= K):
         bad = labels[(labels < 0) | (labels >= K)][0]
         raise ValueError(f"label {bad} is out of range for {K} classes (valid labels: 0..{K - 1})")
     out = np.zeros((labels.size, K), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
-    return out
+    return out if like is None else as_like(out, like)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred):
     """Categorical cross-entropy with integer labels. y_true: (N,) or (N, 1), y_pred: (N, K) -> (N,)."""
-    return categorical_crossentropy(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred)
+    return categorical_crossentropy(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype, y_pred), y_pred)
 
 
 def sparse_categorical_crossentropy_gradient(y_true, y_pred):
-    return categorical_crossentropy_gradient(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype), y_pred)
+    return categorical_crossentropy_gradient(_one_hot(y_true, y_pred.shape[-1], y_pred.dtype, y_pred), y_pred)
 
 
 def mean_squared_error(y_true, y_pred):
@@ -61,7 +66,7 @@ def mean_squared_error_gradient(y_true, y_pred):
 def softmax_crossentropy_gradient(y_true, p):
     """d mean(cross-entropy(softmax(z))) / dz = (p - y) / N, with p = softmax(z): (N, K)."""
     if y_true.shape != p.shape:
-        y_true = _one_hot(y_true, p.shape[-1], p.dtype)
+        y_true = _one_hot(y_true, p.shape[-1], p.dtype, p)
     return (p - y_true) / len(p)
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 from tqdm import tqdm
 
+from minicnn import gpu, saving
 from minicnn import losses as losses_module
 from minicnn import optimizers as optimizers_module
-from minicnn import saving
 from minicnn.callbacks import CallbackList, History
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
@@ -59,6 +59,23 @@ class Sequential:
     @property
     def output_shape(self):
         return self._output_shape
+
+    @property
+    def device(self):
+        """Where the params live: "cpu", or "gpu" after model.to("gpu") or under MINICNN_BACKEND=cupy."""
+        return self.layers[0].device if self.layers else "cpu"
+
+    def to(self, device):
+        """Move every param, grad and the optimizer's state to device ("gpu" or "cpu"); returns
+        the model. Batches then move to the device one at a time; predict and evaluate still
+        return NumPy values, and save, load and the pictures work from either device."""
+        device = gpu.check_device(device)
+        for layer in self.layers:
+            layer.to(device)
+        opt = self.optimizer
+        if opt is not None and opt.slots is not None:
+            opt.slots = [{k: gpu.move(v, device) for k, v in slots.items()} for slots in opt.slots]
+        return self
 
     def build(self, input_shape):
         """Build every layer for inputs of input_shape (None, ...)."""
@@ -122,22 +139,24 @@ class Sequential:
     def _train_step(self, x, y):
         """train_on_batch without the checks: fit has checked the whole data set once."""
         p = self._forward(x, training=True)
+        y = gpu.as_like(y, p)  # the targets go where the outputs are
         loss = float(self.loss.fn(y, p).mean())
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self._backward(y, p)
-        for layer in self.layers:
-            for key, g in layer.grads.items():
-                if layer.trainable and key in layer.params and not all_finite(g):
-                    raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
-                                         "the step was not applied")
-        self.optimizer.apply_gradients(self.grads_and_params())
+        pairs = self.grads_and_params()
+        if not all_finite(*(g for g, _ in pairs)):  # one check (one device sync on a GPU) for all
+            layer, key = next((layer, k) for layer in self.layers if layer.trainable
+                              for k in layer.params if not all_finite(layer.grads[k]))
+            raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
+                                 "the step was not applied")
+        self.optimizer.apply_gradients(pairs)
         return loss, p
 
     def _correct(self, y, p):
         """How many predictions in the batch match the labels."""
         truth = y.reshape(-1) if self.loss.sparse else y.argmax(axis=-1)
-        return int((p.argmax(axis=-1) == truth).sum())
+        return int((p.argmax(axis=-1) == gpu.as_like(truth, p)).sum())
 
     # -- the Keras loop -------------------------------------------------------------------
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -209,7 +228,7 @@ class Sequential:
         for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             p = self._forward(xb, training=False)
-            loss_sum += float(self.loss.fn(yb, p).sum())
+            loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
             correct += self._correct(yb, p)
         result = {"loss": loss_sum / len(x)}
         if self.metrics:
@@ -226,7 +245,7 @@ class Sequential:
         batch_size = _positive("batch_size", batch_size)
         out = None
         for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
-            y = self._forward(x[start:start + batch_size], training=False)
+            y = gpu.to_host(self._forward(x[start:start + batch_size], training=False))
             if out is None:
                 out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
             out[start:start + len(y)] = y
@@ -299,7 +318,7 @@ class Sequential:
             raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
 
     def _check_x(self, x):
-        x = np.asarray(x)
+        x = gpu.to_host(x)  # data sets stay on the host; batches move to the model's device
         if x.dtype.kind not in "fiub":
             raise TypeError(f"x must be a numeric array, got dtype {x.dtype}")
         if x.ndim < 2 or len(x) == 0:

@@ -10,6 +10,7 @@ half a step, and a step that would put NaN or Inf in a weight is never applied.
 """
 import numpy as np
 
+from minicnn.gpu import array_module
 from minicnn.io import interrupts_deferred
 
 
@@ -17,8 +18,12 @@ class NonFiniteError(RuntimeError):
     """A training step would have put NaN or Inf into the weights; it was not applied."""
 
 
-def all_finite(a):
-    return bool(np.isfinite(a).all())
+def all_finite(*arrays):
+    """True when every entry of every array is finite (one device sync for GPU arrays)."""
+    if not arrays:
+        return True
+    xp = array_module(arrays[0])
+    return bool(xp.stack([xp.isfinite(a).all() for a in arrays]).all())
 
 
 class Optimizer:
@@ -38,7 +43,7 @@ class Optimizer:
         pairs = list(grads_and_params)
         slots = self.slots
         if slots is None:
-            slots = [{k: np.zeros_like(p) for k in self.slot_names} for _, p in pairs]
+            slots = [{k: array_module(p).zeros_like(p) for k in self.slot_names} for _, p in pairs]
         if len(pairs) != len(slots):
             raise ValueError(f"optimizer was built for {len(slots)} params, got {len(pairs)}")
         for g, p in pairs:
@@ -46,13 +51,13 @@ class Optimizer:
                 raise ValueError(f"gradient of shape {g.shape} does not match param of shape {p.shape}")
         new_params = [p.copy() for _, p in pairs]
         new_slots = [{k: v.copy() for k, v in s.items()} for s in slots]
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for just below
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for just below (host arrays)
             for (g, _), p, s in zip(pairs, new_params, new_slots):
                 self.update(p, g, s, self.iterations + 1)
-        for i, (p, s) in enumerate(zip(new_params, new_slots)):
-            if not (all_finite(p) and all(all_finite(v) for v in s.values())):
-                raise NonFiniteError(f"the update of param {i} (shape {p.shape}) is not finite; "
-                                     "the step was not applied")
+        if not all_finite(*new_params, *(v for s in new_slots for v in s.values())):
+            i = next(i for i, p in enumerate(new_params) if not all_finite(p, *new_slots[i].values()))
+            raise NonFiniteError(f"the update of param {i} (shape {new_params[i].shape}) is not finite; "
+                                 "the step was not applied")
         with interrupts_deferred():  # a few copies: done whole, or (Ctrl-C before) not at all
             for (_, p), new in zip(pairs, new_params):
                 p[...] = new
@@ -130,7 +135,7 @@ class Adam(Optimizer):
         m, v = slots["m"], slots["v"]
         m += (g - m) * dt(1 - self.beta_1)
         v += (g * g - v) * dt(1 - self.beta_2)
-        p -= (m * alpha) / (np.sqrt(v) + dt(self.epsilon))
+        p -= (m * alpha) / (array_module(v).sqrt(v) + dt(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

@@ -16,6 +16,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minicnn.gpu import to_host
 from minicnn.layers import Conv2D, MaxPooling2D
 from minicnn.layers.core import Activation
 
@@ -103,7 +104,7 @@ def conv_filters(layer, channel=0, shared_scale=False):
     (shared_scale=True: one scale for all, to compare magnitudes)."""
     if not isinstance(layer, Conv2D) or not layer.built:
         raise TypeError(f"conv_filters needs a built Conv2D layer, got {layer!r}")
-    W = np.asarray(layer.params["W"])
+    W = to_host(layer.params["W"])
     if not 0 <= channel < W.shape[2]:
         raise ValueError(f"layer {layer.name!r} has {W.shape[2]} input channels; channel {channel} does not exist")
     kernels = W[:, :, channel, :]
@@ -139,7 +140,7 @@ def feature_maps(model, image, max_maps=8):
     for layer in model.layers:
         x = layer.forward(x, training=False)
         if _is_map_layer(layer) and x.ndim == 4:
-            picked.append((layer, x[0]))
+            picked.append((layer, to_host(x[0])))
     if not picked:
         raise ValueError("the model has no Conv2D or MaxPooling2D layer whose maps could be drawn")
     columns = min(max_maps, max(m.shape[-1] for _, m in picked)) + 1

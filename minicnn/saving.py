@@ -18,8 +18,8 @@ import zipfile
 import numpy as np
 
 import minicnn
+from minicnn import gpu, losses, optimizers
 from minicnn import layers as layers_module
-from minicnn import losses, optimizers
 from minicnn.io import atomic_write
 
 FORMAT_VERSION = 1
@@ -39,7 +39,7 @@ def model_config(model):
 
 
 def _weight_arrays(model):
-    return {f"layer{i}/{key}": np.asarray(p) for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
+    return {f"layer{i}/{key}": p for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
 
 
 def _write_npz(path, header, arrays):
@@ -48,7 +48,7 @@ def _write_npz(path, header, arrays):
 
 
 def _to_host(a):
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)  # CuPy -> NumPy
+    return gpu.to_host(a)  # a GPU model saves NumPy arrays
 
 
 def save_model(model, path, include_optimizer=True):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minicnn.gpu import as_like, synchronize, to_host
+
 
 @dataclass
 class LayerTrace:
@@ -68,11 +70,11 @@ def _opt(value, spec):
 
 
 def _norm(a):
-    return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
+    return float(np.sqrt(np.sum(np.square(to_host(a), dtype=np.float64))))
 
 
 def _stats(y):
-    y64 = np.asarray(y, dtype=np.float64)
+    y64 = to_host(y).astype(np.float64)
     return float(y64.mean()), float(y64.std()), float(np.mean(y64 == 0))
 
 
@@ -93,13 +95,14 @@ def trace(model, x, y=None, keep=False):
             in_shape = (None, *h.shape[1:])
             start = time.perf_counter()
             h = layer.forward(h, training=True)
+            synchronize(h)  # on a GPU, time the work, not just its launch
             ms = (time.perf_counter() - start) * 1e3
             rows.append(LayerTrace(layer.name, type(layer).__name__, in_shape, (None, *h.shape[1:]), *_stats(h),
                                    forward_ms=ms, macs=layer.count_macs(in_shape)))
-            outputs.append(h)
+            outputs.append(to_host(h) if keep else None)
         loss = input_grads = param_grads = None
         if y is not None:
-            loss, input_grads, param_grads = _backward(model, y, h, rows)
+            loss, input_grads, param_grads = _backward(model, as_like(y, h), h, rows)
     finally:
         if had_input_grad is not None:
             first.input_grad = had_input_grad
@@ -118,16 +121,17 @@ def _backward(model, y, p, rows):
         # softmax + cross-entropy: the gradient at the logits, (p - y) / N, skips the
         # softmax layer's own backward, as in training.
         dy = model.loss.softmax_gradient(y, p)
-        rows[-1].backward_ms, rows[-1].input_grad_norm, input_grads[-1] = 0.0, _norm(dy), dy
+        rows[-1].backward_ms, rows[-1].input_grad_norm, input_grads[-1] = 0.0, _norm(dy), to_host(dy)
     else:
         dy = model.loss.gradient(y, p)
     for i in reversed(range(n - 1 if fused else n)):
         layer = model.layers[i]
         start = time.perf_counter()
         dy = layer.backward(dy)
+        synchronize(dy)
         rows[i].backward_ms = (time.perf_counter() - start) * 1e3
-        param_grads[i] = {k: np.array(layer.grads[k]) for k in layer.params}
+        param_grads[i] = {k: np.array(to_host(layer.grads[k])) for k in layer.params}
         rows[i].param_grad_norms = {k: _norm(g) for k, g in param_grads[i].items()}
         rows[i].input_grad_norm = _norm(dy)
-        input_grads[i] = dy
+        input_grads[i] = to_host(dy) if dy is not None else None
     return loss, input_grads, param_grads

@@ -9,9 +9,12 @@ arguments, same results. The tests tie each fast kernel to these.
 
 A forward kernel returns (y, ctx): ctx is whatever its backward needs, and the layer keeps
 it as its one private cache. A backward kernel takes (dy, ctx, ...) and returns gradients.
+
+Each function is written once against the array module of its input, `xp = array_module(x)`:
+NumPy for host arrays, CuPy for device arrays (see minicnn/gpu.py). So these same lines are
+also minicnn's GPU kernels: whole-array operations, never a Python loop over pixels.
 """
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from minicnn.gpu import array_module
 
 
 def pad_nhwc(x, pads, value=0.0):
@@ -19,7 +22,8 @@ def pad_nhwc(x, pads, value=0.0):
     top, bottom, left, right = pads
     if not (top or bottom or left or right):
         return x
-    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+    xp = array_module(x)
+    return xp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
 def unpad_nhwc(x, pads):
@@ -34,7 +38,8 @@ def windows(x, KH, KW, stride):
     No copy is made; window (i, j) starts at row i*SH and column j*SW.
     """
     SH, SW = stride
-    view = sliding_window_view(x, (KH, KW), axis=(1, 2))  # (N, Hp-KH+1, Wp-KW+1, C, KH, KW)
+    xp = array_module(x)
+    view = xp.lib.stride_tricks.sliding_window_view(x, (KH, KW), axis=(1, 2))  # (N, Hp-KH+1, Wp-KW+1, C, KH, KW)
     return view[:, ::SH, ::SW].transpose(0, 1, 2, 4, 5, 3)
 
 
@@ -46,7 +51,7 @@ def scatter_windows(dwin, xpad_shape, stride):
     """
     _, OH, OW, KH, KW, _ = dwin.shape
     SH, SW = stride
-    dx = np.zeros(xpad_shape, dtype=dwin.dtype)
+    dx = array_module(dwin).zeros(xpad_shape, dtype=dwin.dtype)
     for i in range(KH):
         for j in range(KW):
             dx[:, i:i + SH * OH:SH, j:j + SW * OW:SW, :] += dwin[:, :, :, i, j, :]
@@ -101,14 +106,15 @@ def maxpool_forward(x, pool, stride, pads):
     ctx keeps, for each output, the flat index (kh * KW + kw) of its maximum in the window.
     """
     KH, KW = pool
-    xpad = pad_nhwc(x, pads, value=-np.inf)
+    xp = array_module(x)
+    xpad = pad_nhwc(x, pads, value=-xp.inf)
     win = windows(xpad, KH, KW, stride)  # (N, OH, OW, KH, KW, C)
     N, OH, OW, _, _, C = win.shape
     flat = win.reshape(N, OH, OW, KH * KW, C)
     # argmax returns the first maximum in row-major window order: on ties, the gradient
     # goes to the top-most, then left-most, maximal cell of the window.
     arg = flat.argmax(axis=3)
-    y = np.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    y = xp.take_along_axis(flat, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
     return y, (arg, xpad.shape, pool, stride, pads)
 
 
@@ -120,16 +126,17 @@ def maxpool_backward(dy, ctx):
     """
     arg, xpad_shape, (KH, KW), stride, pads = ctx
     N, OH, OW, C = dy.shape
-    dwin = np.zeros((N, OH, OW, KH, KW, C), dtype=dy.dtype)
-    for i in range(KH):
+    xp = array_module(dy)
+    dwin = xp.zeros((N, OH, OW, KH, KW, C), dtype=dy.dtype)
+    for i in range(KH):  # one whole-array step per window position, never a loop over pixels
         for j in range(KW):
-            dwin[:, :, :, i, j, :] = np.where(arg == i * KW + j, dy, 0)
+            dwin[:, :, :, i, j, :] = xp.where(arg == i * KW + j, dy, 0)
     return unpad_nhwc(scatter_windows(dwin, xpad_shape, stride), pads)
 
 
 def relu_forward(x):
     """y = max(x, 0), elementwise, any shape."""
-    return np.maximum(x, 0)
+    return array_module(x).maximum(x, 0)
 
 
 def relu_backward(y, dy):

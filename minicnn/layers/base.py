@@ -14,6 +14,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from minicnn import backend, gpu
+
 _name_counts = defaultdict(int)
 
 
@@ -51,6 +53,7 @@ class Layer:
         self.grads = {}
         self.built = False
         self._cache = None  # what forward(training=True) saved for backward
+        self.device = backend.default_device()  # "cpu" or "gpu": where params live (see to())
 
     # -- to override ---------------------------------------------------------------
     def build(self, input_shape):
@@ -87,18 +90,32 @@ class Layer:
             self.build(input_shape)
             self.input_shape = input_shape
             self.built = True
+            if self.device != "cpu":
+                self.to(self.device)
         elif input_shape != self.input_shape:
             raise ValueError(f"layer {self.name!r} was built for inputs of shape {self.input_shape}, "
                              f"got {input_shape}")
         return self.compute_output_shape(input_shape)
 
+    def to(self, device):
+        """Move params and grads to device: "gpu" (CuPy) or "cpu". Returns the layer."""
+        self.device = gpu.check_device(device)
+        for store in (self.params, self.grads):
+            for key, a in store.items():
+                store[key] = gpu.move(a, self.device)
+        self._cache = None
+        return self
+
     def _as_input(self, x):
-        x = np.asarray(x) if not hasattr(x, "__array_namespace__") else x
+        if not gpu.is_device_array(x):
+            x = np.asarray(x)
         if x.dtype.kind not in "fiub":
             raise TypeError(f"layer {self.name!r} expects a numeric array, got dtype {x.dtype}")
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         self.ensure_built(x.shape)
+        if self.params and gpu.is_device_array(x) != (self.device == "gpu"):
+            x = gpu.move(x, self.device)  # a layer with params takes its input to them
         return x
 
     def _saved(self):
@@ -108,21 +125,21 @@ class Layer:
 
     def add_param(self, key, value):
         self.params[key] = value
-        self.grads[key] = np.zeros_like(value)
+        self.grads[key] = gpu.array_module(value).zeros_like(value)
 
     def get_weights(self):
-        """Copies of the params, in Keras order (kernel, then bias)."""
-        return [np.array(p) for p in self.params.values()]
+        """Copies of the params as NumPy arrays, in Keras order (kernel, then bias)."""
+        return [np.array(gpu.to_host(p)) for p in self.params.values()]
 
     def set_weights(self, weights):
         """Load params from a list in Keras order; shapes must match exactly."""
         if len(weights) != len(self.params):
             raise ValueError(f"layer {self.name!r} has {len(self.params)} weight arrays, got {len(weights)}")
         for (key, p), w in zip(self.params.items(), weights):
-            w = np.asarray(w)
+            w = gpu.to_host(w)
             if w.shape != p.shape:
                 raise ValueError(f"layer {self.name!r}: weight {key!r} has shape {p.shape}, got {w.shape}")
-            p[...] = w
+            p[...] = gpu.as_like(w, p)
 
     def count_params(self):
         return int(sum(p.size for p in self.params.values()))

@@ -82,7 +82,7 @@ class Conv2D(Layer):
         return OH * OW * KH * KW * input_shape[3] * F
 
     def call(self, x, training=False):
-        y, ctx = backend.kernels().conv2d_forward(x, self.params["W"], self.params.get("b"),
+        y, ctx = backend.kernels_for(x).conv2d_forward(x, self.params["W"], self.params.get("b"),
                                                   self.strides, self._pads)
         if training:
             self._cache = ctx
@@ -99,7 +99,7 @@ class Conv2D(Layer):
         ctx = self._saved()
         if self.activation is not None:
             dy = self.activation.backward(dy)
-        dx, dW, db = backend.kernels().conv2d_backward(dy, ctx, self.params["W"], self.input_grad)
+        dx, dW, db = backend.kernels_for(dy).conv2d_backward(dy, ctx, self.params["W"], self.input_grad)
         self.grads["W"] = dW
         if self.use_bias:
             self.grads["b"] = db

@@ -25,14 +25,14 @@ class MaxPooling2D(Layer):
         return (None, OH, OW, input_shape[3])
 
     def call(self, x, training=False):
-        y, ctx = backend.kernels().maxpool_forward(x, self.pool_size, self.strides, self._pads)
+        y, ctx = backend.kernels_for(x).maxpool_forward(x, self.pool_size, self.strides, self._pads)
         if training:
             self._cache = ctx
         return y
 
     def backward(self, dy):
         """dy: (N, OH, OW, C) -> dx: (N, H, W, C): each dy goes to its window's maximum."""
-        return backend.kernels().maxpool_backward(dy, self._saved())
+        return backend.kernels_for(dy).maxpool_backward(dy, self._saved())
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size),
