@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ENGINES = ("minicnn-numba", "minicnn-numpy", "keras", "minicnn-cupy", "torch-cuda")
 CPU_ENGINES = ENGINES[:3]
 
@@ -68,10 +66,11 @@ class TorchModel:
                                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 64), nn.Linear(64, 10)).to(self.dev)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, eps=1e-7)
         self.loss = nn.CrossEntropyLoss()
-        self.rng = np.random.default_rng(seed)
+        import numpy as np
+        self.np, self.rng = np, np.random.default_rng(seed)
 
     def _batch(self, x):  # NHWC float32 on the host -> NCHW on the GPU, one batch at a time
-        return self.torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.dev)
+        return self.torch.from_numpy(self.np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.dev)
 
     def fit(self, x, y, batch_size, epochs=1, verbose=0):
         labels = y.argmax(1)
@@ -87,11 +86,11 @@ class TorchModel:
 
     def predict(self, x, batch_size, verbose=0):
         with self.torch.no_grad():
-            return np.concatenate([self.net(self._batch(x[s:s + batch_size])).softmax(1).cpu().numpy()
+            return self.np.concatenate([self.net(self._batch(x[s:s + batch_size])).softmax(1).cpu().numpy()
                                    for s in range(0, len(x), batch_size)])
 
     def evaluate(self, x, y, batch_size, verbose=0):
-        p = self.predict(x, batch_size)
+        np, p = self.np, self.predict(x, batch_size)
         return [float(-np.log(np.clip((p * y).sum(1), 1e-7, 1)).mean()), float((p.argmax(1) == y.argmax(1)).mean())]
 
 

@@ -2,9 +2,12 @@
 
     python benchmarks/kernels.py [--backend numba numpy] [--batch 64] [--repeat 20] [--json out.json]
 
-For each layer of the tutorial model at the given batch size, times forward and backward
-(median of --repeat runs, after a warm-up run that pays any JIT compilation) and reports
-milliseconds per batch and, for the convolutions, GFLOP/s (2 FLOPs per multiply-add).
+For each step of the tutorial model at the given batch size (a layer, or on the Numba backend
+the fused Conv2D -> ReLU -> MaxPooling2D block that Sequential runs as one), times forward and
+backward (median of --repeat runs, after a warm-up run that pays any JIT compilation) and
+reports milliseconds per batch and, where there are multiply-adds, GFLOP/s (2 FLOPs per
+multiply-add). The last line times whole train_on_batch calls: the loss, Adam and the
+passes between the kernels included.
 """
 import argparse
 import json
@@ -14,8 +17,9 @@ import numpy as np
 
 from minicnn import backend
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.layers.fused import ConvReLUPool
 from minicnn.models import Sequential
-from minicnn.utils import set_random_seed
+from minicnn.utils import set_random_seed, to_categorical
 
 
 def tutorial_layers():
@@ -38,24 +42,34 @@ def profile(name, batch, repeat):
     backend.set_backend(name)
     set_random_seed(0)
     model = Sequential(tutorial_layers())
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
     x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
+    x0 = x
     rows = []
     shape = model.input_shape
-    for layer in model.layers:
-        y = layer.forward(x, training=True)
+    for step in model._steps():
+        layers = step.layers if isinstance(step, ConvReLUPool) else [step]
+        y = step.forward(x, training=True)
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
-        macs = layer.count_macs(shape) * batch
-        fwd = median_ms(lambda layer=layer, x=x: layer.forward(x, training=True), repeat)
-        layer.forward(x, training=True)
-        bwd = median_ms(lambda layer=layer, dy=dy: layer.backward(dy), repeat)
-        # backward multiply-adds: dW always; dx unless the layer skips it (the first conv)
-        bwd_macs = macs * (2 if getattr(layer, "input_grad", True) else 1) if macs else 0
-        rows.append({"backend": name, "layer": layer.name, "output": list(y.shape[1:]),
+        macs = bwd_macs = 0
+        for layer in layers:
+            m = layer.count_macs(shape) * batch
+            macs += m
+            # backward multiply-adds: dW always; dx unless the layer skips it (the first conv)
+            bwd_macs += m * (2 if getattr(layer, "input_grad", True) else 1)
+            shape = layer.compute_output_shape(shape)
+        fwd = median_ms(lambda step=step, x=x: step.forward(x, training=True), repeat)
+        step.forward(x, training=True)
+        bwd = median_ms(lambda step=step, dy=dy: step.backward(dy), repeat)
+        label = "+".join(layer.name for layer in layers) if len(layers) > 1 else layers[0].name
+        rows.append({"backend": name, "layer": label, "output": list(y.shape[1:]),
                      "forward_ms": fwd, "backward_ms": bwd,
                      "forward_gflops": 2 * macs / fwd / 1e6 if macs else None,
                      "backward_gflops": 2 * bwd_macs / bwd / 1e6 if bwd_macs else None})
-        shape = layer.compute_output_shape(shape)
         x = y
+    labels = to_categorical(np.arange(batch) % 10, 10)
+    step_ms = median_ms(lambda: model.train_on_batch(x0, labels), repeat)
+    rows.append({"backend": name, "layer": "train_on_batch", "step_ms": step_ms})
     return rows
 
 
@@ -68,16 +82,18 @@ def main():
     args = parser.parse_args()
     rows = [row for name in args.backend for row in profile(name, args.batch, args.repeat)]
     print(f"batch {args.batch}, median of {args.repeat} runs, ms per batch")
-    print(f"{'backend':8} {'layer':18} {'forward':>9} {'GFLOP/s':>8} {'backward':>9} {'GFLOP/s':>8}")
+    print(f"{'backend':8} {'step':40} {'forward':>9} {'GFLOP/s':>8} {'backward':>9} {'GFLOP/s':>8}")
     for name in args.backend:
         total = 0.0
-        for r in (r for r in rows if r["backend"] == name):
+        for r in (r for r in rows if r["backend"] == name and "step_ms" not in r):
             total += r["forward_ms"] + r["backward_ms"]
             gf = lambda v: f"{v:8.1f}" if v else " " * 8
-            print(f"{name:8} {r['layer']:18} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
+            print(f"{name:8} {r['layer']:40} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
                   f"{r['backward_ms']:9.3f} {gf(r['backward_gflops'])}")
-        print(f"{name:8} {'total':18} {total:9.3f} ms per training step "
-              f"(x {-(-60000 // args.batch)} steps = {total * -(-60000 // args.batch) / 1000:.1f} s per epoch)")
+        steps = -(-60000 // args.batch)
+        real = next(r["step_ms"] for r in rows if r["backend"] == name and "step_ms" in r)
+        print(f"{name:8} {'kernels alone':40} {total:9.3f} ms per training step (x {steps} = {total * steps / 1000:.1f} s)")
+        print(f"{name:8} {'train_on_batch':40} {real:9.3f} ms per training step (x {steps} = {real * steps / 1000:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

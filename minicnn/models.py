@@ -2,10 +2,11 @@
 import numpy as np
 from tqdm import tqdm
 
-from minicnn import gpu, saving
+from minicnn import backend, gpu, saving
 from minicnn import losses as losses_module
 from minicnn import optimizers as optimizers_module
 from minicnn.callbacks import CallbackList, History
+from minicnn.layers import fused
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.optimizers import NonFiniteError, all_finite
@@ -99,9 +100,19 @@ class Sequential:
                 raise ValueError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
 
     # -- one batch ------------------------------------------------------------------------
+    def _steps(self):
+        """The layers as they run: Conv2D -> ReLU -> MaxPooling2D in a row become one fused
+        step where the kernels have one (see minicnn/layers/fused.py)."""
+        kernels = backend.kernels() if self.device == "cpu" and self.built else None
+        key = (backend.get_backend(), self.device, tuple(map(id, self.layers)))
+        if getattr(self, "_plan_key", None) != key:
+            self._plan = fused.plan(self.layers, kernels) if kernels is not None else list(self.layers)
+            self._plan_key = key
+        return self._plan
+
     def _forward(self, x, training):
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        for step in self._steps():
+            x = step.forward(x, training)
         return x
 
     def _ends_in_softmax(self):
@@ -110,16 +121,16 @@ class Sequential:
 
     def _backward(self, y, p):
         """Backpropagate the mean loss of the batch; fills every layer's grads."""
-        layers = self.layers
+        steps = self._steps()
         if self.loss.softmax_gradient is not None and self._ends_in_softmax():
             # softmax + cross-entropy: d loss / d logits = (p - y) / N, exact and stable,
             # so the softmax layer's own (general) backward is skipped.
             dy = self.loss.softmax_gradient(y, p)
-            layers = layers[:-1]
+            steps = steps[:-1]
         else:
             dy = self.loss.gradient(y, p)
-        for layer in reversed(layers):
-            dy = layer.backward(dy)
+        for step in reversed(steps):
+            dy = step.backward(dy)
 
     def grads_and_params(self):
         """(grad, param) pairs of every trainable param, in a fixed order."""

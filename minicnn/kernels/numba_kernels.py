@@ -272,3 +272,162 @@ def relu_backward(y, dy):
     dx = np.empty_like(dy)
     _relu_backward(np.ascontiguousarray(y).reshape(-1), dy.reshape(-1), dx.reshape(-1))
     return dx
+
+
+# -- Conv2D -> ReLU -> MaxPooling2D as one step (minicnn/layers/fused.py) ----------------------------
+FUSES_CONV_RELU_POOL = True  # Sequential may run the three layers through the two functions below
+@njit(parallel=True, cache=True)
+def _conv_relu_pool_forward(xpad, W, b, P, y, arg):
+    """y: (N, PH, PW, F) = max(0, max of the conv over each P x P window), arg: the index
+    (di * P + dj) of the window's first maximum. The conv maps are never stored."""
+    N, PH, PW, F = y.shape
+    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
+    for n in prange(N):
+        acc = np.empty(F, dtype=y.dtype)  # one conv output pixel, all F filters
+        for pi in range(PH):
+            for pj in range(PW):
+                out, best = y[n, pi, pj], arg[n, pi, pj]
+                for k in range(P * P):
+                    i, j = pi * P + k // P, pj * P + k % P
+                    acc[:] = b
+                    for kh in range(KH):
+                        for kw in range(KW):
+                            for c in range(C):
+                                v = xpad[n, i + kh, j + kw, c]
+                                for f in range(F):
+                                    acc[f] += v * W[kh, kw, c, f]
+                    for f in range(F):
+                        if k == 0 or acc[f] > out[f]:  # strict: ties keep the first maximum
+                            out[f] = acc[f]
+                            best[f] = k
+                for f in range(F):
+                    if out[f] < 0:  # noqa: PLR1730  (ReLU after the max, relu(max) == max(relu); NaN stays NaN)
+                        out[f] = 0
+
+
+@njit(parallel=True, cache=True)
+def _conv_relu_pool_backward(xpad, W, dy, y, arg, P, partial, partial_db, dxpad, need_dx):
+    """The gradient at conv output (i, j) = (pi*P + di, pj*P + dj) is dy[n, pi, pj] where that
+    position was its window's maximum (arg) and the ReLU let it through (y > 0), else 0: it is
+    made on the fly, one pixel's F values at a time, instead of being written out as a map.
+    partial[t]: (KH, KW, C, F) and partial_db[t]: (F,), the sums over chunk t of the images."""
+    N, PH, PW, F = dy.shape
+    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
+    chunks = partial.shape[0]
+    for t in prange(chunks):
+        acc, acc_b = partial[t], partial_db[t]
+        acc[...] = 0
+        acc_b[:] = 0
+        g = np.empty(F, dtype=dy.dtype)
+        for n in range(t * N // chunks, (t + 1) * N // chunks):
+            for pi in range(PH):
+                for pj in range(PW):
+                    for f in range(F):
+                        acc_b[f] += dy[n, pi, pj, f] if y[n, pi, pj, f] > 0 else 0
+                    for k in range(P * P):
+                        i, j = pi * P + k // P, pj * P + k % P
+                        for f in range(F):
+                            g[f] = dy[n, pi, pj, f] if arg[n, pi, pj, f] == k and y[n, pi, pj, f] > 0 else 0
+                        for kh in range(KH):
+                            for kw in range(KW):
+                                for c in range(C):
+                                    v = xpad[n, i + kh, j + kw, c]
+                                    for f in range(F):
+                                        acc[kh, kw, c, f] += v * g[f]
+                        if need_dx:
+                            for kh in range(KH):
+                                for kw in range(KW):
+                                    for c in range(C):
+                                        s = 0.0
+                                        for f in range(F):
+                                            s += g[f] * W[kh, kw, c, f]
+                                        dxpad[n, i + kh, j + kw, c] += s
+
+
+@njit(parallel=True, cache=True)
+def _relu_pool_forward(z, P, y, arg):
+    """y: (N, PH, PW, F) = max(0, max of z over each P x P window); arg: the first maximum."""
+    N, PH, PW, F = y.shape
+    for n in prange(N):
+        for pi in range(PH):
+            for pj in range(PW):
+                out, best = y[n, pi, pj], arg[n, pi, pj]
+                for k in range(P * P):
+                    row = z[n, pi * P + k // P, pj * P + k % P]
+                    for f in range(F):
+                        if k == 0 or row[f] > out[f]:  # strict: ties keep the first maximum
+                            out[f] = row[f]
+                            best[f] = k
+                for f in range(F):
+                    if out[f] < 0:  # noqa: PLR1730  (as above: NaN stays NaN)
+                        out[f] = 0
+
+
+@njit(parallel=True, cache=True)
+def _relu_pool_backward(dy, y, arg, P, dz):
+    """dz: (N, PH*P, PW*P, F), every cell written: dy at each window's maximum where y > 0, else 0."""
+    N, PH, PW, F = dy.shape
+    for n in prange(N):
+        for pi in range(PH):
+            for pj in range(PW):
+                for k in range(P * P):
+                    row = dz[n, pi * P + k // P, pj * P + k % P]
+                    for f in range(F):
+                        row[f] = dy[n, pi, pj, f] if arg[n, pi, pj, f] == k and y[n, pi, pj, f] > 0 else 0
+
+
+def conv_relu_pool_forward(x, W, b, pool, pads):
+    """Same contract as reference.conv_relu_pool_forward.
+
+    Only the conv outputs that some pooling window reads are computed (for the tutorial's
+    second block, 10 x 10 of the 11 x 11: the last row and column fall outside every window).
+    Small windows: one compiled pass, conv maps never stored. Larger ones: im2col over those
+    positions and BLAS, then ReLU and pooling in one pass over the conv output.
+    """
+    KH, KW, C, F = W.shape
+    xpad = np.ascontiguousarray(pad_nhwc(x, pads))
+    N, Hp, Wp, _ = xpad.shape
+    PH, PW = (Hp - KH + 1) // pool, (Wp - KW + 1) // pool
+    if b is None:
+        b = np.zeros(F, dtype=x.dtype)
+    y = np.empty((N, PH, PW, F), dtype=x.dtype)
+    arg = np.empty((N, PH, PW, F), dtype=np.int32)
+    if KH * KW * C <= DIRECT_MAX_WINDOW:
+        _conv_relu_pool_forward(xpad, W, b, pool, y, arg)
+        return y, ("direct", xpad, y, arg, pool, pads)
+    OH, OW = PH * pool, PW * pool
+    cols = np.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
+    im2col(xpad, KH, KW, 1, 1, OH, OW, cols)
+    z = cols @ W.reshape(KH * KW * C, F)
+    z += b
+    _relu_pool_forward(z.reshape(N, OH, OW, F), pool, y, arg)
+    return y, ("gemm", (cols, xpad.shape), y, arg, pool, pads)
+
+
+def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
+    """Same contract as reference.conv_relu_pool_backward."""
+    kind, saved, y, arg, pool, pads = ctx
+    dy = np.ascontiguousarray(dy)
+    KH, KW, C, F = W.shape
+    if kind == "direct":
+        xpad = saved
+        chunks = min(CHUNKS, len(dy))
+        partial = np.empty((chunks, KH, KW, C, F), dtype=dy.dtype)
+        partial_db = np.empty((chunks, F), dtype=dy.dtype)
+        dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=dy.dtype)
+        _conv_relu_pool_backward(xpad, W, dy, y, arg, pool, partial, partial_db, dxpad, need_dx)
+        return (unpad_nhwc(dxpad, pads) if need_dx else None), partial.sum(axis=0), partial_db.sum(axis=0)
+    cols, xpad_shape = saved
+    N, PH, PW, _ = dy.shape
+    OH, OW = PH * pool, PW * pool
+    dz = np.empty((N, OH, OW, F), dtype=dy.dtype)
+    _relu_pool_backward(dy, y, arg, pool, dz)
+    dz2 = dz.reshape(N * OH * OW, F)
+    db = dz2.sum(axis=0)
+    dW = (cols.T @ dz2).reshape(W.shape)
+    if not need_dx:
+        return None, dW, db
+    dcols = dz2 @ W.reshape(KH * KW * C, F).T
+    dxpad = np.zeros(xpad_shape, dtype=dy.dtype)
+    col2im(dcols, KH, KW, 1, 1, OH, OW, dxpad)
+    return unpad_nhwc(dxpad, pads), dW, db

@@ -142,3 +142,27 @@ def relu_forward(x):
 def relu_backward(y, dy):
     """dx = dy where the output was positive, else 0 (the kink at 0 gets 0, as in Keras)."""
     return dy * (y > 0)
+
+
+def conv_relu_pool_forward(x, W, b, pool, pads):
+    """Conv2D (stride 1) -> ReLU -> MaxPooling2D (pool x pool, stride pool, valid) as one step:
+    what Sequential runs when the three layers follow each other and the kernels fuse them.
+
+    x: (N, H, W, C), W: (KH, KW, C, F), b: (F,) or None, pool: P -> y: (N, PH, PW, F).
+    Here it is just the composition of the three kernels above; the fast twin computes the
+    same in one pass, never writing the (N, OH, OW, F) maps to memory.
+    """
+    z, conv_ctx = conv2d_forward(x, W, b, (1, 1), pads)
+    y, pool_ctx = maxpool_forward(relu_forward(z), (pool, pool), (pool, pool), (0, 0, 0, 0))
+    return y, (conv_ctx, y, pool_ctx)
+
+
+def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
+    """Gradients of conv_relu_pool_forward: dy: (N, PH, PW, F) -> (dx or None, dW, db).
+
+    The pooling sends each dy to its window's maximum; ReLU lets it through where the output
+    was positive (relu(max) == max(relu)); the convolution's backward does the rest.
+    """
+    conv_ctx, y, pool_ctx = ctx
+    dz = maxpool_backward(dy * (y > 0), pool_ctx)
+    return conv2d_backward(dz, conv_ctx, W, need_dx)

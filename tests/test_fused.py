@@ -1,0 +1,108 @@
+"""The fused Conv2D -> ReLU -> MaxPooling2D step: the Numba kernel against the readable
+composition of the three reference kernels, and a model that runs it against the same model
+run layer by layer, and against finite differences."""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.gradcheck import check_model
+from minicnn.kernels import numba_kernels, reference
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.layers.fused import ConvReLUPool
+from minicnn.models import Sequential
+
+GRID = [  # N, H, W, C, F, kernel, padding, pool
+    (1, 28, 28, 1, 8, (3, 3), "valid", 2),  # the tutorial's first block
+    (2, 9, 8, 1, 3, (3, 3), "valid", 2),  # conv output 7x6: the last row is dropped by the pool
+    (3, 7, 7, 2, 4, (2, 3), "same", 3),
+    (2, 6, 6, 3, 5, (3, 3), "same", 2),
+    (1, 5, 5, 1, 2, (1, 1), "valid", 2),
+    (2, 13, 13, 8, 6, (3, 3), "valid", 2),  # im2col + BLAS path (window 72), like the second block
+    (1, 8, 9, 5, 3, (2, 3), "same", 3),  # im2col path, "same" padding, pool 3
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("N,H,W,C,F,kernel,padding,pool", GRID)
+def test_fused_kernel_matches_the_composition(N, H, W, C, F, kernel, padding, pool, dtype, rng):
+    layer = Conv2D(F, kernel, padding=padding)
+    layer.build((None, H, W, C))
+    pads = layer._pads
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    x[:, 1::3, ::2] = 0.5  # flat patches: ties in the pooling windows
+    Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
+    Wt[:, :, :, 0] = 0  # filter 0 sees only its bias: every window ties
+    b = rng.standard_normal(F).astype(dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-12}
+    y, ctx = reference.conv_relu_pool_forward(x, Wt, b, pool, pads)
+    y2, ctx2 = numba_kernels.conv_relu_pool_forward(x, Wt, b, pool, pads)
+    assert y2.shape == y.shape and y2.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(y2, y, **tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for need_dx in (False, True):
+        ours = numba_kernels.conv_relu_pool_backward(dy, ctx2, Wt, need_dx)
+        ref = reference.conv_relu_pool_backward(dy, ctx, Wt, need_dx)
+        for a, e in zip(ours, ref):
+            if e is None:
+                assert a is None
+            else:
+                assert a.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(a, e, **tol)
+
+
+def models(inline):
+    """Two fused blocks (the first as three layers, or a Conv2D with activation="relu" and a
+    pool): the first on direct loops (window 3x3x2), the second on im2col + BLAS (3x3x4 = 36)."""
+    conv = [Conv2D(4, 3, activation="relu", input_shape=(12, 12, 2), dtype="float64")] if inline else \
+        [Conv2D(4, 3, input_shape=(12, 12, 2), dtype="float64"), Activation("relu", dtype="float64")]
+    return Sequential([*conv, MaxPooling2D(2, dtype="float64"), Conv2D(9, 3, dtype="float64"),
+                       Activation("relu", dtype="float64"), MaxPooling2D(2, dtype="float64"),
+                       Flatten(dtype="float64"), Dense(3, dtype="float64"), Activation("softmax", dtype="float64")])
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_model_runs_the_fused_step_and_gets_the_same_results(inline, rng):
+    minicnn.backend.set_backend("numba")
+    try:
+        minicnn.utils.set_random_seed(0)
+        model = models(inline)
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        steps = model._steps()
+        assert sum(isinstance(s, ConvReLUPool) for s in steps) == 2  # both blocks
+        x = rng.standard_normal((5, 12, 12, 2))
+        y = minicnn.utils.to_categorical(rng.integers(0, 3, 5), 3).astype(np.float64)
+        p = model._forward(x, training=True)
+        assert [s._cache[1][0] for s in steps if isinstance(s, ConvReLUPool)] == ["direct", "gemm"]
+        model._backward(y, p)
+        fused = [np.array(g) for g, _ in model.grads_and_params()]
+        h = x  # the same, layer by layer
+        for layer in model.layers:
+            h = layer.forward(h, training=True)
+        np.testing.assert_allclose(h, p, rtol=1e-12)
+        dy = model.loss.softmax_gradient(y, h)
+        for layer in reversed(model.layers[:-1]):
+            dy = layer.backward(dy)
+        for a, (g, _) in zip(fused, model.grads_and_params()):
+            np.testing.assert_allclose(a, g, rtol=1e-10, atol=1e-13)
+        errors = check_model(model, x, y)  # the fused step against finite differences
+        assert max(errors.values()) < 1e-6, errors
+    finally:
+        minicnn.backend._state["name"] = None
+
+
+def test_no_fusion_where_it_would_change_the_math():
+    minicnn.backend.set_backend("numba")
+    try:
+        for layers in (
+            [Conv2D(2, 3, strides=2, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(2)],  # strided conv
+            [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("tanh"), MaxPooling2D(2)],
+            [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(3, strides=2)],  # overlapping
+            [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(2, padding="same")],
+            [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D((2, 3))],  # not square
+        ):
+            assert not any(isinstance(s, ConvReLUPool) for s in Sequential(layers)._steps())
+        minicnn.backend.set_backend("numpy")  # the reference runs layer by layer, to be read
+        model = Sequential([Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(2)])
+        assert model._steps() == model.layers
+    finally:
+        minicnn.backend._state["name"] = None
