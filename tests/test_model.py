@@ -209,3 +209,17 @@ def test_short_real_training_run(real_data):
     loss, acc = model.evaluate(x_test[:2000].reshape(-1, 28, 28, 1) / 255, to_categorical(y_test[:2000], 10),
                                verbose=0)
     assert acc >= 0.72 and loss < 0.8, (loss, acc)
+
+
+def test_predict_and_evaluate_do_not_depend_on_batch_size():
+    """Inference runs in chunks of INFERENCE_CHUNK samples whatever batch_size is."""
+    from minicnn.models import INFERENCE_CHUNK
+    set_random_seed(1)
+    x, y = small_data(2 * INFERENCE_CHUNK + 7)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    one = model.predict(x, batch_size=1, verbose=0)
+    for b in (7, INFERENCE_CHUNK, len(x)):
+        np.testing.assert_allclose(model.predict(x, batch_size=b, verbose=0), one, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(model.evaluate(x, y, batch_size=b, verbose=0),
+                                   model.evaluate(x, y, batch_size=1, verbose=0), rtol=1e-5)
