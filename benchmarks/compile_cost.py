@@ -13,7 +13,9 @@ import sys
 import tempfile
 
 STEP = """
-import time, numpy as np
+import time
+import minicnn
+import numpy as np
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 from minicnn.models import Sequential
 from minicnn.utils import to_categorical

@@ -13,6 +13,9 @@ import argparse
 import json
 import time
 
+import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread timeout, see minicnn/__init__.py)
+
+# isort: split
 import numpy as np
 
 from minicnn import backend
