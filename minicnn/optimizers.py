@@ -49,6 +49,8 @@ class Optimizer:
         for g, p in pairs:
             if g.shape != p.shape:
                 raise ValueError(f"gradient of shape {g.shape} does not match param of shape {p.shape}")
+        if self._compiled_step(pairs, slots):
+            return
         new_params = [p.copy() for _, p in pairs]
         new_slots = [{k: v.copy() for k, v in s.items()} for s in slots]
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for just below (host arrays)
@@ -68,6 +70,10 @@ class Optimizer:
 
     def update(self, p, g, slots, t):
         raise NotImplementedError
+
+    def _compiled_step(self, pairs, slots):
+        """Run the step with a compiled twin of update() when the kernels have one; False if not."""
+        return False
 
     def get_config(self):
         """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
@@ -128,14 +134,42 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
+    def _scalars(self, dt, t):
+        """alpha and the other scalars of step t, computed in the param's dtype as Keras does."""
+        with np.errstate(over="ignore"):  # an absurd learning rate becomes Inf, and the step is refused
+            alpha = dt(self.learning_rate) * np.sqrt(dt(1) - dt(self.beta_2) ** dt(t)) / (dt(1) - dt(self.beta_1) ** dt(t))
+        return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
+
     def update(self, p, g, slots, t):
-        # The scalars are computed in the param's dtype, as Keras does.
         dt = p.dtype.type
-        alpha = dt(self.learning_rate) * np.sqrt(dt(1) - dt(self.beta_2) ** dt(t)) / (dt(1) - dt(self.beta_1) ** dt(t))
+        alpha = self._scalars(dt, t)[0]
         m, v = slots["m"], slots["v"]
         m += (g - m) * dt(1 - self.beta_1)
         v += (g * g - v) * dt(1 - self.beta_2)
         p -= (m * alpha) / (array_module(v).sqrt(v) + dt(self.epsilon))
+
+    def _compiled_step(self, pairs, slots):
+        """On the Numba backend, with host arrays of one dtype: the same update in one compiled
+        pass per param (numba_kernels.adam_step), checked for finiteness first, then applied:
+        all or nothing as the NumPy path, without its copies (a training step of the tutorial
+        model: about 1 ms less)."""
+        from minicnn import backend, gpu
+        kernels = backend.kernels()
+        params, grads = [p for _, p in pairs], [g for g, _ in pairs]
+        if not hasattr(kernels, "adam_step") or any(gpu.is_device_array(a) for a in params + grads) \
+                or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
+            return False
+        scalars = self._scalars(params[0].dtype.type, self.iterations + 1)
+        if not kernels.adam_step(params, grads, slots, *scalars, commit=False):
+            i = next(i for i, (p, g, s) in enumerate(zip(params, grads, slots))
+                     if not kernels.adam_step([p], [g], [s], *scalars, commit=False))
+            raise NonFiniteError(f"the update of param {i} (shape {params[i].shape}) is not finite; "
+                                 "the step was not applied")
+        with interrupts_deferred():  # one compiled pass per param: done whole, or not at all
+            kernels.adam_step(params, grads, slots, *scalars, commit=True)
+            self.slots = slots
+            self.iterations += 1
+        return True
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

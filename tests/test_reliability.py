@@ -118,15 +118,17 @@ def test_interrupt_between_batches_keeps_history_and_fit_goes_on():
     assert model.optimizer.iterations == 11 and len(history.history["loss"]) == 1
 
 
-def test_interrupt_inside_a_batch_applies_nothing(monkeypatch):
-    """Ctrl-C in the middle of a step (here: in the optimizer, after two params were
-    updated on the copies) leaves weights and optimizer state exactly as before the step."""
+def test_interrupt_inside_a_batch_applies_nothing(each_backend, monkeypatch):
+    """Ctrl-C in the middle of a step (here: in the optimizer, on its third param: the NumPy
+    update on copies, or the Numba twin's checking pass) leaves weights and optimizer state
+    exactly as before the step."""
+    from minicnn.kernels import numba_kernels
     model = compiled()
     x, y = small_data(32)
     model.train_on_batch(x[:16], y[:16])
     state = snapshot(model)
     calls = []
-    real_update = Adam.update
+    real_update, real_step = Adam.update, numba_kernels.adam_step
 
     def update_then_interrupt(self, p, g, slots, t):
         calls.append(1)
@@ -134,13 +136,50 @@ def test_interrupt_inside_a_batch_applies_nothing(monkeypatch):
             raise KeyboardInterrupt
         real_update(self, p, g, slots, t)
 
+    def check_then_interrupt(params, grads, slots, *scalars, commit):
+        assert not commit  # the interrupt comes before anything is written
+        real_step(params[:2], grads[:2], slots[:2], *scalars, commit=False)
+        raise KeyboardInterrupt
+
     monkeypatch.setattr(Adam, "update", update_then_interrupt)
+    monkeypatch.setattr(numba_kernels, "adam_step", check_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert_same_state(model, state)
     monkeypatch.setattr(Adam, "update", real_update)
+    monkeypatch.setattr(numba_kernels, "adam_step", real_step)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # and training goes on
     assert model.optimizer.iterations == state[2] + 2
+
+
+def test_compiled_adam_takes_the_numpy_steps_and_refuses_overflow():
+    """The Numba twin of Adam.update: the same float32 operations, so the same new values;
+    and an update that overflows is refused with nothing changed, as on the NumPy path."""
+    from minicnn import backend
+    rng = np.random.default_rng(0)
+    p0 = [rng.standard_normal(s).astype(np.float32) for s in ((3, 3, 1, 4), (4,), (7, 5))]
+    runs = []
+    for name in ("numpy", "numba"):
+        backend.set_backend(name)
+        params, opt = [p.copy() for p in p0], Adam(learning_rate=0.01)
+        for step in range(3):
+            opt.apply_gradients((np.float32(step + 1) * p * p - 0.5, p) for p in params)
+        runs.append((params, opt))
+    backend._state["name"] = None
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-9)
+    for sa, sb in zip(runs[0][1].slots, runs[1][1].slots):
+        np.testing.assert_allclose(sa["v"], sb["v"], rtol=2e-7)
+    backend.set_backend("numba")
+    try:
+        params = [p.copy() for p in p0]
+        opt = Adam(learning_rate=1e39)  # beyond float32: every step is Inf
+        with pytest.raises(NonFiniteError, match="update of param 0"):
+            opt.apply_gradients((np.ones_like(p), p) for p in params)
+        assert opt.iterations == 0 and all(np.array_equal(a, b) for a, b in zip(params, p0))
+        assert opt.slots is None  # the moments of the refused first step were never kept
+    finally:
+        backend._state["name"] = None
 
 
 def test_interrupt_inside_backward_applies_nothing(monkeypatch):

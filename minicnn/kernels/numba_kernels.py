@@ -431,3 +431,30 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
     dxpad = np.zeros(xpad_shape, dtype=dy.dtype)
     col2im(dcols, KH, KW, 1, 1, OH, OW, dxpad)
     return unpad_nhwc(dxpad, pads), dW, db
+
+
+# -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------
+@njit(cache=True)
+def _adam(p, g, m, v, alpha, c1, c2, eps, write):
+    """Keras's Adam update on flat float arrays, elementwise and in the same float operations as
+    optimizers.Adam.update: m += (g - m) c1; v += (g g - v) c2; p -= (m alpha) / (sqrt(v) + eps).
+    write=False only checks that every new value is finite (nothing changes); write=True
+    applies it. Two passes make the step all or nothing without copying the state."""
+    for q in range(p.size):
+        mq = m[q] + (g[q] - m[q]) * c1
+        vq = v[q] + (g[q] * g[q] - v[q]) * c2
+        pq = p[q] - (mq * alpha) / (np.sqrt(vq) + eps)
+        if write:
+            m[q], v[q], p[q] = mq, vq, pq
+        elif not (np.isfinite(mq) and np.isfinite(vq) and np.isfinite(pq)):
+            return False
+    return True
+
+
+def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
+    """Check (commit=False) or apply (commit=True) one Adam step for every param; see _adam."""
+    for p, g, s in zip(params, grads, slots):
+        if not _adam(p.reshape(-1), np.ascontiguousarray(g).reshape(-1), s["m"].reshape(-1),
+                     s["v"].reshape(-1), alpha, c1, c2, eps, commit):
+            return False
+    return True
