@@ -144,7 +144,7 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     """Same contract as reference.conv2d_backward."""
     dy = np.ascontiguousarray(dy)
     KH, KW, C, F = W.shape
-    N, OH, OW, _ = dy.shape
+    N = len(dy)
     if ctx[0] == "direct":
         _, xpad, (SH, SW), pads = ctx
         chunks = min(CHUNKS, N)
@@ -157,7 +157,14 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape, dtype=dy.dtype)
         conv_direct_dx(dy, W, SH, SW, dxpad)
         return unpad_nhwc(dxpad, pads), dW, db
-    _, cols, xpad_shape, (SH, SW), pads = ctx
+    _, cols, xpad_shape, stride, pads = ctx
+    return _gemm_backward(dy, cols, W, xpad_shape, stride, pads, need_dx)
+
+
+def _gemm_backward(dy, cols, W, xpad_shape, stride, pads, need_dx):
+    """The im2col path's gradients: dW = cols^T dy, db = sum dy, dx = col2im(dy W^T)."""
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
     dy2 = dy.reshape(N * OH * OW, F)
     db = dy2.sum(axis=0)
     dW = (cols.T @ dy2).reshape(W.shape)
@@ -165,7 +172,7 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         return None, dW, db
     dcols = dy2 @ W.reshape(KH * KW * C, F).T
     dxpad = np.zeros(xpad_shape, dtype=dy.dtype)
-    col2im(dcols, KH, KW, SH, SW, OH, OW, dxpad)
+    col2im(dcols, KH, KW, stride[0], stride[1], OH, OW, dxpad)
     return unpad_nhwc(dxpad, pads), dW, db
 
 
@@ -422,15 +429,7 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
     OH, OW = PH * pool, PW * pool
     dz = np.empty((N, OH, OW, F), dtype=dy.dtype)
     _relu_pool_backward(dy, y, arg, pool, dz)
-    dz2 = dz.reshape(N * OH * OW, F)
-    db = dz2.sum(axis=0)
-    dW = (cols.T @ dz2).reshape(W.shape)
-    if not need_dx:
-        return None, dW, db
-    dcols = dz2 @ W.reshape(KH * KW * C, F).T
-    dxpad = np.zeros(xpad_shape, dtype=dy.dtype)
-    col2im(dcols, KH, KW, 1, 1, OH, OW, dxpad)
-    return unpad_nhwc(dxpad, pads), dW, db
+    return _gemm_backward(dz, cols, W, xpad_shape, (1, 1), pads, need_dx)
 
 
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------
