@@ -57,11 +57,11 @@ def build(lib):
 class TorchModel:
     """The tutorial model in PyTorch on CUDA, with fit / predict / evaluate as Keras names them."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, device="cuda"):
         import torch
         from torch import nn
         torch.manual_seed(seed)
-        self.torch, self.dev = torch, torch.device("cuda")
+        self.torch, self.dev = torch, torch.device(device)
         self.net = nn.Sequential(nn.Conv2d(1, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 64, 3), nn.ReLU(),
                                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 64), nn.Linear(64, 10)).to(self.dev)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, eps=1e-7)
@@ -82,7 +82,8 @@ class TorchModel:
                 self.opt.zero_grad(set_to_none=True)
                 self.loss(self.net(self._batch(x[idx])), target).backward()
                 self.opt.step()
-        self.torch.cuda.synchronize()
+        if self.dev.type == "cuda":
+            self.torch.cuda.synchronize()
 
     def predict(self, x, batch_size, verbose=0):
         with self.torch.no_grad():
