@@ -43,12 +43,8 @@ def _weight_arrays(model):
 
 
 def _write_npz(path, header, arrays):
-    arrays = {HEADER: np.array(json.dumps(header)), **{k: _to_host(v) for k, v in arrays.items()}}
+    arrays = {HEADER: np.array(json.dumps(header)), **{k: gpu.to_host(v) for k, v in arrays.items()}}  # a GPU model saves NumPy arrays
     return atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def _to_host(a):
-    return gpu.to_host(a)  # a GPU model saves NumPy arrays
 
 
 def save_model(model, path, include_optimizer=True):

@@ -60,22 +60,54 @@ def col2im(dcols, KH, KW, SH, SW, OH, OW, dxpad):
                             dxpad[n, i * SH + kh, j * SW + kw, c] += dcols[row, base + c]
 
 
+# -- the three loops over one window, shared by the direct and the fused kernels ------------------
+@njit(cache=True, inline="always")  # inlined into the caller: as fast as writing the loops there
+def _window_forward(xpad, n, i0, j0, W, out):
+    """out: (F,) += sum over the window at (i0, j0) of xpad * W, vectorised over the F filters."""
+    KH, KW, C, F = W.shape
+    for kh in range(KH):
+        for kw in range(KW):
+            for c in range(C):
+                v = xpad[n, i0 + kh, j0 + kw, c]
+                for f in range(F):
+                    out[f] += v * W[kh, kw, c, f]
+
+
+@njit(cache=True, inline="always")  # inlined into the caller: as fast as writing the loops there
+def _window_dW(xpad, n, i0, j0, g, acc):
+    """acc: (KH, KW, C, F) += the window at (i0, j0) times its output's gradient g: (F,)."""
+    KH, KW, C, F = acc.shape
+    for kh in range(KH):
+        for kw in range(KW):
+            for c in range(C):
+                v = xpad[n, i0 + kh, j0 + kw, c]
+                for f in range(F):
+                    acc[kh, kw, c, f] += v * g[f]
+
+
+@njit(cache=True, inline="always")  # inlined into the caller: as fast as writing the loops there
+def _window_dx(g, W, dxpad, n, i0, j0):
+    """dxpad's window at (i0, j0) += W applied to the output's gradient g: (F,)."""
+    KH, KW, C, F = W.shape
+    for kh in range(KH):
+        for kw in range(KW):
+            for c in range(C):
+                s = 0.0
+                for f in range(F):
+                    s += g[f] * W[kh, kw, c, f]
+                dxpad[n, i0 + kh, j0 + kw, c] += s
+
+
 @njit(parallel=True, cache=True)
 def conv_direct_forward(xpad, W, b, SH, SW, y):
     """y: (N, OH, OW, F) = b + sum over the window of xpad * W, looping over the window."""
-    N, OH, OW, F = y.shape
-    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
+    N, OH, OW, _ = y.shape
     for n in prange(N):
         for i in range(OH):
             for j in range(OW):
                 out = y[n, i, j]
                 out[:] = b
-                for kh in range(KH):
-                    for kw in range(KW):
-                        for c in range(C):
-                            v = xpad[n, i * SH + kh, j * SW + kw, c]
-                            for f in range(F):
-                                out[f] += v * W[kh, kw, c, f]
+                _window_forward(xpad, n, i * SH, j * SW, W, out)
 
 
 @njit(parallel=True, cache=True)
@@ -83,7 +115,7 @@ def conv_direct_dW(xpad, dy, SH, SW, partial, partial_db):
     """partial[t]: (KH, KW, C, F) and partial_db[t]: (F,), the weight and bias gradients of
     chunk t of the images; dy is read once for both."""
     N, OH, OW, F = dy.shape
-    chunks, KH, KW, C = partial.shape[0], partial.shape[1], partial.shape[2], partial.shape[3]
+    chunks = partial.shape[0]
     for t in prange(chunks):
         acc, acc_b = partial[t], partial_db[t]
         acc[...] = 0
@@ -94,30 +126,17 @@ def conv_direct_dW(xpad, dy, SH, SW, partial, partial_db):
                     g = dy[n, i, j]
                     for f in range(F):
                         acc_b[f] += g[f]
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            for c in range(C):
-                                v = xpad[n, i * SH + kh, j * SW + kw, c]
-                                for f in range(F):
-                                    acc[kh, kw, c, f] += v * g[f]
+                    _window_dW(xpad, n, i * SH, j * SW, g, acc)
 
 
 @njit(parallel=True, cache=True)
 def conv_direct_dx(dy, W, SH, SW, dxpad):
     """dxpad: (N, Hp, Wp, C), zeroed, += each output's gradient spread back over its window."""
-    N, OH, OW, F = dy.shape
-    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
+    N, OH, OW, _ = dy.shape
     for n in prange(N):
         for i in range(OH):
             for j in range(OW):
-                g = dy[n, i, j]
-                for kh in range(KH):
-                    for kw in range(KW):
-                        for c in range(C):
-                            s = 0.0
-                            for f in range(F):
-                                s += g[f] * W[kh, kw, c, f]
-                            dxpad[n, i * SH + kh, j * SW + kw, c] += s
+                _window_dx(dy[n, i, j], W, dxpad, n, i * SH, j * SW)
 
 
 def conv2d_forward(x, W, b, stride, pads):
@@ -288,7 +307,6 @@ def _conv_relu_pool_forward(xpad, W, b, P, y, arg):
     """y: (N, PH, PW, F) = max(0, max of the conv over each P x P window), arg: the index
     (di * P + dj) of the window's first maximum. The conv maps are never stored."""
     N, PH, PW, F = y.shape
-    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
     for n in prange(N):
         acc = np.empty(F, dtype=y.dtype)  # one conv output pixel, all F filters
         for pi in range(PH):
@@ -297,12 +315,7 @@ def _conv_relu_pool_forward(xpad, W, b, P, y, arg):
                 for k in range(P * P):
                     i, j = pi * P + k // P, pj * P + k % P
                     acc[:] = b
-                    for kh in range(KH):
-                        for kw in range(KW):
-                            for c in range(C):
-                                v = xpad[n, i + kh, j + kw, c]
-                                for f in range(F):
-                                    acc[f] += v * W[kh, kw, c, f]
+                    _window_forward(xpad, n, i, j, W, acc)
                     for f in range(F):
                         if k == 0 or acc[f] > out[f]:  # strict: ties keep the first maximum
                             out[f] = acc[f]
@@ -319,7 +332,6 @@ def _conv_relu_pool_backward(xpad, W, dy, y, arg, P, partial, partial_db, dxpad,
     made on the fly, one pixel's F values at a time, instead of being written out as a map.
     partial[t]: (KH, KW, C, F) and partial_db[t]: (F,), the sums over chunk t of the images."""
     N, PH, PW, F = dy.shape
-    KH, KW, C = W.shape[0], W.shape[1], W.shape[2]
     chunks = partial.shape[0]
     for t in prange(chunks):
         acc, acc_b = partial[t], partial_db[t]
@@ -335,20 +347,9 @@ def _conv_relu_pool_backward(xpad, W, dy, y, arg, P, partial, partial_db, dxpad,
                         i, j = pi * P + k // P, pj * P + k % P
                         for f in range(F):
                             g[f] = dy[n, pi, pj, f] if arg[n, pi, pj, f] == k and y[n, pi, pj, f] > 0 else 0
-                        for kh in range(KH):
-                            for kw in range(KW):
-                                for c in range(C):
-                                    v = xpad[n, i + kh, j + kw, c]
-                                    for f in range(F):
-                                        acc[kh, kw, c, f] += v * g[f]
+                        _window_dW(xpad, n, i, j, g, acc)
                         if need_dx:
-                            for kh in range(KH):
-                                for kw in range(KW):
-                                    for c in range(C):
-                                        s = 0.0
-                                        for f in range(F):
-                                            s += g[f] * W[kh, kw, c, f]
-                                        dxpad[n, i + kh, j + kw, c] += s
+                            _window_dx(g, W, dxpad, n, i, j)
 
 
 @njit(parallel=True, cache=True)
