@@ -192,6 +192,10 @@ class Sequential:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if validation_split and validation_data is None:
             cut = int(len(x) * (1 - validation_split))  # Keras takes the last samples, unshuffled
+            if cut == 0 or cut == len(x):
+                raise ValueError(f"x has {len(x)} samples, too few to split into training and validation sets "
+                                 f"with validation_split={validation_split}: give more data or another "
+                                 "validation_split")
             x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
         batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
         n = len(x)
@@ -204,7 +208,7 @@ class Sequential:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             order = rng().permutation(n) if shuffle else None
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, correct, seen, logs = 0.0, 0, 0, {}
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=verbose != 1, dynamic_ncols=True)
             try:

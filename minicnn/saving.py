@@ -38,12 +38,33 @@ def model_config(model):
             "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
 
 
+def _checked(what, a, shape, dtype):
+    """a as a NumPy array, if it is a finite array of this shape and dtype; else a ValueError
+    that names it. Every array is checked before anything is written: a save never replaces a
+    good file with one that load_model would refuse."""
+    if not (isinstance(a, np.ndarray) or gpu.is_device_array(a)):
+        raise ValueError(f"{what} is {type(a).__name__}, not an array of shape {shape} and dtype {dtype}; "
+                         "nothing was written")
+    a = gpu.to_host(a)  # a GPU model saves NumPy arrays
+    if a.dtype != dtype or a.shape != tuple(shape):
+        raise ValueError(f"{what} has shape {a.shape} and dtype {a.dtype}, the layer's is {tuple(shape)} {dtype}; "
+                         "nothing was written")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{what} holds NaN or Inf; nothing was written")
+    return a
+
+
 def _weight_arrays(model):
-    return {f"layer{i}/{key}": p for i, layer in enumerate(model.layers) for key, p in layer.params.items()}
+    arrays = {}
+    for i, layer in enumerate(model.layers):
+        for key, p in layer.params.items():
+            shape = layer.param_shapes.get(key, getattr(p, "shape", ()))
+            arrays[f"layer{i}/{key}"] = _checked(f"layer {layer.name!r} weight {key!r}", p, shape, layer.dtype)
+    return arrays
 
 
 def _write_npz(path, header, arrays):
-    arrays = {HEADER: np.array(json.dumps(header)), **{k: gpu.to_host(v) for k, v in arrays.items()}}  # a GPU model saves NumPy arrays
+    arrays = {HEADER: np.array(json.dumps(header)), **arrays}
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -58,17 +79,24 @@ def save_model(model, path, include_optimizer=True):
         header["compile"] = {"loss": model.loss.name, "metrics": model.metrics, "optimizer": opt.get_config()}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
-            for j, slots in enumerate(opt.slots or []):
-                arrays.update({f"optimizer{j}/{name}": v for name, v in slots.items()})
+            params = [p for _, p in model.grads_and_params()]
+            if opt.slots is not None and len(opt.slots) != len(params):
+                raise ValueError(f"the optimizer holds state for {len(opt.slots)} params, the model has "
+                                 f"{len(params)}; nothing was written")
+            for j, (p, slots) in enumerate(zip(params, opt.slots or [])):
+                for name, v in slots.items():
+                    arrays[f"optimizer{j}/{name}"] = _checked(f"the optimizer's {name!r} of param {j}", v,
+                                                              p.shape, p.dtype)
     return _write_npz(path, header, arrays)
 
 
 def save_weights(model, path):
     """Write the weights alone, with each layer's name and shapes for the checks on loading."""
+    arrays = _weight_arrays(model)  # checked first: nothing is written for a damaged model
     header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": minicnn.__version__,
               "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.params.items()}}
                          for layer in model.layers]}
-    return _write_npz(path, header, _weight_arrays(model))
+    return _write_npz(path, header, arrays)
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -187,12 +187,43 @@ def test_clear_errors_at_the_boundary():
         Sequential([Dense(3, input_shape=(4, 4, 1))])
 
 
+def test_validation_split_that_leaves_nothing_is_a_clear_error():
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    x, y = small_data(10)
+    before = model.get_weights()
+    for n, split in [(2, 0.9), (1, 0.5), (10, 1e-17)]:  # no training samples; no validation samples
+        with pytest.raises(ValueError, match=f"{n} samples, too few to split.*validation_split={split}"):
+            model.fit(x[:n], y[:n], validation_split=split, epochs=1, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    history = model.fit(x, y, validation_split=0.5, epochs=1, verbose=0)  # 5 and 5: fine
+    assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+
+
+@pytest.mark.parametrize("padding", ["SAME", "Same", "same", "VALID", "Valid"])
+def test_padding_is_case_insensitive_as_in_keras(padding):
+    conv, pool = Conv2D(2, 3, padding=padding), MaxPooling2D(3, strides=2, padding=padding)
+    assert conv.padding == pool.padding == padding.lower()
+    x = np.random.default_rng(0).random((1, 7, 7, 1), dtype=np.float32)
+    want = 7 if padding.lower() == "same" else 5
+    assert conv.forward(x).shape == (1, want, want, 2)
+    assert pool.forward(x).shape[1] == (4 if padding.lower() == "same" else 3)
+    assert Conv2D(**{**conv.get_config(), "name": "again"}).padding == padding.lower()
+    for bad in ("full", "", None, 1):
+        with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+            Conv2D(2, 3, padding=bad)
+
+
 def test_to_categorical_like_keras():
     np.testing.assert_array_equal(to_categorical([2, 0, 1]), np.eye(3, dtype=np.float32)[[2, 0, 1]])
     assert to_categorical(np.array([[1], [3]]), 5).shape == (2, 5)
     assert to_categorical([1]).dtype == np.float32
     with pytest.raises(ValueError, match="num_classes=2"):
         to_categorical([3], 2)
+    with pytest.raises(ValueError, match="label 2 does not fit num_classes=2"):  # the boundary: a label == num_classes
+        to_categorical([0, 2, 1], 2)
+    np.testing.assert_array_equal(to_categorical([0, 1, 1], 2), [[1, 0], [0, 1], [0, 1]])  # num_classes - 1 fits
     with pytest.raises(ValueError, match=">= 0"):
         to_categorical([-1, 1])
 

@@ -221,3 +221,38 @@ def test_save_is_atomic_when_savez_fails(tmp_path, monkeypatch):
         model.save(path)
     assert path.read_bytes() == before
     assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("bad", [None, [[1.0]], np.zeros((3, 3, 1, 4), dtype=object),
+                                 np.zeros((3, 3, 1, 5), np.float32), np.zeros((3, 3, 1, 4), np.float64),
+                                 np.full((3, 3, 1, 4), np.nan, np.float32)],
+                         ids=["None", "list", "object", "shape", "float64", "nan"])
+def test_save_refuses_a_damaged_model_and_keeps_the_good_file(tmp_path, bad):
+    """Every array is checked before writing: a save never replaces a loadable file."""
+    model, x, _ = trained()
+    path = model.save(tmp_path / "model.npz")
+    weights_path = model.save_weights(tmp_path / "weights.npz")
+    good, good_weights = path.read_bytes(), weights_path.read_bytes()
+    damaged = load_model(path)
+    damaged.layers[0].params["W"] = bad
+    for save, target in [(damaged.save, path), (damaged.save_weights, weights_path),
+                         (damaged.save, tmp_path / "new.npz")]:
+        with pytest.raises(ValueError, match="layer 'conv2d(_[0-9]+)?' weight 'W' .*nothing was written"):
+            save(target)
+    assert path.read_bytes() == good and weights_path.read_bytes() == good_weights
+    assert not (tmp_path / "new.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz", "weights.npz"]  # no temp files left
+    np.testing.assert_array_equal(load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_save_refuses_damaged_optimizer_state(tmp_path):
+    model, _, _ = trained()
+    path = model.save(tmp_path / "model.npz")
+    good = path.read_bytes()
+    model.optimizer.slots[1]["v"] = model.optimizer.slots[1]["v"][:-1]
+    with pytest.raises(ValueError, match="the optimizer's 'v' of param 1 has shape"):
+        model.save(path)
+    model.optimizer.slots = model.optimizer.slots[:-1]
+    with pytest.raises(ValueError, match="state for 3 params, the model has 4"):
+        model.save(path)
+    assert path.read_bytes() == good

@@ -51,6 +51,7 @@ class Layer:
         self.trainable = trainable
         self.params = {}
         self.grads = {}
+        self.param_shapes = {}  # the shape each param was built with: save checks params against it
         self.built = False
         self._cache = None  # what forward(training=True) saved for backward
         self.device = backend.default_device()  # "cpu" or "gpu": where params live (see to())
@@ -125,6 +126,7 @@ class Layer:
 
     def add_param(self, key, value):
         self.params[key] = value
+        self.param_shapes[key] = tuple(value.shape)
         self.grads[key] = gpu.array_module(value).zeros_like(value)
 
     def get_weights(self):

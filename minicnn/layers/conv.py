@@ -21,9 +21,10 @@ def output_size_and_pads(size, k, s, padding):
 
 
 def check_padding(padding):
-    if padding not in PADDINGS:
+    """"valid" or "same", in any case ("SAME", "Same"), as Keras accepts it; returned lower-case."""
+    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
-    return padding
+    return padding.lower()
 
 
 def spatial_plan(layer, input_shape, window, strides, padding):
