@@ -345,12 +345,10 @@ class Sequential:
             raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
 
     def _check_x(self, x):
-        x = gpu.to_host(x)  # data sets stay on the host; batches move to the model's device
-        if x.dtype.kind not in "fiub":
-            raise TypeError(f"x must be a numeric array, got dtype {x.dtype}")
+        x = _numeric_array(x, "x")  # data sets stay on the host; batches move to the model's device
         if x.ndim < 2 or len(x) == 0:
             raise ValueError(f"x must be a batch of samples of shape (N, ...), got shape {x.shape}")
-        _check_finite(x, self.layers[0].dtype if self.layers else np.dtype("float32"))
+        _check_finite(x, self.layers[0].dtype if self.layers else np.dtype("float32"), "x")
         if not self.built:
             self.build(x.shape)
         expected = self.input_shape
@@ -358,18 +356,23 @@ class Sequential:
             hint = ""
             if x.ndim == len(expected) - 1 and expected[-1] == 1 and x.shape[1:] == expected[1:-1]:
                 hint = f"; add the channel axis: x.reshape(-1, {', '.join(map(str, expected[1:]))})"
-            raise ValueError(f"the model expects inputs of shape {expected}, got {x.shape}{hint}")
+            raise ValueError(f"x must have shape (N, {', '.join(map(str, expected[1:]))}) to match the model's "
+                             f"input, got {x.shape}{hint}")
         return x
 
     def _check_data(self, x, y):
         x = self._check_x(x)
-        y = np.asarray(y)
-        if len(y) != len(x):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
+        y = _numeric_array(y, "y")
+        if y.ndim == 0 or len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y) if y.ndim else 'shape ()'}; they must match")
+        _check_finite(y, self.layers[-1].dtype, "y")
         K = self.output_shape[-1]
         if self.loss.sparse:
             if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
                 raise ValueError(f"sparse_categorical_crossentropy expects integer labels of shape (N,), got {y.shape}")
+            if y.dtype.kind == "f" and np.any(y != np.round(y)):
+                raise ValueError("sparse_categorical_crossentropy expects integer class labels; y holds "
+                                 f"non-integer values such as {y[y != np.round(y)].flat[0]}")
             if y.size and (y.min() < 0 or y.max() >= K):
                 raise ValueError(f"labels must be in 0..{K - 1} for a model with {K} outputs; "
                                  f"got values from {y.min()} to {y.max()}")
@@ -380,22 +383,40 @@ class Sequential:
                         "or use loss='sparse_categorical_crossentropy'")
             raise ValueError(f"y must have shape (N, {', '.join(map(str, self.output_shape[1:]))}) to match "
                              f"the model's output, got {y.shape}{hint}")
+        else:  # targets in the outputs' dtype, as Keras casts them: float64 or int targets take float32 steps
+            y = y.astype(self.layers[-1].dtype, copy=False)
         return x, y
 
 
-def _check_finite(x, dtype):
-    """NaN or Inf in x, or values beyond dtype's range (they become Inf when cast): a ValueError."""
-    if x.dtype.kind != "f":
+def _numeric_array(a, what):
+    """a (an array, a nested list, a GPU array) as a NumPy array of numbers (bool, int, uint or
+    float), or a TypeError / ValueError that names the argument."""
+    a = gpu.to_host(a) if gpu.is_device_array(a) else a
+    try:
+        a = np.asarray(a)
+    except (TypeError, ValueError) as e:  # a ragged nested list
+        raise ValueError(f"{what} cannot be read as an array ({e}); nested lists must be rectangular") from None
+    if a.dtype.kind not in "fiub":
+        got = repr(a.item()) if a.dtype == object and a.ndim == 0 else f"dtype {a.dtype}"
+        raise TypeError(f"{what} must be a numeric array (bool, int or float), got {got}")
+    return a
+
+
+def _check_finite(a, dtype, what):
+    """NaN or Inf in the array `what` (x or y), or values beyond dtype's range (they become Inf
+    when cast): a ValueError that names it."""
+    if a.dtype.kind != "f" or a.size == 0:
         return
-    bad = ~np.isfinite(x)
+    bad = ~np.isfinite(a)
     if bad.any():
-        where = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), x.shape))
-        raise ValueError(f"x holds {int(bad.sum())} NaN or Inf values (the first at index {where}); "
+        where = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), a.shape))
+        raise ValueError(f"{what} holds {int(bad.sum())} NaN or Inf values (the first at index {where}); "
                          "clean or drop those samples before training")
     limit = np.finfo(dtype).max
-    if np.finfo(x.dtype).max > limit and np.abs(x).max() > limit:
-        raise ValueError(f"x holds values up to {np.abs(x).max():.3g}, beyond {dtype.name}'s range "
-                         f"({limit:.3g}); they would become Inf. Scale the inputs, e.g. x / 255 for pixels")
+    if np.finfo(a.dtype).max > limit and np.abs(a).max() > limit:
+        hint = " Scale the inputs, e.g. x / 255 for pixels" if what == "x" else ""
+        raise ValueError(f"{what} holds values up to {np.abs(a).max():.3g}, beyond {dtype.name}'s range "
+                         f"({limit:.3g}); they would become Inf.{hint}")
 
 
 def _non_finite_advice(error, epoch, epochs, step, steps, x, model):

@@ -26,7 +26,17 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     y: integer labels of shape (N,) or (N, 1) -> (N, num_classes); num_classes defaults
     to max(y) + 1.
     """
-    y = np.asarray(y)
+    try:
+        y = np.asarray(y)
+        if y.dtype == object:  # Python numbers in an object array, as Keras accepts them
+            y = y.astype(np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"to_categorical expects integer class labels; they cannot be read as numbers ({e})") from None
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"to_categorical expects integer class labels, got dtype {y.dtype}")
+    if num_classes is not None and (not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool)
+                                    or num_classes < 1):
+        raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
     if y.ndim > 1 and y.shape[-1] == 1:
         y = y.reshape(y.shape[:-1])
     if y.size and not np.issubdtype(y.dtype, np.integer):

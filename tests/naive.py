@@ -29,6 +29,26 @@ def conv(x, W, b, stride, padding):
     return y + (0 if b is None else b)
 
 
+def conv_backward(x, W, dy, stride, padding):
+    """The gradients of sum(conv(x, W, b) * dy), from the same loops as conv: each output pixel
+    (n, i, j) read x[n, r, c] through W[kh, kw], so it sends dy[n, i, j] back along both."""
+    N, H, Wd, _ = x.shape
+    KH, KW, _, _ = W.shape
+    _, top = tf_pads(H, KH, stride[0], padding)
+    _, left = tf_pads(Wd, KW, stride[1], padding)
+    dx, dW = np.zeros(x.shape), np.zeros(W.shape)
+    for n in range(N):
+        for i in range(dy.shape[1]):
+            for j in range(dy.shape[2]):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        r, c = i * stride[0] + kh - top, j * stride[1] + kw - left
+                        if 0 <= r < H and 0 <= c < Wd:
+                            dx[n, r, c] += W[kh, kw] @ dy[n, i, j]
+                            dW[kh, kw] += np.outer(x[n, r, c], dy[n, i, j])
+    return dx, dW, dy.sum(axis=(0, 1, 2))
+
+
 def maxpool(x, pool, stride, padding):
     N, H, Wd, C = x.shape
     OH, top = tf_pads(H, pool[0], stride[0], padding)

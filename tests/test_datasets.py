@@ -122,13 +122,18 @@ def test_download_verifies_falls_back_to_the_next_mirror_and_caches(tiny, http_s
     (root / "bad").mkdir()
     (root / "good").mkdir()
     for f in folder.iterdir():
-        (root / "bad" / f.name).write_bytes(gzip.compress(b"not the data"))
+        # The bad mirror serves well-formed gzipped IDX files of the right shapes with other
+        # bytes: only the checksum can tell them from the real ones.
+        real = read_idx(f)
+        (root / "bad" / f.name).write_bytes(gzip.compress(idx_bytes((real + 1) % 10)))
         (root / "good" / f.name).write_bytes(f.read_bytes())
     monkeypatch.setattr(fashion_mnist, "MIRRORS", [url + "missing/", url + "bad/", url + "good/"])
     (x_train, _), (_, y_test) = fashion_mnist.load_data()
     assert x_train.shape == (6, 28, 28) and y_test.tolist() == [9, 2, 1, 1]
     cache = fashion_mnist.cache_dir()
     assert sorted(p.name for p in cache.iterdir()) == sorted(fashion_mnist.FILES)  # no partial or temp files
+    for f in folder.iterdir():
+        assert (cache / f.name).read_bytes() == f.read_bytes()  # the good mirror's files, not the bad one's
     for f in (root / "good").iterdir():
         f.unlink()  # the second load comes from the cache
     assert fashion_mnist.load_data()[0][1].tolist() == [9, 0, 0, 3, 0, 2]

@@ -24,9 +24,15 @@ CONV_CASES = [  # filters, kernel, strides, padding, input shape (N, H, W, C)
 def test_conv2d_gradients(each_backend, filters, kernel, strides, padding, shape, rng):
     layer = Conv2D(filters, kernel, strides=strides, padding=padding, dtype="float64")
     layer.build((None, *shape[1:]))
-    layer.params["b"][:] = rng.standard_normal(filters)  # nonzero bias: it must show in the output
-    errors = check_layer(layer, rng.standard_normal(shape))
+    b = rng.standard_normal(filters)
+    layer.params["b"][:] = b  # nonzero bias: it must show in the output
+    x = rng.standard_normal(shape)
+    errors = check_layer(layer, x)
     assert max(errors.values()) < TOL, errors
+    np.testing.assert_array_equal(layer.params["b"], b)  # the check ran on the bias as set
+    y0 = Conv2D(filters, kernel, strides=strides, padding=padding, use_bias=False, dtype="float64").forward(x)
+    layer.params["W"][...] = 0
+    np.testing.assert_array_equal(layer.forward(x), np.broadcast_to(b, y0.shape))  # zero kernel: only the bias
 
 
 def test_conv2d_with_activation_and_no_bias(each_backend, rng):

@@ -1,6 +1,8 @@
 """Property-based tests (hypothesis): random Conv2D and MaxPooling2D configurations follow
 Keras's output-shape formula, give finite outputs, gradients shaped like their inputs and
-params, and the same values on both backends."""
+params, and, on both backends, the values of the independent loops in tests/naive.py (so that
+a bug in code the backends share, such as the "same" padding split, cannot hide)."""
+import naive
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +32,7 @@ def configs(draw, pool=False):
 
 
 def run(layer_factory, cfg, name):
+    """Forward and backward on one backend: {"x", "dy", "y", "dx", "grads", "layer"}."""
     previous = backend.get_backend()
     backend.set_backend(name)
     try:
@@ -42,27 +45,39 @@ def run(layer_factory, cfg, name):
         y = layer.forward(x, training=True)
         dy = rng.standard_normal(y.shape)
         dx = layer.backward(dy)
-        return y, dx, {k: g.copy() for k, g in layer.grads.items()}, layer
+        return {"x": x, "dy": dy, "y": y, "dx": dx, "grads": {k: g.copy() for k, g in layer.grads.items()},
+                "layer": layer}
     finally:
         backend.set_backend(previous)
 
 
+def naive_values(layer, x, dy):
+    """(y, dx, grads) of the layer at x for the upstream gradient dy, from the naive loops."""
+    if isinstance(layer, MaxPooling2D):
+        y, route = naive.maxpool(x, layer.pool_size, layer.strides, layer.padding)
+        return y, naive.maxpool_backward(dy, route, x.shape), {}
+    W, b = layer.params["W"], layer.params["b"]
+    dx, dW, db = naive.conv_backward(x, W, dy, layer.strides, layer.padding)
+    return naive.conv(x, W, b, layer.strides, layer.padding), dx, {"W": dW, "b": db}
+
+
 def check(layer_factory, cfg, channels_out):
     n, h, w, _ = cfg["shape"]
-    results = [run(layer_factory, cfg, name) for name in backend.BACKENDS]
-    y, dx, grads, layer = results[0]
-    expected = (n, keras_output_size(h, cfg["k"][0], cfg["s"][0], cfg["padding"]),
-                keras_output_size(w, cfg["k"][1], cfg["s"][1], cfg["padding"]), channels_out)
-    assert y.shape == expected
-    assert layer.compute_output_shape((None, *cfg["shape"][1:])) == (None, *expected[1:])
-    assert np.isfinite(y).all() and np.isfinite(dx).all()
-    assert dx.shape == cfg["shape"]
-    assert all(grads[k].shape == p.shape and np.isfinite(grads[k]).all() for k, p in layer.params.items())
-    for y2, dx2, grads2, _ in results[1:]:  # the other backend: the same values
-        np.testing.assert_allclose(y2, y, rtol=1e-10, atol=1e-10)
-        np.testing.assert_allclose(dx2, dx, rtol=1e-10, atol=1e-10)
+    for r in (run(layer_factory, cfg, name) for name in backend.BACKENDS):
+        y, dx, grads, layer = r["y"], r["dx"], r["grads"], r["layer"]
+        expected = (n, keras_output_size(h, cfg["k"][0], cfg["s"][0], cfg["padding"]),
+                    keras_output_size(w, cfg["k"][1], cfg["s"][1], cfg["padding"]), channels_out)
+        assert y.shape == expected
+        assert layer.compute_output_shape((None, *cfg["shape"][1:])) == (None, *expected[1:])
+        assert np.isfinite(y).all() and np.isfinite(dx).all()
+        assert dx.shape == cfg["shape"]
+        assert all(grads[k].shape == p.shape and np.isfinite(grads[k]).all() for k, p in layer.params.items())
+        y_naive, dx_naive, grads_naive = naive_values(layer, r["x"], r["dy"])  # every backend: the naive values
+        np.testing.assert_allclose(y, y_naive, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dx, dx_naive, rtol=1e-10, atol=1e-10)
+        assert set(grads) == set(grads_naive)
         for k in grads:
-            np.testing.assert_allclose(grads2[k], grads[k], rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(grads[k], grads_naive[k], rtol=1e-10, atol=1e-10)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -30,12 +30,15 @@ def test_trace_shapes_macs_and_stats_match_independent_figures():
     # multiply-adds by hand: OH*OW*KH*KW*C*F for a conv, in*out for a dense layer
     assert [r.macs for r in t.rows if r.macs] == [26 * 26 * 9 * 64, 11 * 11 * 9 * 64 * 64, 1600 * 64, 64 * 10]
     assert sum(r.macs for r in t.rows) == 4_952_960
-    relu_out = model.predict(x, verbose=0)  # a fresh pass, to recompute the stats independently
-    assert np.isclose(t.rows[-1].mean, relu_out.mean(), atol=1e-6)
-    h = x
-    for layer in model.layers[:2]:
+    h = x  # a fresh pass, layer by layer, to recompute every row's statistics independently
+    for row, layer in zip(t.rows, model.layers):
         h = layer.forward(h)
-    assert np.isclose(t.rows[1].zeros, np.mean(h == 0)) and 0 < t.rows[1].zeros < 1
+        h64 = h.astype(np.float64)
+        assert np.isclose(row.mean, h64.mean(), rtol=1e-5, atol=1e-7), row.name
+        assert np.isclose(row.std, h64.std(), rtol=1e-5, atol=1e-7), row.name
+        assert row.zeros == np.mean(h == 0), row.name
+    assert 0 < t.rows[1].zeros < 1 and t.rows[-1].zeros == 0  # a ReLU's dead units; a softmax has none
+    assert len({round(r.std, 6) for r in t.rows}) >= 8  # the rows do differ: not one statistic repeated
     assert t.rows[0].backward_ms is None and t.loss is None
     assert "conv2d" in str(t) and "MACs/img" in str(t)
 

@@ -9,6 +9,7 @@ A subclass writes build(input_shape), call(x, training), backward(dy) and, when 
 shape differs from its input's, compute_output_shape(input_shape). Shapes include the batch
 axis as None, as in Keras: (None, H, W, C).
 """
+import functools
 import re
 from collections import defaultdict
 
@@ -39,8 +40,28 @@ def pair(value, what):
     return a, b
 
 
+def _marks_built(build):
+    """Wrap a subclass's build so that calling it, by hand too, leaves the layer built for that
+    shape, as Keras does: a forward pass then keeps the params instead of building new ones."""
+    @functools.wraps(build)
+    def build_and_mark(self, input_shape):
+        input_shape = (None, *tuple(input_shape)[1:])
+        build(self, input_shape)
+        self.input_shape, self.built = input_shape, True
+        if self.device != "cpu":
+            self.to(self.device)
+    build_and_mark.marks_built = True
+    return build_and_mark
+
+
 class Layer:
     """Base class of minicnn layers. See the module docstring for the protocol."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "marks_built", False):
+            cls.build = _marks_built(build)
 
     def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True):
         self.dtype = np.dtype(dtype)
@@ -88,11 +109,7 @@ class Layer:
         """Build for input_shape (None, ...) unless built; check the shape if already built."""
         input_shape = (None, *input_shape[1:])
         if not self.built:
-            self.build(input_shape)
-            self.input_shape = input_shape
-            self.built = True
-            if self.device != "cpu":
-                self.to(self.device)
+            self.build(input_shape)  # marks the layer built (see _marks_built)
         elif input_shape != self.input_shape:
             raise ValueError(f"layer {self.name!r} was built for inputs of shape {self.input_shape}, "
                              f"got {input_shape}")
@@ -148,3 +165,6 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+Layer.build = _marks_built(Layer.build)  # a layer without params of its own is built the same way
