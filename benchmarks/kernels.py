@@ -19,8 +19,8 @@ import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread time
 import numpy as np
 
 from minicnn import backend
+from minicnn.fusion import ConvReLUPool
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
-from minicnn.layers.fused import ConvReLUPool
 from minicnn.models import Sequential
 from minicnn.utils import set_random_seed, to_categorical
 

@@ -4,9 +4,9 @@
     from minicnn.layers import Conv2D, MaxPooling2D, Flatten, Dense, Activation
     from minicnn.models import Sequential
 """
-__version__ = "0.1.0"
-
 import os
+
+from minicnn.version import __version__  # noqa: F401
 
 # OpenBLAS's worker threads spin for 2**28 cycles (a tenth of a second) after each matrix
 # product by default; on a 2-core machine they then hold the cores that minicnn's Numba loops
@@ -26,5 +26,6 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     losses,
     models,
     optimizers,
+    registry,
     utils,
 )

@@ -1,18 +1,22 @@
-"""Activation functions as forward/backward pairs (relu's live with the kernels: see minicnn/kernels).
+"""Activation functions as forward/backward pairs, the readable NumPy (or CuPy) versions.
 
 Each backward takes the forward's output y (not its input): every activation here has a
-derivative that is cheap to write in terms of y, so the layer caches one array.
+derivative that is cheap to write in terms of y, so the layer caches one array. ReLU, which
+runs on the largest maps of a CNN, also has a compiled twin: the Activation layer calls it
+through the backend's kernels (minicnn.kernels.CONTRACT: relu_forward, relu_backward), and
+these two functions are the reference it is tested against.
 """
-from minicnn import backend
 from minicnn.gpu import array_module
 
 
 def relu(x):
-    return backend.kernels_for(x).relu_forward(x)  # max(x, 0): on big maps, a pass worth compiling
+    """y = max(x, 0), elementwise, any shape (NaN stays NaN)."""
+    return array_module(x).maximum(x, 0)
 
 
 def relu_backward(y, dy):
-    return backend.kernels_for(y).relu_backward(y, dy)  # dy * (y > 0)
+    """dx = dy where the output was positive, else 0 (the kink at 0 gets 0, as in Keras); any shape."""
+    return dy * (y > 0)
 
 
 def softmax(x):

@@ -8,17 +8,28 @@
 Without the variable, numba is used when it imports and numpy otherwise. In code:
 `minicnn.backend.set_backend("numpy")`; for one model, `model.to("gpu")`. The choice takes
 effect at the next layer call. Device arrays always go to the kernels written against `xp`
-(the backend follows the data), host arrays to the selected CPU kernels.
+(the backend follows the data), host arrays to the selected CPU kernels. A backend module
+defines the kernels it speeds up and inherits the reference's for the rest (minicnn.kernels);
+register_backend(name, module) adds one.
 """
 import importlib
 import os
 
 from minicnn import gpu
+from minicnn.kernels import Kernels
 
 BACKENDS = ("numpy", "numba")  # the CPU backends; "cupy" is selectable too, where a GPU is
 _MODULES = {"numpy": "minicnn.kernels.reference", "numba": "minicnn.kernels.numba_kernels",
             "cupy": "minicnn.kernels.reference"}
 _state = {"name": None}
+_kernels = {}
+
+
+def register_backend(name, module):
+    """Make a CPU backend selectable by name: module (a module or its import path) defines the
+    kernels of minicnn.kernels.CONTRACT that it speeds up; the reference serves the rest."""
+    _MODULES[name] = module
+    _kernels.pop(name, None)
 
 
 def _numba_available():
@@ -30,9 +41,9 @@ def _numba_available():
 
 
 def set_backend(name):
-    """Select the kernels by name: "numpy", "numba" or "cupy" (the GPU)."""
-    if name not in (*BACKENDS, "cupy"):
-        raise ValueError(f"unknown backend {name!r}; valid backends are numpy, numba, cupy")
+    """Select the kernels by name: "numpy", "numba" or "cupy" (the GPU), or a registered one."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown backend {name!r}; valid backends are {', '.join(_MODULES)}")
     if name == "numba" and not _numba_available():
         raise RuntimeError("backend 'numba' needs the numba package: pip install numba")
     if name == "cupy":
@@ -51,16 +62,22 @@ def get_backend():
     return _state["name"]
 
 
+def kernels_named(name):
+    """The Kernels of the backend `name` (see minicnn.kernels for the contract)."""
+    if name not in _kernels:
+        module = _MODULES[name]
+        _kernels[name] = Kernels(name, importlib.import_module(module) if isinstance(module, str) else module)
+    return _kernels[name]
+
+
 def kernels():
-    """The kernel module of the selected backend (see minicnn.kernels.reference for the contract)."""
-    return importlib.import_module(_MODULES[get_backend()])
+    """The Kernels of the selected backend."""
+    return kernels_named(get_backend())
 
 
 def kernels_for(x):
     """The kernels for the array x: the xp-generic reference for a device array, else kernels()."""
-    if gpu.is_device_array(x):
-        return importlib.import_module(_MODULES["cupy"])
-    return kernels()
+    return kernels_named("cupy") if gpu.is_device_array(x) else kernels()
 
 
 def default_device():

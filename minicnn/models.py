@@ -2,11 +2,10 @@
 import numpy as np
 from tqdm import tqdm
 
-from minicnn import backend, gpu, saving
+from minicnn import backend, fusion, gpu, registry, saving
 from minicnn import losses as losses_module
 from minicnn import optimizers as optimizers_module
 from minicnn.callbacks import CallbackList, History
-from minicnn.layers import fused
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.optimizers import NonFiniteError, all_finite
@@ -21,6 +20,7 @@ METRICS = ("accuracy",)
 INFERENCE_CHUNK = 128
 
 
+@registry.register_serializable()
 class Sequential:
     """A linear stack of layers. x: (N, *input_shape) -> y: (N, *output_shape).
 
@@ -107,11 +107,11 @@ class Sequential:
     # -- one batch ------------------------------------------------------------------------
     def _steps(self):
         """The layers as they run: Conv2D -> ReLU -> MaxPooling2D in a row become one fused
-        step where the kernels have one (see minicnn/layers/fused.py)."""
+        step where the kernels have one (see minicnn/fusion.py)."""
         kernels = backend.kernels() if self.device == "cpu" and self.built else None
         key = (backend.get_backend(), self.device, tuple(map(id, self.layers)))
         if getattr(self, "_plan_key", None) != key:
-            self._plan = fused.plan(self.layers, kernels) if kernels is not None else list(self.layers)
+            self._plan = fusion.plan(self.layers, kernels) if kernels is not None else list(self.layers)
             self._plan_key = key
         return self._plan
 
@@ -279,6 +279,22 @@ class Sequential:
         return out
 
     # -- saving ------------------------------------------------------------------------------------
+    def get_config(self):
+        """{"name", "input_shape", "layers": [{"class_name", "config"}, ...]}: plain JSON values
+        from which from_config builds the same (unweighted) model."""
+        if not self.built:
+            raise RuntimeError("the model is not built yet: give the first layer input_shape=, or call fit/predict once")
+        return {"name": self.name, "input_shape": list(self.input_shape[1:]),
+                "layers": [registry.serialize(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The model get_config described, built; layer classes come from minicnn.registry
+        (and custom_objects: {class name: class})."""
+        model = cls([registry.deserialize(spec, custom_objects) for spec in config["layers"]], name=config["name"])
+        model.build((None, *config["input_shape"]))
+        return model
+
     def save(self, path, include_optimizer=True):
         """Write the architecture, weights and optimizer state to path (.npz), atomically.
         minicnn.models.load_model(path) gives the model back, ready to resume training."""

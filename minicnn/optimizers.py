@@ -156,7 +156,7 @@ class Adam(Optimizer):
         from minicnn import backend, gpu
         kernels = backend.kernels()
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
-        if not hasattr(kernels, "adam_step") or any(gpu.is_device_array(a) for a in params + grads) \
+        if not kernels.speeds_up("adam_step") or any(gpu.is_device_array(a) for a in params + grads) \
                 or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
             return False
         scalars = self._scalars(params[0].dtype.type, self.iterations + 1)

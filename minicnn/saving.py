@@ -17,10 +17,9 @@ import zipfile
 
 import numpy as np
 
-import minicnn
-from minicnn import gpu, losses, optimizers
-from minicnn import layers as layers_module
+from minicnn import gpu, losses, optimizers, registry
 from minicnn.io import atomic_write
+from minicnn.version import __version__
 
 FORMAT_VERSION = 1
 HEADER = "__minicnn__"
@@ -32,10 +31,10 @@ class ModelFileError(ValueError):
 
 # -- writing -------------------------------------------------------------------------------
 def model_config(model):
+    """What the header stores of the model: its class name and its own get_config()."""
     if not model.built:
         raise RuntimeError("the model is not built yet: give the first layer input_shape=, or call fit/predict once")
-    return {"class_name": type(model).__name__, "name": model.name, "input_shape": list(model.input_shape[1:]),
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers]}
+    return {"class_name": type(model).__name__, **model.get_config()}
 
 
 def _checked(what, a, shape, dtype):
@@ -71,7 +70,7 @@ def _write_npz(path, header, arrays):
 def save_model(model, path, include_optimizer=True):
     """Write the architecture, the weights and (when compiled) the loss, metrics and optimizer
     with its state, so that load_model(path) resumes training exactly where it stopped."""
-    header = {"format": "minicnn.model", "format_version": FORMAT_VERSION, "minicnn_version": minicnn.__version__,
+    header = {"format": "minicnn.model", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
               "model": model_config(model), "compile": None}
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
@@ -93,7 +92,7 @@ def save_model(model, path, include_optimizer=True):
 def save_weights(model, path):
     """Write the weights alone, with each layer's name and shapes for the checks on loading."""
     arrays = _weight_arrays(model)  # checked first: nothing is written for a damaged model
-    header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": minicnn.__version__,
+    header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
               "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.params.items()}}
                          for layer in model.layers]}
     return _write_npz(path, header, arrays)
@@ -131,14 +130,6 @@ def _read_npz(path, expected_format):
     return header, arrays
 
 
-def _layer_class(class_name, custom_objects):
-    known = {**{name: getattr(layers_module, name) for name in layers_module.__all__}, **(custom_objects or {})}
-    if class_name not in known:
-        raise ModelFileError(f"unknown layer class {class_name!r}; pass your own layers as "
-                             f"load_model(path, custom_objects={{{class_name!r}: {class_name}}})")
-    return known[class_name]
-
-
 def _set_weights(model, arrays, path):
     for i, layer in enumerate(model.layers):
         for key, p in layer.params.items():
@@ -157,14 +148,13 @@ def _set_weights(model, arrays, path):
 def load_model(path, custom_objects=None, compile=True):
     """The model saved at path: architecture, weights, and (with compile=True) its loss,
     metrics and optimizer with its state. custom_objects: {class name: your Layer class}."""
-    from minicnn.models import Sequential
-
     header, arrays = _read_npz(path, "model")
     try:
-        config = header["model"]
-        layers = [_layer_class(spec["class_name"], custom_objects)(**spec["config"]) for spec in config["layers"]]
-        model = Sequential(layers, name=config["name"])
-        model.build((None, *config["input_shape"]))
+        config = dict(header["model"])
+        model_class = registry.get_class(config.pop("class_name"), custom_objects)
+        model = model_class.from_config(config, custom_objects=custom_objects)
+    except registry.UnknownClassError as e:
+        raise ModelFileError(f"{path}: {e}") from None
     except (KeyError, TypeError) as e:
         raise ModelFileError(f"{path}: its model config is not valid ({type(e).__name__}: {e})") from None
     _set_weights(model, arrays, path)

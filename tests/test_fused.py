@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import minicnn
+from minicnn.fusion import ConvReLUPool
 from minicnn.gradcheck import check_model
 from minicnn.kernels import numba_kernels, reference
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
-from minicnn.layers.fused import ConvReLUPool
 from minicnn.models import Sequential
 
 GRID = [  # N, H, W, C, F, kernel, padding, pool
@@ -27,7 +27,7 @@ GRID = [  # N, H, W, C, F, kernel, padding, pool
 def test_fused_kernel_matches_the_composition(N, H, W, C, F, kernel, padding, pool, dtype, rng):
     layer = Conv2D(F, kernel, padding=padding)
     layer.build((None, H, W, C))
-    pads = layer._pads
+    pads = layer.pads
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     x[:, 1::3, ::2] = 0.5  # flat patches: ties in the pooling windows
     Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)

@@ -150,7 +150,7 @@ needs_gpu = pytest.mark.skipif(not gpu.available(), reason="needs CuPy and an NV
     ((3, 8, 8, 4), (2, 2), (2, 1), "same"), ((2, 28, 28, 1), (3, 3), (1, 1), "valid")])
 def test_device_kernels_match_the_host_reference(dtype, shape, kernel, strides, padding):
     from minicnn.kernels import reference
-    from minicnn.layers.conv import output_size_and_pads
+    from minicnn.layers.windows import output_size_and_pads
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(dtype)
     W = rng.standard_normal((*kernel, shape[3], 5)).astype(dtype)

@@ -1,10 +1,9 @@
-"""Each backend's kernels against independent loops (tests/naive.py), and the Numba kernels
+"""Each backend's kernels against independent loops (minicnn/kernels/naive.py), and the Numba kernels
 against the readable reference on a grid of shapes, in float32 and float64."""
-import naive
 import numpy as np
 import pytest
 
-from minicnn.kernels import numba_kernels, reference
+from minicnn.kernels import naive, numba_kernels, reference
 from minicnn.layers import Conv2D, MaxPooling2D
 
 GRID = [  # N, H, W, C, F, kernel, strides, padding
@@ -21,7 +20,7 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
 def plan(shape, kernel, strides, padding):
     layer = Conv2D(1, kernel, strides=strides, padding=padding)
     layer.build((None, *shape[1:]))
-    return layer._pads
+    return layer.pads
 
 
 @pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", GRID)

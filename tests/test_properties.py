@@ -1,13 +1,13 @@
 """Property-based tests (hypothesis): random Conv2D and MaxPooling2D configurations follow
 Keras's output-shape formula, give finite outputs, gradients shaped like their inputs and
-params, and, on both backends, the values of the independent loops in tests/naive.py (so that
+params, and, on both backends, the values of the independent loops in minicnn/kernels/naive.py (so that
 a bug in code the backends share, such as the "same" padding split, cannot hide)."""
-import naive
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from minicnn import backend
+from minicnn.kernels import naive
 from minicnn.layers import Conv2D, MaxPooling2D
 
 

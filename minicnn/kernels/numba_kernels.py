@@ -300,8 +300,7 @@ def relu_backward(y, dy):
     return dx
 
 
-# -- Conv2D -> ReLU -> MaxPooling2D as one step (minicnn/layers/fused.py) ----------------------------
-FUSES_CONV_RELU_POOL = True  # Sequential may run the three layers through the two functions below
+# -- Conv2D -> ReLU -> MaxPooling2D as one step (minicnn/fusion.py) ----------------------------
 @njit(parallel=True, cache=True)
 def _conv_relu_pool_forward(xpad, W, b, P, y, arg):
     """y: (N, PH, PW, F) = max(0, max of the conv over each P x P window), arg: the index

@@ -14,6 +14,7 @@ Each function is written once against the array module of its input, `xp = array
 NumPy for host arrays, CuPy for device arrays (see minicnn/gpu.py). So these same lines are
 also minicnn's GPU kernels: whole-array operations, never a Python loop over pixels.
 """
+from minicnn import activations
 from minicnn.gpu import array_module
 
 
@@ -134,14 +135,9 @@ def maxpool_backward(dy, ctx):
     return unpad_nhwc(scatter_windows(dwin, xpad_shape, stride), pads)
 
 
-def relu_forward(x):
-    """y = max(x, 0), elementwise, any shape."""
-    return array_module(x).maximum(x, 0)
-
-
-def relu_backward(y, dy):
-    """dx = dy where the output was positive, else 0 (the kink at 0 gets 0, as in Keras)."""
-    return dy * (y > 0)
+# ReLU's readable pair lives with the other activations (minicnn/activations.py); it is part
+# of the contract because the Numba backend compiles it.
+relu_forward, relu_backward = activations.relu, activations.relu_backward
 
 
 def conv_relu_pool_forward(x, W, b, pool, pads):
@@ -166,3 +162,24 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
     conv_ctx, y, pool_ctx = ctx
     dz = maxpool_backward(dy * (y > 0), pool_ctx)
     return conv2d_backward(dz, conv_ctx, W, need_dx)
+
+
+def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
+    """Keras's Adam update for every param, as optimizers.Adam.update writes it:
+    m += (g - m) c1;  v += (g g - v) c2;  p -= (m alpha) / (sqrt(v) + eps),
+    with c1 = 1 - beta_1, c2 = 1 - beta_2 and alpha the bias-corrected learning rate.
+
+    params, grads: lists of arrays of equal shapes; slots: one {"m", "v"} per param.
+    commit=False only checks that every new value is finite (returns False if not, changing
+    nothing); commit=True applies the step. Check, then apply: the step is all or nothing.
+    """
+    for p, g, s in zip(params, grads, slots):
+        xp = array_module(p)
+        m = s["m"] + (g - s["m"]) * c1
+        v = s["v"] + (g * g - s["v"]) * c2
+        new = p - (m * alpha) / (xp.sqrt(v) + eps)
+        if commit:
+            s["m"][...], s["v"][...], p[...] = m, v, new
+        elif not (xp.isfinite(m).all() and xp.isfinite(v).all() and xp.isfinite(new).all()):
+            return False
+    return True

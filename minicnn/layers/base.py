@@ -95,12 +95,18 @@ class Layer:
         return 0
 
     def get_config(self):
+        """The constructor's arguments, as plain JSON values: cls.from_config(config) makes the
+        same layer (unbuilt: the weights travel separately)."""
         return {"name": self.name, "dtype": self.dtype.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
 
     # -- the protocol ----------------------------------------------------------------
     def forward(self, x, training=False):
         """Run the layer. x: (N, ...) -> y: (N, ...); builds the layer on its first call."""
-        x = self._as_input(x)
+        x = self.as_input(x)
         return self.call(x, training)
 
     __call__ = forward
@@ -124,7 +130,9 @@ class Layer:
         self._cache = None
         return self
 
-    def _as_input(self, x):
+    def as_input(self, x):
+        """x as this layer takes it: an array of its dtype, on its device, the layer built for
+        x.shape (forward calls this first; so does a fused step that runs the layer's math)."""
         if not gpu.is_device_array(x):
             x = np.asarray(x)
         if x.dtype.kind not in "fiub":
@@ -135,6 +143,10 @@ class Layer:
         if self.params and gpu.is_device_array(x) != (self.device == "gpu"):
             x = gpu.move(x, self.device)  # a layer with params takes its input to them
         return x
+
+    def forget(self):
+        """Drop what forward(training=True) saved for backward: a backward now is an error."""
+        self._cache = None
 
     def _saved(self):
         if self._cache is None:

@@ -2,51 +2,17 @@
 from minicnn import backend, initializers
 from minicnn.layers.base import Layer, pair
 from minicnn.layers.core import Activation
-
-PADDINGS = ("valid", "same")
-
-
-def output_size_and_pads(size, k, s, padding):
-    """Output length and (before, after) padding along one axis, as TensorFlow computes them.
-
-    "valid": no padding, out = floor((size - k) / s) + 1.
-    "same":  out = ceil(size / s); the padding is split with the odd extra on the after
-             side (bottom / right), exactly as TensorFlow does.
-    """
-    if padding == "valid":
-        return (size - k) // s + 1, (0, 0)
-    out = -(-size // s)
-    total = max((out - 1) * s + k - size, 0)
-    return out, (total // 2, total - total // 2)
+from minicnn.layers.windows import check_padding, spatial_plan
+from minicnn.registry import register_serializable
 
 
-def check_padding(padding):
-    """"valid" or "same", in any case ("SAME", "Same"), as Keras accepts it; returned lower-case."""
-    if not isinstance(padding, str) or padding.lower() not in PADDINGS:
-        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
-    return padding.lower()
-
-
-def spatial_plan(layer, input_shape, window, strides, padding):
-    """(OH, OW, pads) for a window sliding over input_shape (None, H, W, C); checks the fit."""
-    if len(input_shape) != 4:
-        raise ValueError(f"layer {layer.name!r} expects inputs of shape (N, H, W, C), got "
-                         f"{input_shape}; add the channel axis, e.g. x.reshape(-1, 28, 28, 1)")
-    H, W = input_shape[1], input_shape[2]
-    (KH, KW), (SH, SW) = window, strides
-    OH, (top, bottom) = output_size_and_pads(H, KH, SH, padding)
-    OW, (left, right) = output_size_and_pads(W, KW, SW, padding)
-    if H + top + bottom < KH or W + left + right < KW:
-        raise ValueError(f"layer {layer.name!r}: its {KH}x{KW} window is larger than its "
-                         f"{H + top + bottom}x{W + left + right} (padded) input of shape {input_shape}")
-    return OH, OW, (top, bottom, left, right)
-
-
+@register_serializable()
 class Conv2D(Layer):
     """2-D convolution, channels-last, with Keras's arguments and defaults.
 
     x: (N, H, W, C) -> y: (N, OH, OW, F), with kernel W: (KH, KW, C, F) and bias b: (F,).
-    The math lives in the kernels: minicnn/kernels/reference.py (readable) and its fast twins.
+    The math, three ways: minicnn/kernels/naive.py (the textbook loops: read these first),
+    minicnn/kernels/reference.py (the same as whole-array NumPy, by im2col) and its fast twins.
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
@@ -66,7 +32,7 @@ class Conv2D(Layer):
         self.input_grad = True  # Sequential turns this off for the first layer: nobody reads dL/dx of data
 
     def build(self, input_shape):
-        _, _, self._pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        _, _, self.pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
         KH, KW = self.kernel_size
         C, F = input_shape[3], self.filters
         self.add_param("W", self.kernel_initializer((KH, KW, C, F), self.dtype, KH * KW * C, KH * KW * F))
@@ -84,7 +50,7 @@ class Conv2D(Layer):
 
     def call(self, x, training=False):
         y, ctx = backend.kernels_for(x).conv2d_forward(x, self.params["W"], self.params.get("b"),
-                                                  self.strides, self._pads)
+                                                  self.strides, self.pads)
         if training:
             self._cache = ctx
         if self.activation is not None:

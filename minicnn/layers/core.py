@@ -1,10 +1,12 @@
 """Layers without weights: Activation (and its ReLU, Softmax shorthands) and Flatten."""
 import numpy as np
 
-from minicnn import activations
+from minicnn import activations, backend
 from minicnn.layers.base import Layer
+from minicnn.registry import register_serializable
 
 
+@register_serializable()
 class Activation(Layer):
     """Apply an activation elementwise (softmax: over the last axis).
 
@@ -12,24 +14,34 @@ class Activation(Layer):
     x: (N, ...) -> y: same shape.
     """
 
+    # Activations with a kernel in the contract (a compiled twin on Numba) go through the backend.
+    KERNELS = {"relu": ("relu_forward", "relu_backward")}
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activation
         self._fn, self._grad = activations.get(activation)
 
     def call(self, x, training=False):
-        y = self._fn(x)
+        if self.activation in self.KERNELS:
+            y = getattr(backend.kernels_for(x), self.KERNELS[self.activation][0])(x)
+        else:
+            y = self._fn(x)
         if training:
             self._cache = y  # every derivative here is written in terms of the output
         return y
 
     def backward(self, dy):
-        return self._grad(self._saved(), dy)
+        y = self._saved()
+        if self.activation in self.KERNELS:
+            return getattr(backend.kernels_for(y), self.KERNELS[self.activation][1])(y, dy)
+        return self._grad(y, dy)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
 
 
+@register_serializable()
 class ReLU(Activation):
     """max(x, 0). x: (N, ...) -> y: same shape."""
 
@@ -42,6 +54,7 @@ class ReLU(Activation):
         return config
 
 
+@register_serializable()
 class Softmax(Activation):
     """Softmax over the last axis. x: (N, K) -> y: (N, K), rows sum to 1."""
 
@@ -51,6 +64,7 @@ class Softmax(Activation):
     get_config = ReLU.get_config
 
 
+@register_serializable()
 class Flatten(Layer):
     """x: (N, H, W, C) -> y: (N, H*W*C), in (H, W, C) order as Keras flattens channels-last."""
 

@@ -2,8 +2,10 @@
 from minicnn import initializers
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
+from minicnn.registry import register_serializable
 
 
+@register_serializable()
 class Dense(Layer):
     """y = x @ W + b. x: (N, in) -> y: (N, units); W: (in, units), b: (units,)."""
 

@@ -1,14 +1,18 @@
 """MaxPooling2D: the largest value of each window, channels-last."""
 from minicnn import backend
 from minicnn.layers.base import Layer, pair
-from minicnn.layers.conv import check_padding, spatial_plan
+from minicnn.layers.windows import check_padding, spatial_plan
+from minicnn.registry import register_serializable
 
 
+@register_serializable()
 class MaxPooling2D(Layer):
     """Max pooling with Keras's arguments: strides default to pool_size.
 
     x: (N, H, W, C) -> y: (N, OH, OW, C). On ties the gradient goes to the first maximum of
     the window in row-major order (top-most, then left-most), like TensorFlow on the CPU.
+    The math: minicnn/kernels/naive.py (the textbook loops), minicnn/kernels/reference.py
+    (whole-array NumPy) and its fast twins.
     """
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
@@ -18,14 +22,14 @@ class MaxPooling2D(Layer):
         self.padding = check_padding(padding)
 
     def build(self, input_shape):
-        _, _, self._pads = spatial_plan(self, input_shape, self.pool_size, self.strides, self.padding)
+        _, _, self.pads = spatial_plan(self, input_shape, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
         OH, OW, _ = spatial_plan(self, input_shape, self.pool_size, self.strides, self.padding)
         return (None, OH, OW, input_shape[3])
 
     def call(self, x, training=False):
-        y, ctx = backend.kernels_for(x).maxpool_forward(x, self.pool_size, self.strides, self._pads)
+        y, ctx = backend.kernels_for(x).maxpool_forward(x, self.pool_size, self.strides, self.pads)
         if training:
             self._cache = ctx
         return y

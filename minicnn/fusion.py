@@ -1,8 +1,8 @@
-"""Conv2D -> ReLU -> MaxPooling2D run as one step, when the kernels can fuse them.
+"""The execution plan: Conv2D -> ReLU -> MaxPooling2D run as one step, when the kernels fuse them.
 
-This is not a layer you add. Sequential looks for the three layers in a row (or a Conv2D
+This is not a layer you add, and it changes no layer: it is how Sequential runs them. Sequential looks for the three layers in a row (or a Conv2D
 with activation="relu" followed by MaxPooling2D) and, when the backend has a fused kernel
-(Numba: `FUSES_CONV_RELU_POOL`), runs them as one step: for small windows the (N, OH, OW, F)
+(`kernels.speeds_up("conv_relu_pool_forward")`: Numba), runs them as one step: for small windows the (N, OH, OW, F)
 conv and ReLU maps, the largest arrays of the tutorial model, are never written to memory;
 for all, only the conv outputs that a pooling window reads are computed, and ReLU, pooling
 and their backward take one pass instead of four. The three layers keep their params and grads;
@@ -10,9 +10,7 @@ the math is the composition (see reference.conv_relu_pool_forward), and the test
 fused step to the layer-by-layer one. model.trace always runs layer by layer, to show each.
 """
 from minicnn import backend
-from minicnn.layers.conv import Conv2D
-from minicnn.layers.core import Activation
-from minicnn.layers.pooling import MaxPooling2D
+from minicnn.layers import Activation, Conv2D, MaxPooling2D
 
 
 def _is_relu(layer):
@@ -23,7 +21,7 @@ def match(layers, i, kernels):
     """How many layers from layers[i] one ConvReLUPool can run (3 or 2), or 0."""
     conv = layers[i]
     if not (isinstance(conv, Conv2D) and conv.built and conv.strides == (1, 1)
-            and getattr(kernels, "FUSES_CONV_RELU_POOL", False)):  # the reference runs layer by layer, to be read
+            and kernels.speeds_up("conv_relu_pool_forward")):  # the reference runs layer by layer, to be read
         return 0
     if conv.activation is None and i + 2 < len(layers) and _is_relu(layers[i + 1]):
         pool, n = layers[i + 2], 3
@@ -38,7 +36,9 @@ def match(layers, i, kernels):
 
 
 class ConvReLUPool:
-    """One step of Sequential: conv -> relu -> pool. x: (N, H, W, C) -> y: (N, PH, PW, F)."""
+    """One step of a model: conv -> relu -> pool. x: (N, H, W, C) -> y: (N, PH, PW, F).
+    Its forward and backward have the layer protocol's signatures; the gradients land in the
+    conv layer's grads, as if the three layers had run one by one."""
 
     def __init__(self, layers):
         self.layers = layers
@@ -47,12 +47,12 @@ class ConvReLUPool:
 
     def forward(self, x, training=False):
         conv = self.conv
-        x = conv._as_input(x)
+        x = conv.as_input(x)
         kernels = backend.kernels_for(x)
         y, ctx = kernels.conv_relu_pool_forward(x, conv.params["W"], conv.params.get("b"), self.pool.pool_size[0],
-                                                conv._pads)
+                                                conv.pads)
         for layer in self.layers:
-            layer._cache = None  # their own backward would read a stale cache: they did not run
+            layer.forget()  # they did not run: their own backward must not use an older forward's cache
         self._cache = (kernels, ctx) if training else None
         return y
 
@@ -69,7 +69,7 @@ class ConvReLUPool:
 
 
 def plan(layers, kernels):
-    """The steps Sequential runs for layers: each a layer, or a ConvReLUPool of several."""
+    """The steps a model runs for layers with these kernels: each a layer, or a ConvReLUPool of several."""
     steps, i = [], 0
     while i < len(layers):
         n = match(layers, i, kernels)

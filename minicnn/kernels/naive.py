@@ -1,11 +1,18 @@
-"""Independent loop implementations of convolution and max pooling, written straight from the
-definitions (and TensorFlow's padding rule), to check the kernels against."""
+"""The textbook loops: convolution and max pooling written straight from their definitions
+(and TensorFlow's padding rule), one output value at a time. Read these first.
+
+They are far too slow to train with, and that is not their job: they are the independent
+version that the kernels of every backend are tested against (tests/test_kernels.py,
+tests/test_properties.py), the reference's whole-array NumPy included. Shapes as elsewhere:
+x (N, H, W, C), W (KH, KW, C, F), y (N, OH, OW, F); float64 results.
+"""
 import math
 
 import numpy as np
 
 
 def tf_pads(size, k, s, padding):
+    """(output length, padding before) along one axis: "same" puts the odd extra after."""
     if padding == "valid":
         return (size - k) // s + 1, 0
     out = math.ceil(size / s)
@@ -13,6 +20,8 @@ def tf_pads(size, k, s, padding):
 
 
 def conv(x, W, b, stride, padding):
+    """y[n, i, j] = b + sum over the window at (i, j) of x[n, r, c] @ W[kh, kw] (cross-correlation,
+    as Keras computes it: no kernel flip). Cells of the window outside x are the zero padding."""
     N, H, Wd, _ = x.shape
     KH, KW, _, F = W.shape
     OH, top = tf_pads(H, KH, stride[0], padding)
@@ -50,6 +59,8 @@ def conv_backward(x, W, dy, stride, padding):
 
 
 def maxpool(x, pool, stride, padding):
+    """y[n, i, j, c] = the largest x in the window at (i, j), and where it was (the first on ties,
+    in row-major order): (y (N, OH, OW, C), route (N, OH, OW, C, 2)). Padded cells never win."""
     N, H, Wd, C = x.shape
     OH, top = tf_pads(H, pool[0], stride[0], padding)
     OW, left = tf_pads(Wd, pool[1], stride[1], padding)
@@ -71,6 +82,7 @@ def maxpool(x, pool, stride, padding):
 
 
 def maxpool_backward(dy, route, x_shape):
+    """dx: each dy[n, i, j, c] goes to the cell that was its window's maximum (route)."""
     dx = np.zeros(x_shape)
     N, OH, OW, C = dy.shape
     for n in range(N):
