@@ -5,6 +5,9 @@ from minicnn import activations, backend
 from minicnn.layers.base import Layer
 from minicnn.registry import register_serializable
 
+# Activations with kernels in the contract (a compiled twin on Numba) run through the backend.
+KERNELS = {"relu": ("relu_forward", "relu_backward")}
+
 
 @register_serializable()
 class Activation(Layer):
@@ -14,17 +17,14 @@ class Activation(Layer):
     x: (N, ...) -> y: same shape.
     """
 
-    # Activations with a kernel in the contract (a compiled twin on Numba) go through the backend.
-    KERNELS = {"relu": ("relu_forward", "relu_backward")}
-
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activation
         self._fn, self._grad = activations.get(activation)
 
     def call(self, x, training=False):
-        if self.activation in self.KERNELS:
-            y = getattr(backend.kernels_for(x), self.KERNELS[self.activation][0])(x)
+        if self.activation in KERNELS:
+            y = getattr(backend.kernels_for(x), KERNELS[self.activation][0])(x)
         else:
             y = self._fn(x)
         if training:
@@ -33,8 +33,8 @@ class Activation(Layer):
 
     def backward(self, dy):
         y = self._saved()
-        if self.activation in self.KERNELS:
-            return getattr(backend.kernels_for(y), self.KERNELS[self.activation][1])(y, dy)
+        if self.activation in KERNELS:
+            return getattr(backend.kernels_for(y), KERNELS[self.activation][1])(y, dy)
         return self._grad(y, dy)
 
     def get_config(self):
