@@ -50,7 +50,7 @@ def profile(name, batch, repeat):
     x0 = x
     rows = []
     shape = model.input_shape
-    for step in model._steps():
+    for step in model.execution_plan():
         layers = step.layers if isinstance(step, ConvReLUPool) else [step]
         y = step.forward(x, training=True)
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
@@ -59,7 +59,7 @@ def profile(name, batch, repeat):
             m = layer.count_macs(shape) * batch
             macs += m
             # backward multiply-adds: dW always; dx unless the layer skips it (the first conv)
-            bwd_macs += m * (2 if getattr(layer, "input_grad", True) else 1)
+            bwd_macs += m * (2 if layer.input_grad else 1)
             shape = layer.compute_output_shape(shape)
         fwd = median_ms(lambda step=step, x=x: step.forward(x, training=True), repeat)
         step.forward(x, training=True)

@@ -64,12 +64,12 @@ def check_model(model, x, y, eps=1e-6):
 
     Returns {"<layer name>/<key>": error}.
     """
-    p = model._forward(x, training=True)
-    model._backward(y, p)
+    p = model.forward(x, training=True)
+    model.backward(y, p)
     analytic = {(layer.name, k): np.array(to_host(g)) for layer in model.layers for k, g in layer.grads.items()}
 
     def loss():
-        return float(model.loss.fn(y, model._forward(x, training=True)).mean())
+        return float(model.loss.fn(y, model.forward(x, training=True)).mean())
 
     return {f"{name}/{k}": relative_error(g, numerical_gradient(loss, layer.params[k], eps))
             for layer in model.layers for (name, k), g in analytic.items() if name == layer.name}

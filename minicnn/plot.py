@@ -16,9 +16,9 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
+from minicnn import training
 from minicnn.gpu import to_host
-from minicnn.layers import Conv2D, MaxPooling2D
-from minicnn.layers.core import Activation
+from minicnn.layers import Conv2D
 
 
 def training_curves(history):
@@ -124,25 +124,21 @@ def conv_filters(layer, channel=0, shared_scale=False):
     return fig
 
 
-def _is_map_layer(layer):
-    return isinstance(layer, (Conv2D, MaxPooling2D)) or (
-        isinstance(layer, Activation) and layer.activation == "relu")
-
-
 def feature_maps(model, image, max_maps=8):
-    """One image (H, W, C) after each Conv2D, ReLU and MaxPooling2D layer: a row per layer,
+    """One image (H, W, C) after each layer whose output is still a stack of maps (N, H, W, C):
+    Conv2D, ReLU, MaxPooling2D and any such layer you add; a row per layer,
     its first max_maps channels."""
     x = np.asarray(image, dtype=np.float32)
     if x.ndim == 2:
         x = x[..., None]
-    x = model._check_x(x[None])
+    x = training.check_x(model, x[None])
     picked = []
     for layer in model.layers:
         x = layer.forward(x, training=False)
-        if _is_map_layer(layer) and x.ndim == 4:
+        if x.ndim == 4:
             picked.append((layer, to_host(x[0])))
     if not picked:
-        raise ValueError("the model has no Conv2D or MaxPooling2D layer whose maps could be drawn")
+        raise ValueError("the model has no layer whose output is a stack of maps (N, H, W, C) to draw")
     columns = min(max_maps, max(m.shape[-1] for _, m in picked)) + 1
     fig, axes = plt.subplots(len(picked), columns, figsize=(1.4 * columns, 1.5 * len(picked)), squeeze=False)
     for ax in axes.flat:

@@ -6,7 +6,8 @@
 
 Inside the file (an ordinary npz: np.load(path) opens it):
     "__minicnn__"           a 0-d string array: JSON {"format", "format_version", "model", ...}
-    "layer{i}/{key}"        layer i's param `key` ("W", "b"), e.g. "layer0/W": (3, 3, 1, 64)
+    "layer{i}/{key}"        layer i's weight `key`: a param ("W", "b") or a state array
+                            ("moving_mean"), e.g. "layer0/W": (3, 3, 1, 64)
     "optimizer{j}/{slot}"   the optimizer's state of param j, e.g. Adam's "optimizer0/m"
 
 Writes are atomic (minicnn.io.atomic_write): a crash leaves the previous file whole. Loading
@@ -56,7 +57,7 @@ def _checked(what, a, shape, dtype):
 def _weight_arrays(model):
     arrays = {}
     for i, layer in enumerate(model.layers):
-        for key, p in layer.params.items():
+        for key, p in layer.weights().items():
             shape = layer.param_shapes.get(key, getattr(p, "shape", ()))
             arrays[f"layer{i}/{key}"] = _checked(f"layer {layer.name!r} weight {key!r}", p, shape, layer.dtype)
     return arrays
@@ -93,7 +94,7 @@ def save_weights(model, path):
     """Write the weights alone, with each layer's name and shapes for the checks on loading."""
     arrays = _weight_arrays(model)  # checked first: nothing is written for a damaged model
     header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
-              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.params.items()}}
+              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.weights().items()}}
                          for layer in model.layers]}
     return _write_npz(path, header, arrays)
 
@@ -132,7 +133,7 @@ def _read_npz(path, expected_format):
 
 def _set_weights(model, arrays, path):
     for i, layer in enumerate(model.layers):
-        for key, p in layer.params.items():
+        for key, p in layer.weights().items():
             name = f"layer{i}/{key}"
             if name not in arrays:
                 raise ModelFileError(f"{path}: no weights for layer {layer.name!r} ({name}); the file is incomplete")
@@ -191,7 +192,7 @@ def load_weights(model, path):
     if not model.built:
         raise RuntimeError("build the model before load_weights (input_shape= on the first layer, or model.build)")
     n_file = len({k.split("/")[0] for k in arrays if k.startswith("layer")})
-    n_model = sum(1 for layer in model.layers if layer.params)
+    n_model = sum(1 for layer in model.layers if layer.weights())
     if n_file != n_model:
         raise ModelFileError(f"{path}: holds weights for {n_file} layers, the model has {n_model} layers with weights")
     _set_weights(model, arrays, path)

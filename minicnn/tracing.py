@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minicnn import training
 from minicnn.gpu import as_like, synchronize, to_host
 
 
@@ -81,20 +82,18 @@ def _stats(y):
 def trace(model, x, y=None, keep=False):
     """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None."""
     if y is None:
-        x = model._check_x(x)
+        x = training.check_x(model, x)
     else:
-        model._check_compiled("trace")
-        x, y = model._check_data(x, y)
+        training.check_compiled(model, "trace")
+        x, y = training.check_data(model, x, y)
     first = model.layers[0]
-    had_input_grad = getattr(first, "input_grad", None)
-    if had_input_grad is not None:
-        first.input_grad = True  # the trace reports dL/dx of the data too
+    had_input_grad, first.input_grad = first.input_grad, True  # the trace reports dL/dx of the data too
     try:
         rows, outputs, h = [], [], x
         for layer in model.layers:
             in_shape = (None, *h.shape[1:])
             start = time.perf_counter()
-            h = layer.forward(h, training=True)
+            h = layer.forward(h, training=y is not None)  # training mode only when backward follows
             synchronize(h)  # on a GPU, time the work, not just its launch
             ms = (time.perf_counter() - start) * 1e3
             rows.append(LayerTrace(layer.name, type(layer).__name__, in_shape, (None, *h.shape[1:]), *_stats(h),
@@ -104,27 +103,21 @@ def trace(model, x, y=None, keep=False):
         if y is not None:
             loss, input_grads, param_grads = _backward(model, as_like(y, h), h, rows)
     finally:
-        if had_input_grad is not None:
-            first.input_grad = had_input_grad
+        first.input_grad = had_input_grad
     if keep:
         return Trace(rows, loss, outputs, input_grads, param_grads)
     return Trace(rows, loss)
 
 
 def _backward(model, y, p, rows):
-    """Backpropagate as Sequential._backward does, timing and measuring each layer."""
+    """Backpropagate as Model.backward does, layer by layer, timing and measuring each."""
     n = len(model.layers)
     input_grads, param_grads = [None] * n, [None] * n
     loss = float(model.loss.fn(y, p).mean())
-    fused = model.loss.softmax_gradient is not None and model._ends_in_softmax()
-    if fused:
-        # softmax + cross-entropy: the gradient at the logits, (p - y) / N, skips the
-        # softmax layer's own backward, as in training.
-        dy = model.loss.softmax_gradient(y, p)
+    dy, last = model.loss_gradient(y, p)
+    if last < n:  # softmax + cross-entropy: the gradient at the logits skips the softmax's backward
         rows[-1].backward_ms, rows[-1].input_grad_norm, input_grads[-1] = 0.0, _norm(dy), to_host(dy)
-    else:
-        dy = model.loss.gradient(y, p)
-    for i in reversed(range(n - 1 if fused else n)):
+    for i in reversed(range(last)):
         layer = model.layers[i]
         start = time.perf_counter()
         dy = layer.backward(dy)

@@ -67,13 +67,13 @@ def test_a_model_runs_the_fused_step_and_gets_the_same_results(inline, rng):
         minicnn.utils.set_random_seed(0)
         model = models(inline)
         model.compile(loss="categorical_crossentropy", optimizer="adam")
-        steps = model._steps()
+        steps = model.execution_plan()
         assert sum(isinstance(s, ConvReLUPool) for s in steps) == 2  # both blocks
         x = rng.standard_normal((5, 12, 12, 2))
         y = minicnn.utils.to_categorical(rng.integers(0, 3, 5), 3).astype(np.float64)
-        p = model._forward(x, training=True)
+        p = model.forward(x, training=True)
         assert [s._cache[1][0] for s in steps if isinstance(s, ConvReLUPool)] == ["direct", "gemm"]
-        model._backward(y, p)
+        model.backward(y, p)
         fused = [np.array(g) for g, _ in model.grads_and_params()]
         h = x  # the same, layer by layer
         for layer in model.layers:
@@ -100,9 +100,9 @@ def test_no_fusion_where_it_would_change_the_math():
             [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(2, padding="same")],
             [Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D((2, 3))],  # not square
         ):
-            assert not any(isinstance(s, ConvReLUPool) for s in Sequential(layers)._steps())
+            assert not any(isinstance(s, ConvReLUPool) for s in Sequential(layers).execution_plan())
         minicnn.backend.set_backend("numpy")  # the reference runs layer by layer, to be read
         model = Sequential([Conv2D(2, 3, input_shape=(9, 9, 1)), Activation("relu"), MaxPooling2D(2)])
-        assert model._steps() == model.layers
+        assert model.execution_plan() == model.layers
     finally:
         minicnn.backend._state["name"] = None

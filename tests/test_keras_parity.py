@@ -74,9 +74,9 @@ def test_same_loss_gradients_and_adam_steps(each_backend):
         with tf.GradientTape() as tape:
             loss = keras.ops.mean(keras.losses.categorical_crossentropy(y, k_model(x, training=True)))
         k_grads = tape.gradient(loss, k_model.trainable_weights)
-        p = model._forward(x, training=True)
+        p = model.forward(x, training=True)
         assert float(model.loss.fn(y, p).mean()) == pytest.approx(float(loss), rel=1e-5)
-        model._backward(y, p)
+        model.backward(y, p)
         pairs = model.grads_and_params()
         for (g, _), kg in zip(pairs, k_grads):
             np.testing.assert_allclose(g, kg.numpy(), rtol=1e-4, atol=1e-6)

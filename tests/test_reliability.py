@@ -82,8 +82,8 @@ def test_an_update_that_overflows_is_refused():
     x *= 100
     model.build((None, 8, 8, 1))
     state = (model.get_weights(), None, 0)
-    model._forward(x, training=True)
-    model._backward(y, model._forward(x, training=True))
+    model.forward(x, training=True)
+    model.backward(y, model.forward(x, training=True))
     largest = max(np.abs(g).max() for g, _ in model.grads_and_params())
     assert np.isfinite(largest) and float(largest) * 1e38 > float(np.finfo(np.float32).max)  # the update overflows
     with pytest.raises(NonFiniteError, match="update of param"):

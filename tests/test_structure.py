@@ -91,7 +91,6 @@ def private_model_calls(path):
     return calls
 
 
-@pytest.mark.xfail(strict=True, reason="tracing, gradcheck, plot and benchmarks still call private model methods")
 def test_only_the_model_core_touches_private_parts_of_a_model():
     root = PACKAGE.parent
     paths = [p for p in PACKAGE.rglob("*.py") if module_name(p) not in MODEL_CORE]

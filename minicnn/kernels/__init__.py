@@ -1,6 +1,6 @@
 """The kernel contract: the functions that layers and optimizers call through a backend.
 
-`reference.py` defines every one of them, readable; a backend module defines the ones it
+`reference.py` lists them (CONTRACT) and defines every one, readable; a backend module defines the ones it
 speeds up, with the same signature and results, and inherits the reference's for the rest, so
 a missing fast twin is never an error and a new layer runs on every backend from day one.
 What a backend can do better is read from the same list: `kernels.speeds_up(name)`.
@@ -12,14 +12,7 @@ What a backend can do better is read from the same list: `kernels.speeds_up(name
 The textbook loops that the reference itself is checked against live in `naive.py`.
 """
 from minicnn.kernels import reference
-
-CONTRACT = (
-    "conv2d_forward", "conv2d_backward",  # Conv2D
-    "maxpool_forward", "maxpool_backward",  # MaxPooling2D
-    "relu_forward", "relu_backward",  # ReLU (minicnn.activations.relu)
-    "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
-    "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
-)
+from minicnn.kernels.reference import CONTRACT  # the list lives with the kernels it names
 
 
 class Kernels:

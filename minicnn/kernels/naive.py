@@ -92,3 +92,18 @@ def maxpool_backward(dy, route, x_shape):
                     r, q = route[n, i, j, c]
                     dx[n, r, q, c] += dy[n, i, j, c]
     return dx
+
+
+def avgpool(x, pool, stride, padding):
+    """y[n, i, j, c] = the mean of the window's cells that lie inside x (padding not counted)."""
+    N, H, Wd, C = x.shape
+    OH, top = tf_pads(H, pool[0], stride[0], padding)
+    OW, left = tf_pads(Wd, pool[1], stride[1], padding)
+    y = np.zeros((N, OH, OW, C))
+    for n in range(N):
+        for i in range(OH):
+            for j in range(OW):
+                cells = [x[n, r, q] for kh in range(pool[0]) for kw in range(pool[1])
+                         if 0 <= (r := i * stride[0] + kh - top) < H and 0 <= (q := j * stride[1] + kw - left) < Wd]
+                y[n, i, j] = np.mean(cells, axis=0)
+    return y

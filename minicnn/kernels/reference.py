@@ -4,8 +4,9 @@ Shapes use one vocabulary throughout minicnn: N batch, H x W spatial, C channels
 F filters, KH x KW kernel (or pool window), OH x OW output, SH x SW strides.
 Arrays are channels-last, as in Keras: x is (N, H, W, C).
 
-Every function here is the contract the fast kernels (Numba, CuPy) must honour: same
-arguments, same results. The tests tie each fast kernel to these.
+The functions named in CONTRACT are what the fast kernels (Numba) must honour: same
+arguments, same results; a backend that lacks one inherits it from here. The tests tie each
+fast kernel to these, and these to the textbook loops of naive.py.
 
 A forward kernel returns (y, ctx): ctx is whatever its backward needs, and the layer keeps
 it as its one private cache. A backward kernel takes (dy, ctx, ...) and returns gradients.
@@ -16,6 +17,17 @@ also minicnn's GPU kernels: whole-array operations, never a Python loop over pix
 """
 from minicnn import activations
 from minicnn.gpu import array_module
+
+# The kernel contract: what a layer or optimizer calls through minicnn.backend. A new kernel is
+# written below and named here; a fast backend may then speed it up (minicnn/kernels/__init__.py).
+CONTRACT = (
+    "conv2d_forward", "conv2d_backward",  # Conv2D
+    "maxpool_forward", "maxpool_backward",  # MaxPooling2D
+    "avgpool_forward", "avgpool_backward",  # AveragePooling2D
+    "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
+    "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
+    "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
+)
 
 
 def pad_nhwc(x, pads, value=0.0):
@@ -133,6 +145,35 @@ def maxpool_backward(dy, ctx):
         for j in range(KW):
             dwin[:, :, :, i, j, :] = xp.where(arg == i * KW + j, dy, 0)
     return unpad_nhwc(scatter_windows(dwin, xpad_shape, stride), pads)
+
+
+def avgpool_forward(x, pool, stride, pads):
+    """Average pooling. x: (N, H, W, C), pool: (KH, KW), stride: (SH, SW),
+    pads: (top, bottom, left, right) -> y: (N, OH, OW, C), ctx for avgpool_backward.
+
+    y[n, i, j, c] = mean of the window's cells that lie inside x: "same" padding adds zeros
+    that are not counted (TensorFlow's rule), so an edge window averages fewer cells.
+    """
+    KH, KW = pool
+    xp = array_module(x)
+    win = windows(pad_nhwc(x, pads), KH, KW, stride)  # (N, OH, OW, KH, KW, C)
+    inside = pad_nhwc(xp.ones((1, x.shape[1], x.shape[2], 1), dtype=x.dtype), pads)
+    count = windows(inside, KH, KW, stride).sum(axis=(3, 4))  # (1, OH, OW, 1): real cells per window
+    y = win.sum(axis=(3, 4)) / count
+    return y, (count, x.shape, pool, stride, pads)
+
+
+def avgpool_backward(dy, ctx):
+    """Gradient of avgpool_forward. dy: (N, OH, OW, C) -> dx: (N, H, W, C).
+
+    Each cell of a window had weight 1 / count in its mean, so each gets dy / count back;
+    overlapping windows add up, and the padding's share is cropped off.
+    """
+    count, x_shape, (KH, KW), stride, pads = ctx
+    N, OH, OW, C = dy.shape
+    share = array_module(dy).broadcast_to((dy / count)[:, :, :, None, None, :], (N, OH, OW, KH, KW, C))
+    xpad_shape = (N, x_shape[1] + pads[0] + pads[1], x_shape[2] + pads[2] + pads[3], C)
+    return unpad_nhwc(scatter_windows(share, xpad_shape, stride), pads)
 
 
 # ReLU's readable pair lives with the other activations (minicnn/activations.py); it is part

@@ -4,10 +4,16 @@
     dx = layer.backward(dy)                # after forward(x, training=True): returns dL/dx,
                                            # fills layer.grads, never changes layer.params
     layer.params, layer.grads              # two dicts, same keys ("W", "b"), same shapes
+    layer.state                            # non-trainable arrays (a moving mean): weights that
+                                           # are saved and moved, but no optimizer sees
+    layer.input_grad = False               # nobody needs dL/dx (the model's first layer):
+                                           # backward may skip it and return None
 
 A subclass writes build(input_shape), call(x, training), backward(dy) and, when its output
-shape differs from its input's, compute_output_shape(input_shape). Shapes include the batch
-axis as None, as in Keras: (None, H, W, C).
+shape differs from its input's, compute_output_shape(input_shape). `training` is True in fit
+and train_on_batch, False in evaluate and predict: a layer that behaves differently while
+training (Dropout, BatchNormalization) reads it there. Shapes include the batch axis as None,
+as in Keras: (None, H, W, C).
 """
 import functools
 import re
@@ -72,7 +78,9 @@ class Layer:
         self.trainable = trainable
         self.params = {}
         self.grads = {}
-        self.param_shapes = {}  # the shape each param was built with: save checks params against it
+        self.state = {}  # non-trainable arrays: saved, moved with to(), in get_weights; never optimized
+        self.param_shapes = {}  # the shape each param (and state array) was built with: save checks against it
+        self.input_grad = True  # False: dL/dx is not needed, backward may return None
         self.built = False
         self._cache = None  # what forward(training=True) saved for backward
         self.device = backend.default_device()  # "cpu" or "gpu": where params live (see to())
@@ -122,9 +130,9 @@ class Layer:
         return self.compute_output_shape(input_shape)
 
     def to(self, device):
-        """Move params and grads to device: "gpu" (CuPy) or "cpu". Returns the layer."""
+        """Move params, state and grads to device: "gpu" (CuPy) or "cpu". Returns the layer."""
         self.device = gpu.check_device(device)
-        for store in (self.params, self.grads):
+        for store in (self.params, self.state, self.grads):
             for key, a in store.items():
                 store[key] = gpu.move(a, self.device)
         self._cache = None
@@ -154,26 +162,39 @@ class Layer:
         return self._cache
 
     def add_param(self, key, value):
+        """A trainable weight: in params, with a zeroed grad of the same shape."""
         self.params[key] = value
         self.param_shapes[key] = tuple(value.shape)
         self.grads[key] = gpu.array_module(value).zeros_like(value)
 
+    def add_state(self, key, value):
+        """A non-trainable weight (e.g. a moving mean): in state, with no grad."""
+        self.state[key] = value
+        self.param_shapes[key] = tuple(value.shape)
+
+    def weights(self):
+        """{key: array} of every weight: the params, then the state (Keras's order)."""
+        return {**self.params, **self.state}
+
     def get_weights(self):
-        """Copies of the params as NumPy arrays, in Keras order (kernel, then bias)."""
-        return [np.array(gpu.to_host(p)) for p in self.params.values()]
+        """Copies of the weights as NumPy arrays, in Keras order: the params (kernel, then bias),
+        then the state."""
+        return [np.array(gpu.to_host(w)) for w in self.weights().values()]
 
     def set_weights(self, weights):
-        """Load params from a list in Keras order; shapes must match exactly."""
-        if len(weights) != len(self.params):
-            raise ValueError(f"layer {self.name!r} has {len(self.params)} weight arrays, got {len(weights)}")
-        for (key, p), w in zip(self.params.items(), weights):
+        """Load the weights from a list in get_weights' order; shapes must match exactly."""
+        mine = self.weights()
+        if len(weights) != len(mine):
+            raise ValueError(f"layer {self.name!r} has {len(mine)} weight arrays, got {len(weights)}")
+        for (key, p), w in zip(mine.items(), weights):
             w = gpu.to_host(w)
             if w.shape != p.shape:
                 raise ValueError(f"layer {self.name!r}: weight {key!r} has shape {p.shape}, got {w.shape}")
             p[...] = gpu.as_like(w, p)
 
     def count_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        """Every weight's size, trainable or not, as Keras counts."""
+        return int(sum(w.size for w in self.weights().values()))
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"

@@ -29,7 +29,6 @@ class Conv2D(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
-        self.input_grad = True  # Sequential turns this off for the first layer: nobody reads dL/dx of data
 
     def build(self, input_shape):
         _, _, self.pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)

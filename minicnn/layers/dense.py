@@ -46,14 +46,15 @@ class Dense(Layer):
         return y
 
     def backward(self, dy):
-        """dy: (N, units) -> dx: (N, in).  dW = x^T dy;  db = sum_n dy;  dx = dy W^T."""
+        """dy: (N, units) -> dx: (N, in) (None when input_grad is off).
+        dW = x^T dy;  db = sum_n dy;  dx = dy W^T."""
         x = self._saved()
         if self.activation is not None:
             dy = self.activation.backward(dy)
         self.grads["W"] = x.T @ dy
         if self.use_bias:
             self.grads["b"] = dy.sum(axis=0)
-        return dy @ self.params["W"].T
+        return dy @ self.params["W"].T if self.input_grad else None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,

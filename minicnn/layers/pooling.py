@@ -1,19 +1,16 @@
-"""MaxPooling2D: the largest value of each window, channels-last."""
+"""Pooling layers, channels-last: MaxPooling2D (each window's largest value) and
+AveragePooling2D (each window's mean), with Keras's arguments: strides default to pool_size."""
 from minicnn import backend
 from minicnn.layers.base import Layer, pair
 from minicnn.layers.windows import check_padding, spatial_plan
 from minicnn.registry import register_serializable
 
 
-@register_serializable()
-class MaxPooling2D(Layer):
-    """Max pooling with Keras's arguments: strides default to pool_size.
+class Pooling2D(Layer):
+    """What the pooling layers share: a pool_size window sliding by strides over (N, H, W, C)
+    maps, each channel on its own. Subclasses name their two kernels."""
 
-    x: (N, H, W, C) -> y: (N, OH, OW, C). On ties the gradient goes to the first maximum of
-    the window in row-major order (top-most, then left-most), like TensorFlow on the CPU.
-    The math: minicnn/kernels/naive.py (the textbook loops), minicnn/kernels/reference.py
-    (whole-array NumPy) and its fast twins.
-    """
+    kernel_names = None  # ("<name>_forward", "<name>_backward"), named in minicnn.kernels.CONTRACT
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
@@ -29,15 +26,39 @@ class MaxPooling2D(Layer):
         return (None, OH, OW, input_shape[3])
 
     def call(self, x, training=False):
-        y, ctx = backend.kernels_for(x).maxpool_forward(x, self.pool_size, self.strides, self.pads)
+        forward = getattr(backend.kernels_for(x), self.kernel_names[0])
+        y, ctx = forward(x, self.pool_size, self.strides, self.pads)
         if training:
             self._cache = ctx
         return y
 
     def backward(self, dy):
-        """dy: (N, OH, OW, C) -> dx: (N, H, W, C): each dy goes to its window's maximum."""
-        return backend.kernels_for(dy).maxpool_backward(dy, self._saved())
+        """dy: (N, OH, OW, C) -> dx: (N, H, W, C)."""
+        return getattr(backend.kernels_for(dy), self.kernel_names[1])(dy, self._saved())
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size),
                 "strides": list(self.strides), "padding": self.padding}
+
+
+@register_serializable()
+class MaxPooling2D(Pooling2D):
+    """Max pooling. x: (N, H, W, C) -> y: (N, OH, OW, C); each dy goes to its window's maximum.
+
+    On ties the gradient goes to the first maximum of the window in row-major order (top-most,
+    then left-most), like TensorFlow on the CPU. The math: minicnn/kernels/naive.py (the
+    textbook loops), minicnn/kernels/reference.py (whole-array NumPy) and its fast twins.
+    """
+
+    kernel_names = ("maxpool_forward", "maxpool_backward")
+
+
+@register_serializable()
+class AveragePooling2D(Pooling2D):
+    """Average pooling. x: (N, H, W, C) -> y: (N, OH, OW, C); each cell of a window gets its
+    share dy / count back. With padding="same", the zeros added at the edges are not counted
+    (TensorFlow's rule). The math: avgpool_forward / avgpool_backward in
+    minicnn/kernels/reference.py, the loops in minicnn/kernels/naive.py.
+    """
+
+    kernel_names = ("avgpool_forward", "avgpool_backward")

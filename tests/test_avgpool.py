@@ -1,0 +1,39 @@
+"""AveragePooling2D, the layer that docs/contributing.md adds as its worked example: the textbook
+loops, finite differences and Keras, on each backend."""
+import numpy as np
+import pytest
+
+from minicnn.gradcheck import check_layer
+from minicnn.kernels import naive
+from minicnn.layers import AveragePooling2D, Flatten
+from minicnn.models import Sequential, load_model
+
+CASES = [  # pool, strides, padding, shape
+    ((2, 2), None, "valid", (2, 6, 6, 3)),
+    ((2, 2), None, "valid", (1, 7, 5, 2)),  # odd sizes: the last row/column is dropped
+    ((3, 3), (1, 1), "valid", (2, 5, 6, 2)),  # overlapping windows
+    ((3, 3), (2, 2), "same", (1, 7, 6, 3)),  # edge windows average fewer cells
+    ((2, 3), (2, 1), "same", (1, 5, 5, 1)),
+    ((1, 1), None, "valid", (1, 3, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("pool,strides,padding,shape", CASES)
+def test_avgpool_matches_the_loops_and_finite_differences(each_backend, pool, strides, padding, shape, rng):
+    x = rng.standard_normal(shape)
+    layer = AveragePooling2D(pool, strides=strides, padding=padding, dtype="float64")
+    np.testing.assert_allclose(layer.forward(x), naive.avgpool(x, pool, strides or pool, padding), atol=1e-12)
+    assert check_layer(layer, x)["x"] < 1e-6
+
+
+def test_avgpool_matches_keras(rng, tmp_path):
+    keras = pytest.importorskip("keras")
+    x = rng.standard_normal((2, 7, 8, 3)).astype(np.float32)
+    for padding in ("valid", "same"):
+        ours = AveragePooling2D(3, strides=2, padding=padding)
+        theirs = keras.layers.AveragePooling2D(3, strides=2, padding=padding)
+        np.testing.assert_allclose(ours.forward(x), np.asarray(theirs(x)), rtol=1e-6, atol=1e-6)
+    model = Sequential([AveragePooling2D(padding="SAME", input_shape=(7, 8, 3)), Flatten()])
+    again = load_model(model.save(tmp_path / "m.npz"))
+    assert type(again.layers[0]) is AveragePooling2D and again.layers[0].padding == "same"
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
