@@ -11,7 +11,7 @@ PAGE = ROOT / "docs" / "contributing.md"
 
 
 def blocks():
-    return re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.DOTALL)
 
 
 def test_quoted_code_is_the_code_in_the_files():
