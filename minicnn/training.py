@@ -53,9 +53,9 @@ class Trainer:
         x, y = check_data(self, x, y)
         return self.train_step(x, y)
 
-    def predict_on_batch(self, x):
-        """The outputs for x: (N, ...), in inference mode, INFERENCE_CHUNK samples at a time on
-        the CPU; on the model's device (NumPy on the CPU). Unchecked: predict checks x."""
+    def forward_in_chunks(self, x):
+        """forward(x, training=False) for x: (N, ...), INFERENCE_CHUNK samples at a time on the
+        CPU; the outputs stay on the model's device. Unchecked: predict and evaluate check x."""
         if self.device != "cpu" or len(x) <= INFERENCE_CHUNK:
             return self.forward(x, training=False)
         return np.concatenate([self.forward(x[s:s + INFERENCE_CHUNK], training=False)
@@ -139,7 +139,7 @@ class Trainer:
         loss_sum, correct = 0.0, 0
         for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-            p = self.predict_on_batch(xb)
+            p = self.forward_in_chunks(xb)
             loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
             correct += self._correct(yb, p)
         result = {"loss": loss_sum / len(x)}
@@ -157,7 +157,7 @@ class Trainer:
         batch_size = _positive("batch_size", batch_size)
         out = None
         for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
-            y = gpu.to_host(self.predict_on_batch(x[start:start + batch_size]))
+            y = gpu.to_host(self.forward_in_chunks(x[start:start + batch_size]))
             if out is None:
                 out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
             out[start:start + len(y)] = y
