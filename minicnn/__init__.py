@@ -1,7 +1,9 @@
 """minicnn: a convolutional-network engine written from scratch in NumPy, to read and to run.
 
-    import minicnn
-    from minicnn.layers import Conv2D, MaxPooling2D, Flatten, Dense, Activation
+Its namespace is Keras 3's, so a Keras program changes only its imports:
+
+    import minicnn as keras                      # keras.Sequential, keras.Input, keras.layers...
+    from minicnn import layers                   # layers.Conv2D, layers.Dropout, ...
     from minicnn.models import Sequential
 """
 import os
@@ -29,3 +31,5 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     registry,
     utils,
 )
+from minicnn.layers import Input  # noqa: F401  (keras.Input)
+from minicnn.models import Model, Sequential  # noqa: F401  (keras.Model, keras.Sequential)

@@ -83,3 +83,13 @@ def kernels_for(x):
 def default_device():
     """Where new params go: "gpu" under the cupy backend, else "cpu"."""
     return "gpu" if get_backend() == "cupy" else "cpu"
+
+
+def image_data_format():
+    """Keras's question, minicnn's one answer: images are (N, H, W, C)."""
+    return "channels_last"
+
+
+def epsilon():
+    """Keras's fuzz factor, 1e-7: how far cross-entropy clips probabilities from 0 and 1."""
+    return 1e-7

@@ -15,7 +15,12 @@ def zeros(shape, dtype, fan_in=None, fan_out=None):
     return np.zeros(shape, dtype=dtype)
 
 
-_INITIALIZERS = {"glorot_uniform": glorot_uniform, "zeros": zeros}
+def ones(shape, dtype, fan_in=None, fan_out=None):
+    """All ones (BatchNormalization's gamma and moving variance)."""
+    return np.ones(shape, dtype=dtype)
+
+
+_INITIALIZERS = {"glorot_uniform": glorot_uniform, "zeros": zeros, "ones": ones}
 
 
 def get(name):

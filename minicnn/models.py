@@ -13,6 +13,7 @@ import numpy as np
 from minicnn import backend, fusion, gpu, registry, saving
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
+from minicnn.layers.input_layer import InputLayer, KerasTensor
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model, as in Keras)
 from minicnn.training import INFERENCE_CHUNK, Trainer  # noqa: F401  (INFERENCE_CHUNK: for tests and readers)
@@ -109,7 +110,20 @@ class Model(Trainer):
 
     def train_step(self, x, y):
         """One optimizer step on a checked batch: forward, loss, backward, update. Returns
-        (mean loss, outputs p). All or nothing: NonFiniteError and no change on NaN or Inf."""
+        (mean loss, outputs p). All or nothing: NonFiniteError and no change on NaN or Inf;
+        the layers' state (moving statistics, moved by the forward pass) included."""
+        kept = [(layer.state, {k: v.copy() for k, v in layer.state.items()}) for layer in self.layers if layer.state]
+        applied = self.optimizer.iterations
+        try:
+            return self._step(x, y)
+        except BaseException:  # a refused step, or Ctrl-C before the update: the state goes back too
+            if self.optimizer.iterations == applied:
+                for state, old in kept:
+                    for k, v in old.items():
+                        state[k][...] = v
+            raise
+
+    def _step(self, x, y):
         p = self.forward(x, training=True)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
         loss = float(self.loss.fn(y, p).mean())
@@ -158,6 +172,25 @@ class Model(Trainer):
         """Load weights from save_weights (or save) into this model; every shape must match."""
         saving.load_weights(self, path)
 
+    # -- Keras conveniences -----------------------------------------------------------------------
+    def __call__(self, x, training=False):
+        """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
+        beyond the first layer's)."""
+        return self.forward(x, training)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called name, or at position index (as Keras: give one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs a name or an index (one of the two)")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index {index} is out of range: the model has {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers are: {', '.join(l.name for l in self.layers)}")
+
     # -- inspection -----------------------------------------------------------------------------
     def trace(self, x, y=None, keep=False):
         """Run one batch forward (and backward when y is given) and report per layer: shapes,
@@ -165,8 +198,9 @@ class Model(Trainer):
         from minicnn.tracing import trace
         return trace(self, x, y, keep)
 
-    def summary(self, print_fn=print):
-        """Keras's table (layer, output shape, params) plus multiply-adds per image."""
+    def summary(self, line_length=None, positions=None, print_fn=print, **kwargs):
+        """Keras's table (layer, output shape, params) plus multiply-adds per image. line_length
+        sets the width of the rules (as Keras); positions and Keras's other options are accepted."""
         if not self.built:
             raise RuntimeError("the model is not built yet: give the first layer input_shape=, "
                                "or call fit/predict once")
@@ -178,7 +212,7 @@ class Model(Trainer):
             shape = out
         head = ("Layer (type)", "Output Shape", "Param #", "Mult-adds")
         widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(4)]
-        line = "-" * sum(widths)
+        line = "-" * (line_length or sum(widths))
 
         def fmt(r):
             return r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2]) + r[3].rjust(widths[3])
@@ -203,17 +237,27 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name="sequential"):
         super().__init__(name)
+        self._input = None  # the InputLayer given first, if any: it sets the input shape
         for layer in layers or ():
             self.add(layer)
 
     def add(self, layer):
+        """Append a layer (or, first of all, an Input(shape) that fixes the input shape)."""
+        if isinstance(layer, KerasTensor):
+            layer = layer.layer
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer, got {layer!r}")
+        if isinstance(layer, InputLayer):
+            if self.layers or self._input is not None:
+                raise ValueError("an Input can only come first in a Sequential model")
+            self._input = layer  # not one of model.layers, as in Keras
+            return
         self.layers.append(layer)
         if len(self.layers) == 1:
             layer.input_grad = False  # dL/d(data) is never needed: the first layer may skip computing it
-            if layer.input_shape is not None:
-                self._output_shape = layer.ensure_built(layer.input_shape)
+            shape = layer.input_shape if layer.input_shape is not None else getattr(self._input, "input_shape", None)
+            if shape is not None:
+                self._output_shape = layer.ensure_built(shape)
         elif self._output_shape is not None:
             self._output_shape = layer.ensure_built(self._output_shape)
 

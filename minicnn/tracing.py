@@ -88,6 +88,8 @@ def trace(model, x, y=None, keep=False):
         x, y = training.check_data(model, x, y)
     first = model.layers[0]
     had_input_grad, first.input_grad = first.input_grad, True  # the trace reports dL/dx of the data too
+    # A forward pass in training mode moves moving statistics (BatchNormalization): put them back.
+    kept = model.get_weights() if y is not None and any(layer.state for layer in model.layers) else None
     try:
         rows, outputs, h = [], [], x
         for layer in model.layers:
@@ -104,6 +106,8 @@ def trace(model, x, y=None, keep=False):
             loss, input_grads, param_grads = _backward(model, as_like(y, h), h, rows)
     finally:
         first.input_grad = had_input_grad
+        if kept is not None:
+            model.set_weights(kept)
     if keep:
         return Trace(rows, loss, outputs, input_grads, param_grads)
     return Trace(rows, loss)

@@ -24,6 +24,7 @@ CONTRACT = (
     "conv2d_forward", "conv2d_backward",  # Conv2D
     "maxpool_forward", "maxpool_backward",  # MaxPooling2D
     "avgpool_forward", "avgpool_backward",  # AveragePooling2D
+    "batchnorm_forward", "batchnorm_backward",  # BatchNormalization
     "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
@@ -174,6 +175,42 @@ def avgpool_backward(dy, ctx):
     share = array_module(dy).broadcast_to((dy / count)[:, :, :, None, None, :], (N, OH, OW, KH, KW, C))
     xpad_shape = (N, x_shape[1] + pads[0] + pads[1], x_shape[2] + pads[2] + pads[3], C)
     return unpad_nhwc(scatter_windows(share, xpad_shape, stride), pads)
+
+
+def batchnorm_forward(x, gamma, beta, mean, var, epsilon):
+    """Batch normalization over the last axis. x: (N, ..., C); gamma, beta, mean, var: (C,)
+    (gamma or beta may be None: scale 1, offset 0) -> y: same shape as x, ctx for the backward.
+
+    y = gamma * (x - mean) / sqrt(var + epsilon) + beta, with the batch's own mean and
+    (biased) variance in training, the moving ones in inference: the caller picks.
+    """
+    xp = array_module(x)
+    inv_std = 1 / xp.sqrt(var + epsilon)
+    xhat = (x - mean) * inv_std
+    y = xhat if gamma is None else xhat * gamma
+    if beta is not None:
+        y = y + beta
+    return y, (xhat, inv_std)
+
+
+def batchnorm_backward(dy, ctx, gamma, batch_stats):
+    """Gradients of batchnorm_forward. dy: (N, ..., C) -> dx (same shape), dgamma, dbeta: (C,).
+
+    dgamma = sum dy * xhat;  dbeta = sum dy  (sums over every axis but C, M values each).
+    With batch statistics the mean and variance depend on x too, which adds two terms:
+    dx = gamma * inv_std / M * (M dy - sum dy - xhat * sum(dy * xhat));
+    with fixed (moving) statistics, dx = gamma * inv_std * dy.
+    """
+    xhat, inv_std = ctx
+    axes = tuple(range(dy.ndim - 1))
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    scale = inv_std if gamma is None else gamma * inv_std
+    if not batch_stats:
+        return dy * scale, dgamma, dbeta
+    M = dy.size // dy.shape[-1]
+    dx = (scale / M) * (M * dy - dbeta - xhat * dgamma)
+    return dx, dgamma, dbeta
 
 
 # ReLU's readable pair lives with the other activations (minicnn/activations.py); it is part

@@ -1,8 +1,20 @@
 """minicnn's layers, with Keras's names, arguments and defaults (channels-last)."""
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
-from minicnn.layers.core import Activation, Flatten, ReLU, Softmax
+from minicnn.layers.core import Activation, Flatten, ReLU, Rescaling, Reshape, Softmax
 from minicnn.layers.dense import Dense
-from minicnn.layers.pooling import AveragePooling2D, MaxPooling2D
+from minicnn.layers.input_layer import Input, InputLayer
+from minicnn.layers.normalization import BatchNormalization
+from minicnn.layers.pooling import (
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
+    MaxPool2D,
+    MaxPooling2D,
+)
+from minicnn.layers.regularization import Dropout
 
-__all__ = ["Activation", "AveragePooling2D", "Conv2D", "Dense", "Flatten", "Layer", "MaxPooling2D", "ReLU", "Softmax"]
+__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
+           "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "MaxPool2D",
+           "MaxPooling2D", "ReLU", "Rescaling", "Reshape", "Softmax"]

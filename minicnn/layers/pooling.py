@@ -1,6 +1,7 @@
 """Pooling layers, channels-last: MaxPooling2D (each window's largest value) and
-AveragePooling2D (each window's mean), with Keras's arguments: strides default to pool_size."""
-from minicnn import backend
+AveragePooling2D (each window's mean), with Keras's arguments: strides default to pool_size;
+GlobalAveragePooling2D and GlobalMaxPooling2D (one value per channel over the whole map)."""
+from minicnn import backend, gpu
 from minicnn.layers.base import Layer, pair
 from minicnn.layers.windows import check_padding, spatial_plan
 from minicnn.registry import register_serializable
@@ -62,3 +63,63 @@ class AveragePooling2D(Pooling2D):
     """
 
     kernel_names = ("avgpool_forward", "avgpool_backward")
+
+
+MaxPool2D, AvgPool2D = MaxPooling2D, AveragePooling2D  # Keras's aliases
+
+
+class GlobalPooling2D(Layer):
+    """One value per channel over the whole (H, W) map: x: (N, H, W, C) -> y: (N, C), or
+    (N, 1, 1, C) with keepdims=True."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+        self.keepdims = bool(keepdims)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"layer {self.name!r} expects inputs of shape (N, H, W, C), got {input_shape}")
+
+    def compute_output_shape(self, input_shape):
+        return (None, 1, 1, input_shape[3]) if self.keepdims else (None, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+@register_serializable()
+class GlobalAveragePooling2D(GlobalPooling2D):
+    """y[n, c] = the mean of x[n, :, :, c]; each cell gets dy / (H W) back."""
+
+    def call(self, x, training=False):
+        if training:
+            self._cache = x.shape
+        return x.mean(axis=(1, 2), keepdims=self.keepdims)
+
+    def backward(self, dy):
+        N, H, W, C = self._saved()
+        share = dy.reshape(N, 1, 1, C) / (H * W)
+        return gpu.array_module(dy).broadcast_to(share, (N, H, W, C)).copy()
+
+
+@register_serializable()
+class GlobalMaxPooling2D(GlobalPooling2D):
+    """y[n, c] = the largest of x[n, :, :, c]; dy goes to that cell (the first, row-major, on ties)."""
+
+    def call(self, x, training=False):
+        N, H, W, C = x.shape
+        flat = x.reshape(N, H * W, C)
+        arg = flat.argmax(axis=1)  # the first maximum on ties, as MaxPooling2D
+        if training:
+            self._cache = (arg, x.shape)
+        y = gpu.array_module(x).take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
+        return y.reshape(N, 1, 1, C) if self.keepdims else y
+
+    def backward(self, dy):
+        arg, (N, H, W, C) = self._saved()
+        xp = gpu.array_module(dy)
+        dx = xp.zeros((N, H * W, C), dtype=dy.dtype)
+        xp.put_along_axis(dx, arg[:, None, :], dy.reshape(N, 1, C), axis=1)
+        return dx.reshape(N, H, W, C)

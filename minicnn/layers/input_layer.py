@@ -1,0 +1,48 @@
+"""Input and InputLayer: where a model's data comes in, as `keras.Input(shape=(28, 28, 1))`."""
+from minicnn.layers.base import Layer
+from minicnn.registry import register_serializable
+
+
+class KerasTensor:
+    """A symbolic tensor: the shape (None, ...) and dtype of the data that will flow there, and
+    the layer that makes it. What Input returns; Sequential([Input(shape), ...]) reads its shape."""
+
+    def __init__(self, shape, dtype, layer):
+        self.shape, self.dtype, self.layer = tuple(shape), dtype, layer
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, from {self.layer.name!r}>"
+
+
+@register_serializable()
+class InputLayer(Layer):
+    """The entry of a model: shape=(H, W, C) (without the batch axis) or batch_shape=(None, H, W, C).
+    x: (N, *shape) -> y = x."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
+        if shape is None and batch_shape is None:
+            raise ValueError("Input needs a shape, e.g. Input(shape=(28, 28, 1)) (without the batch axis)")
+        if shape is None:
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        try:
+            shape = tuple(None if d is None else int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"shape must be a tuple of ints such as (28, 28, 1), got {shape!r}") from None
+        super().__init__(name=name, dtype=dtype or "float32", input_shape=shape, **kwargs)
+        self.batch_size = batch_size
+        self.output = KerasTensor((None, *shape), self.dtype, self)
+
+    def call(self, x, training=False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_config(self):
+        return {**super().get_config(), "shape": list(self.input_shape[1:]), "batch_size": self.batch_size}
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
+    """A symbolic input of shape (None, *shape), e.g. Input(shape=(28, 28, 1)): the first item of a
+    Sequential, as in Keras 3 (`keras.Sequential([keras.Input(shape), ...])`)."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name).output

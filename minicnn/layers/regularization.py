@@ -1,0 +1,55 @@
+"""Dropout: randomly zeroes inputs while training, so that no unit can rely on another."""
+import numpy as np
+
+from minicnn import gpu
+from minicnn.layers.base import Layer
+from minicnn.registry import register_serializable
+from minicnn.utils import rng
+
+
+@register_serializable()
+class Dropout(Layer):
+    """Inverted dropout, as Keras: in training, each value is kept with probability 1 - rate and
+    scaled by 1 / (1 - rate), so its expectation is unchanged; at inference, y = x.
+
+    x: (N, ...) -> y: same shape. noise_shape: the mask's shape, with None for "as x" (e.g.
+    (None, 1, 1, None) drops whole channels). The mask is drawn from minicnn's generator
+    (set_random_seed), or from the layer's own when seed= is given.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate <= 1:
+            raise ValueError(f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. "
+                             f"Received: rate={rate!r}")
+        self.rate, self.seed = float(rate), seed
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    def mask(self, shape):
+        """keep / (1 - rate) where a uniform draw falls below 1 - rate, else 0: (shape) in float."""
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(shape, self.noise_shape))
+        keep = 1 - self.rate
+        draw = (self._rng or rng()).random(shape)
+        return ((draw < keep) / keep).astype(self.dtype)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        if self.rate == 1:
+            mask = gpu.array_module(x).zeros((1,) * x.ndim, dtype=x.dtype)
+        else:
+            mask = gpu.as_like(self.mask(x.shape), x)
+        self._cache = mask
+        return x * mask
+
+    def backward(self, dy):
+        """dx = dy * mask: the kept values pass their gradient, scaled as they were."""
+        if self._cache is None:  # forward ran in inference mode, or with rate 0: y = x
+            return dy
+        return dy * self._cache
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape)}
