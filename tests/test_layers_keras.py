@@ -17,7 +17,6 @@ from minicnn.layers import (
     Dense,
     Dropout,
     Flatten,
-    GlobalAveragePooling2D,
     GlobalMaxPooling2D,
     Input,
     ReLU,
