@@ -1,4 +1,7 @@
+import http.server
 import os
+import threading
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -42,3 +45,16 @@ def real_data():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve tmp_path/www over HTTP on 127.0.0.1; yields the base URL."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()

@@ -2,11 +2,8 @@
 server on 127.0.0.1 (never the network), and the real files when they are on the machine."""
 import gzip
 import hashlib
-import http.server
 import os
 import struct
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
@@ -101,19 +98,6 @@ def test_recompressed_files_pass(tiny, tmp_path):
     for f in folder.iterdir():
         (other / f.name).write_bytes(gzip.compress(gzip.decompress(f.read_bytes()), mtime=12345, compresslevel=1))
     assert fashion_mnist.load_data(path=other)[1][1].tolist() == [9, 2, 1, 1]
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """Serve tmp_path/www over HTTP on 127.0.0.1; yields the base URL."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
 
 
 def test_download_verifies_falls_back_to_the_next_mirror_and_caches(tiny, http_server, monkeypatch):

@@ -71,11 +71,25 @@ def fsync_file(path):
         os.fsync(f.fileno())
 
 
-def download(files, mirrors, cache_dir):
+def verify_file(path, sha256):
+    """A DataFileError unless the file's bytes have this SHA-256 (for files stored as they are
+    published, such as Keras's mnist.npz)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != sha256:
+        raise DataFileError(f"{path}: checksum mismatch: the file should have sha256 {sha256}, it has "
+                            f"{digest.hexdigest()}. The file is corrupt or not the published one: delete it "
+                            "and get a fresh copy")
+
+
+def download(files, mirrors, cache_dir, verify=read_idx):
     """Download every missing or bad file of `files` ({name: sha256}) into cache_dir.
 
-    Each file lands in a temporary folder inside cache_dir, is verified, then renamed into
-    place: the cache never holds a partial or unverified file. Mirrors are tried in order.
+    Each file lands in a temporary folder inside cache_dir, is checked with verify(path, sha256)
+    (by default: the SHA-256 of the decompressed IDX payload), then renamed into place: the
+    cache never holds a partial or unverified file. Mirrors are tried in order.
     """
     import pooch  # the well-kept downloader: retries, progress bar, temp file + rename
 
@@ -85,7 +99,7 @@ def download(files, mirrors, cache_dir):
         target = cache_dir / name
         if target.is_file():
             try:
-                read_idx(target, sha256)
+                verify(target, sha256)
                 continue
             except DataFileError:
                 pass  # a bad cached copy is replaced below
@@ -95,7 +109,7 @@ def download(files, mirrors, cache_dir):
                 try:
                     got = pooch.retrieve(mirror + name, known_hash=None, fname=name, path=tmp,
                                          progressbar=True)
-                    read_idx(got, sha256)
+                    verify(got, sha256)
                     fsync_file(got)
                     os.replace(got, target)
                     break
