@@ -33,7 +33,8 @@ def tiny(tmp_path, monkeypatch):
 def test_load_from_a_file_a_folder_the_env_and_keras_cache(tiny, tmp_path, monkeypatch):
     folder, arrays = tiny
     for path in (folder, folder / "mnist.npz"):
-        (x, y), (xt, yt) = mnist.load_data(path)
+        (x, y), (_, yt) = mnist.load_data(path)
+        assert y.tolist() == [0, 1, 2, 3, 4]
         assert x.dtype == np.uint8 and x.shape == (5, 28, 28) and yt.tolist() == [7, 2, 1]
         np.testing.assert_array_equal(x, arrays["x_train"])
     monkeypatch.setenv("MINICNN_DATA_DIR", str(folder))
