@@ -13,18 +13,35 @@ import numpy as np
 from minicnn import backend, fusion, gpu, registry, saving
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
-from minicnn.layers.input_layer import InputLayer, KerasTensor
+from minicnn.layers.input_layer import InputLayer
+from minicnn.layers.symbolic import KerasTensor
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model, as in Keras)
 from minicnn.training import INFERENCE_CHUNK, Trainer  # noqa: F401  (INFERENCE_CHUNK: for tests and readers)
 
 
+@registry.register_serializable()
 class Model(Trainer):
-    """What every model has: layers, their weights, the forward and backward passes and one
-    training step; compile / fit / evaluate / predict come from minicnn.training.Trainer.
-    A subclass says how its layers connect: build(input_shape), get_config, from_config."""
+    """A model: layers, their weights, the forward and backward passes and one training step;
+    compile / fit / evaluate / predict come from minicnn.training.Trainer.
 
-    def __init__(self, name="model"):
+    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one Input
+    to one or more outputs, described by calling layers on KerasTensors:
+
+        inputs = Input(shape=(28, 28, 1))
+        x = Conv2D(32, 3, padding="same", activation="relu")(inputs)
+        y = Conv2D(32, 3, padding="same")(x)
+        x = ReLU()(Add()([x, y]))                  # a residual connection: x is used twice
+        outputs = Dense(10, activation="softmax")(Flatten()(x))
+        model = Model(inputs, outputs)
+
+    forward runs the calls (Nodes) in topological order; backward walks them in reverse, and
+    where a tensor fed several calls, adds up (+=) the gradients that come back from each:
+    micrograd's backward, with layers for scalars (docs/functional.md). Sequential is the
+    special case of a chain.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name="model"):
         self.name = name
         self.layers = []
         self.optimizer = None
@@ -33,6 +50,43 @@ class Model(Trainer):
         self.stop_training = False
         self.history = None
         self._output_shape = None
+        self.inputs, self.outputs, self._nodes = None, None, None
+        if inputs is not None or outputs is not None:
+            self._connect(inputs, outputs)
+
+    def _connect(self, inputs, outputs):
+        """Find the Nodes between inputs and outputs, in topological order."""
+        self._many_outputs = isinstance(outputs, (list, tuple))
+        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        self.outputs = list(outputs) if self._many_outputs else [outputs]
+        if len(self.inputs) != 1 or not all(isinstance(t, KerasTensor) for t in self.inputs + self.outputs):
+            raise ValueError("Model(inputs, outputs) takes one Input(...) tensor and one or more tensors made "
+                             "from it by calling layers (minicnn's models have a single input)")
+        order, seen = [], set()
+
+        def visit(node):  # depth first: a node comes after every node it reads from
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            for t in node.inputs:
+                visit(t.node)
+            order.append(node)
+
+        for t in self.outputs:
+            visit(t.node)
+        sources = [n for n in order if not n.inputs]
+        if sources != [self.inputs[0].node]:
+            raise ValueError(f"the outputs depend on {len(sources)} inputs, not only on the model's input "
+                             f"{self.inputs[0]}: every path must start at it")
+        self._nodes = [n for n in order if n.inputs]
+        self.layers = list({id(n.layer): n.layer for n in self._nodes}.values())
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the layer names of a model must be unique, got {sorted(names)}")
+        shapes = [t.shape for t in self.outputs]
+        self._output_shape = shapes if self._many_outputs else shapes[0]
+        for layer in self.layers:  # dL/d(data) is never needed
+            layer.input_grad = not all(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
 
     # -- shape and place ----------------------------------------------------------------------
     @property
@@ -41,7 +95,14 @@ class Model(Trainer):
 
     @property
     def input_shape(self):
+        if self.inputs is not None:
+            return self.inputs[0].shape
         return self.layers[0].input_shape if self.layers and self.layers[0].built else None
+
+    def build(self, input_shape):
+        """A functional model is built when it is described; check the shape it is given."""
+        if self.input_shape is None or (None, *input_shape[1:]) != self.input_shape:
+            raise ValueError(f"the model takes inputs of shape {self.input_shape}, got {tuple(input_shape)}")
 
     @property
     def output_shape(self):
@@ -65,22 +126,16 @@ class Model(Trainer):
         return self
 
     # -- the passes ----------------------------------------------------------------------------
-    def execution_plan(self):
-        """The steps forward runs: the layers, except that Conv2D -> ReLU -> MaxPooling2D in a
-        row become one fused step where the kernels have one (see minicnn/fusion.py)."""
-        kernels = backend.kernels() if self.device == "cpu" and self.built else None
-        key = (backend.get_backend(), self.device, tuple(map(id, self.layers)))
-        if getattr(self, "_plan_key", None) != key:
-            self._plan = fusion.plan(self.layers, kernels) if kernels is not None else list(self.layers)
-            self._plan_key = key
-        return self._plan
-
     def forward(self, x, training=False):
-        """x: (N, ...) -> the model's outputs (N, ...), one step of the plan after the other.
-        training=True keeps what backward needs (and makes Dropout-like layers train)."""
-        for step in self.execution_plan():
-            x = step.forward(x, training)
-        return x
+        """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
+        topological order. training=True keeps what backward needs (and makes Dropout train)."""
+        values = {id(self.inputs[0]): x}
+        for node in self._nodes:
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.output)] = node.layer.forward(args if node.many else args[0], training)
+            node.cache = node.layer._cache  # a layer called twice keeps one cache per call
+        outputs = [values[id(t)] for t in self.outputs]
+        return outputs if self._many_outputs else outputs[0]
 
     def loss_gradient(self, y, p):
         """(dy, n): the gradient of the batch's mean loss to send into layers[n - 1].backward.
@@ -92,16 +147,34 @@ class Model(Trainer):
         return self.loss.gradient(y, p), len(self.layers)
 
     def backward(self, y, p):
-        """Backpropagate the batch's mean loss from the outputs p = forward(x, training=True)
-        to the first layer; fills every layer's grads. Returns dL/dx (None when the first
-        layer skips it: see Layer.input_grad)."""
+        """Backpropagate the batch's mean loss from p = forward(x, training=True): each call in
+        reverse topological order gets the gradient of its output, and sends one to each tensor
+        it read, where gradients from several readers add up. Fills every layer's grads (summed
+        over its calls); returns dL/dx (None when the first layers skip it)."""
+        if self._many_outputs:
+            raise ValueError("training needs a model with one output")
         dy, n = self.loss_gradient(y, p)
-        steps = self.execution_plan()
-        if n < len(self.layers):
-            steps = steps[:-1]  # the softmax: never part of a fused step
-        for step in reversed(steps):
-            dy = step.backward(dy)
-        return dy
+        out = self.outputs[0].node
+        skip = out if n < len(self.layers) else None  # the softmax, whose gradient dy already includes
+        grads = {id(out.inputs[0] if skip else out.output): dy}
+        totals = {}  # id(layer) -> its grads summed over its calls
+        for node in reversed(self._nodes):
+            if node is skip or id(node.output) not in grads:
+                continue
+            layer = node.layer
+            layer._cache = node.cache
+            dx = layer.backward(grads.pop(id(node.output)))
+            if layer.params:
+                if id(layer) in totals:
+                    totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
+                else:
+                    totals[id(layer)] = dict(layer.grads)
+            for t, d in zip(node.inputs, dx if node.many else [dx]):
+                if d is not None:
+                    grads[id(t)] = grads[id(t)] + d if id(t) in grads else d  # fan-out: the gradients add up
+        for layer in self.layers:  # a layer no gradient reached (a branch to no output) gets zeros
+            layer.grads.update(totals.get(id(layer)) or {k: g * 0 for k, g in layer.grads.items()})
+        return grads.get(id(self.inputs[0]))
 
     def grads_and_params(self):
         """(grad, param) pairs of every trainable param, in a fixed order (never the state)."""
@@ -172,6 +245,33 @@ class Model(Trainer):
         """Load weights from save_weights (or save) into this model; every shape must match."""
         saving.load_weights(self, path)
 
+    def get_config(self):
+        """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
+        tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the
+        input as ["__input__", 0]. from_config calls the layers again in the same order."""
+        names = {id(self.inputs[0]): ["__input__", 0]}
+        calls, nodes = {}, []
+        for node in self._nodes:
+            k = calls[node.layer.name] = calls.get(node.layer.name, -1) + 1
+            nodes.append({"layer": node.layer.name, "inputs": [names[id(t)] for t in node.inputs], "many": node.many})
+            names[id(node.output)] = [node.layer.name, k]
+        return {"name": self.name, "input_shape": list(self.input_shape[1:]),
+                "layers": [registry.serialize(layer) for layer in self.layers], "nodes": nodes,
+                "outputs": [names[id(t)] for t in self.outputs], "many_outputs": self._many_outputs}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The model get_config described: its layers made anew and called as they were."""
+        layers = {spec["config"]["name"]: registry.deserialize(spec, custom_objects) for spec in config["layers"]}
+        inputs = InputLayer(shape=config["input_shape"]).output
+        tensors, calls = {("__input__", 0): inputs}, {}
+        for node in config["nodes"]:
+            args = [tensors[tuple(ref)] for ref in node["inputs"]]
+            k = calls[node["layer"]] = calls.get(node["layer"], -1) + 1
+            tensors[(node["layer"], k)] = layers[node["layer"]](args if node["many"] else args[0])
+        outputs = [tensors[tuple(ref)] for ref in config["outputs"]]
+        return cls(inputs, outputs if config["many_outputs"] else outputs[0], name=config["name"])
+
     # -- Keras conveniences -----------------------------------------------------------------------
     def __call__(self, x, training=False):
         """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
@@ -199,23 +299,25 @@ class Model(Trainer):
         return trace(self, x, y, keep)
 
     def summary(self, line_length=None, positions=None, print_fn=print, **kwargs):
-        """Keras's table (layer, output shape, params) plus multiply-adds per image. line_length
-        sets the width of the rules (as Keras); positions and Keras's other options are accepted."""
+        """Keras's table (layer, output shape, params, and for a graph the layers each one reads:
+        "Connected to") plus multiply-adds per image. line_length sets the width of the rules
+        (as Keras); positions and Keras's other options are accepted."""
         if not self.built:
             raise RuntimeError("the model is not built yet: give the first layer input_shape=, "
                                "or call fit/predict once")
-        rows, shape = [], self.input_shape
-        for layer in self.layers:
-            out = layer.compute_output_shape(shape)
-            rows.append((f"{layer.name} ({type(layer).__name__})", str(out),
-                         f"{layer.count_params():,}", f"{layer.count_macs(shape):,}"))
-            shape = out
-        head = ("Layer (type)", "Output Shape", "Param #", "Mult-adds")
-        widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(4)]
+        chain = isinstance(self, Sequential)
+        rows = []
+        for layer, shape, out, inbound in self._summary_entries():
+            row = [f"{layer.name} ({type(layer).__name__})", str(out), f"{layer.count_params():,}",
+                   f"{layer.count_macs(shape):,}"]
+            rows.append(row if chain else [*row, ", ".join(inbound)])
+        head = ["Layer (type)", "Output Shape", "Param #", "Mult-adds"] + ([] if chain else ["Connected to"])
+        widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(len(head))]
         line = "-" * (line_length or sum(widths))
 
         def fmt(r):
-            return r[0].ljust(widths[0]) + r[1].ljust(widths[1]) + r[2].rjust(widths[2]) + r[3].rjust(widths[3])
+            return "".join(c.rjust(w) if i in (2, 3) else ("  " + c if i == 4 else c).ljust(w)
+                           for i, (c, w) in enumerate(zip(r, widths)))
         trainable = sum(p.size for layer in self.layers if layer.trainable for p in layer.params.values())
         total_macs = sum(int(r[3].replace(",", "")) for r in rows)
         text = [f'Model: "{self.name}"', line, fmt(head), "=" * len(line), *map(fmt, rows), "=" * len(line),
@@ -223,7 +325,20 @@ class Model(Trainer):
                 f"Trainable params: {trainable:,}",
                 f"Non-trainable params: {self.count_params() - trainable:,}",
                 f"Forward multiply-adds per image: {total_macs:,}", line]
-        print_fn("\n".join(text))
+        print_fn("\n".join(text).rstrip())
+
+    def _summary_entries(self):
+        """(layer, input shape, output shape, names of the layers it reads) for each layer, its
+        first call's shapes (a layer called twice is one row)."""
+        entries = {}
+        for node in self._nodes:
+            inbound = [t.layer.name for t in node.inputs]
+            if id(node.layer) in entries:
+                entries[id(node.layer)][3].extend(inbound)
+            else:
+                shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
+                entries[id(node.layer)] = (node.layer, shape, node.output.shape, inbound)
+        return list(entries.values())
 
 
 @registry.register_serializable()
@@ -236,10 +351,22 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, name="sequential"):
-        super().__init__(name)
+        super().__init__(name=name)
         self._input = None  # the InputLayer given first, if any: it sets the input shape
         for layer in layers or ():
             self.add(layer)
+
+    def _trace(self, layers):
+        """Call layers on the model's KerasTensors, so that layer.output exists (as in Keras 2) and
+        Model(inputs=model.inputs, outputs=[l.output for l in model.layers]) can be built."""
+        if self.inputs is None:
+            self._input = self._input or InputLayer(batch_shape=self.layers[0].input_shape)
+            self.inputs = [self._input.output]
+            self.outputs = [self.inputs[0]]
+            layers = self.layers
+        for layer in layers:
+            self.outputs = [layer(self.outputs[0])]
+
 
     def add(self, layer):
         """Append a layer (or, first of all, an Input(shape) that fixes the input shape)."""
@@ -258,8 +385,10 @@ class Sequential(Model):
             shape = layer.input_shape if layer.input_shape is not None else getattr(self._input, "input_shape", None)
             if shape is not None:
                 self._output_shape = layer.ensure_built(shape)
+                self._trace([layer])
         elif self._output_shape is not None:
             self._output_shape = layer.ensure_built(self._output_shape)
+            self._trace([layer])
 
     def build(self, input_shape):
         """Build every layer for inputs of input_shape (None, ...)."""
@@ -269,6 +398,47 @@ class Sequential(Model):
         for layer in self.layers:
             shape = layer.ensure_built(shape)
         self._output_shape = shape
+        if self.inputs is None:
+            self._trace(self.layers)
+
+
+    # -- the passes: a chain, run as a plan of steps ------------------------------------------------
+    def execution_plan(self):
+        """The steps forward runs: the layers, except that Conv2D -> ReLU -> MaxPooling2D in a
+        row become one fused step where the kernels have one (see minicnn/fusion.py)."""
+        kernels = backend.kernels() if self.device == "cpu" and self.built else None
+        key = (backend.get_backend(), self.device, tuple(map(id, self.layers)))
+        if getattr(self, "_plan_key", None) != key:
+            self._plan = fusion.plan(self.layers, kernels) if kernels is not None else list(self.layers)
+            self._plan_key = key
+        return self._plan
+
+    def forward(self, x, training=False):
+        """x: (N, ...) -> the model's outputs (N, ...), one step of the plan after the other.
+        training=True keeps what backward needs (and makes Dropout-like layers train)."""
+        for step in self.execution_plan():
+            x = step.forward(x, training)
+        return x
+
+    def backward(self, y, p):
+        """Backpropagate the batch's mean loss from the outputs p = forward(x, training=True)
+        to the first layer; fills every layer's grads. Returns dL/dx (None when the first
+        layer skips it: see Layer.input_grad)."""
+        dy, n = self.loss_gradient(y, p)
+        steps = self.execution_plan()
+        if n < len(self.layers):
+            steps = steps[:-1]  # the softmax: never part of a fused step
+        for step in reversed(steps):
+            dy = step.backward(dy)
+        return dy
+
+    def _summary_entries(self):
+        entries, shape = [], self.input_shape
+        for layer in self.layers:
+            out = layer.compute_output_shape(shape)
+            entries.append((layer, shape, out, []))
+            shape = out
+        return entries
 
     def get_config(self):
         """{"name", "input_shape", "layers": [{"class_name", "config"}, ...]}: plain JSON values

@@ -19,6 +19,7 @@ import numpy as np
 from minicnn import training
 from minicnn.gpu import to_host
 from minicnn.layers import Conv2D
+from minicnn.models import Model
 
 
 def training_curves(history):
@@ -132,11 +133,10 @@ def feature_maps(model, image, max_maps=8):
     if x.ndim == 2:
         x = x[..., None]
     x = training.check_x(model, x[None])
-    picked = []
-    for layer in model.layers:
-        x = layer.forward(x, training=False)
-        if x.ndim == 4:
-            picked.append((layer, to_host(x[0])))
+    # every layer's output at once, through a model whose outputs are all of them (a chain or a graph)
+    probe = Model(model.inputs, [layer.output for layer in model.layers])
+    outputs = probe.predict(x, verbose=0)
+    picked = [(layer, y[0]) for layer, y in zip(model.layers, outputs) if y.ndim == 4]
     if not picked:
         raise ValueError("the model has no layer whose output is a stack of maps (N, H, W, C) to draw")
     columns = min(max_maps, max(m.shape[-1] for _, m in picked)) + 1

@@ -79,6 +79,18 @@ def _stats(y):
     return float(y64.mean()), float(y64.std()), float(np.mean(y64 == 0))
 
 
+def _check_chain(model):
+    """The trace runs the layers one after the other: a graph that branches is refused by name."""
+    previous = model.inputs[0] if model.inputs else None
+    for layer in model.layers:
+        node = next((n for n in layer.nodes if n.inputs == [previous]), None)
+        if node is None:
+            raise ValueError(f"model.trace follows a chain of layers, and this model branches at layer "
+                             f"{layer.name!r}; trace a chain (a Sequential), or read each layer's outputs with "
+                             "Model(model.inputs, [layer.output for layer in model.layers]).predict(x)")
+        previous = node.output
+
+
 def trace(model, x, y=None, keep=False):
     """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None."""
     if y is None:
@@ -86,6 +98,7 @@ def trace(model, x, y=None, keep=False):
     else:
         training.check_compiled(model, "trace")
         x, y = training.check_data(model, x, y)
+    _check_chain(model)  # after the checks, which build the model from x where it needs to
     first = model.layers[0]
     had_input_grad, first.input_grad = first.input_grad, True  # the trace reports dL/dx of the data too
     # A forward pass in training mode moves moving statistics (BatchNormalization): put them back.

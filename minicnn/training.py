@@ -58,8 +58,10 @@ class Trainer:
         CPU; the outputs stay on the model's device. Unchecked: predict and evaluate check x."""
         if self.device != "cpu" or len(x) <= INFERENCE_CHUNK:
             return self.forward(x, training=False)
-        return np.concatenate([self.forward(x[s:s + INFERENCE_CHUNK], training=False)
-                               for s in range(0, len(x), INFERENCE_CHUNK)])
+        parts = [self.forward(x[s:s + INFERENCE_CHUNK], training=False) for s in range(0, len(x), INFERENCE_CHUNK)]
+        if isinstance(parts[0], list):  # a model of several outputs
+            return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
+        return np.concatenate(parts)
 
     def _correct(self, y, p):
         """How many predictions in the batch match the labels."""
@@ -155,13 +157,16 @@ class Trainer:
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time."""
         x = check_x(self, x)
         batch_size = _positive("batch_size", batch_size)
-        out = None
+        outs = many = None
         for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
-            y = gpu.to_host(self.forward_in_chunks(x[start:start + batch_size]))
-            if out is None:
-                out = np.empty((len(x), *y.shape[1:]), dtype=y.dtype)
-            out[start:start + len(y)] = y
-        return out
+            y = self.forward_in_chunks(x[start:start + batch_size])
+            many = isinstance(y, list)  # a model of several outputs: a list of arrays
+            ys = [gpu.to_host(a) for a in (y if many else [y])]
+            if outs is None:
+                outs = [np.empty((len(x), *a.shape[1:]), dtype=a.dtype) for a in ys]
+            for out, a in zip(outs, ys):
+                out[start:start + len(a)] = a
+        return outs if many else outs[0]
 
 
 # -- checks at the public boundary: also for tracing, plots and your own loops -------------------
@@ -194,6 +199,9 @@ def check_data(model, x, y):
     """(x, y) checked against each other and the compiled model: y one-hot (N, K) in the
     outputs' dtype, or integer labels (N,) for a sparse loss."""
     x = check_x(model, x)
+    if model.outputs is not None and len(model.outputs) > 1:
+        raise ValueError(f"fit and evaluate take a model of one output; this one has {len(model.outputs)} "
+                         "(predict gives them all)")
     y = _numeric_array(y, "y")
     if y.ndim == 0 or len(y) != len(x):
         raise ValueError(f"x has {len(x)} samples but y has {len(y) if y.ndim else 'shape ()'}; they must match")

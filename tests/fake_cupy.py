@@ -57,8 +57,8 @@ def _unwrap(o):
 def _wrap(o):
     if type(o) is np.ndarray:
         return o.view(ndarray)
-    if isinstance(o, tuple):
-        return tuple(_wrap(i) for i in o)
+    if isinstance(o, (tuple, list)):  # cupy.split returns a list of device arrays
+        return type(o)(_wrap(i) for i in o)
     return o
 
 

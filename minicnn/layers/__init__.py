@@ -4,6 +4,7 @@ from minicnn.layers.conv import Conv2D
 from minicnn.layers.core import Activation, Flatten, ReLU, Rescaling, Reshape, Softmax
 from minicnn.layers.dense import Dense
 from minicnn.layers.input_layer import Input, InputLayer
+from minicnn.layers.merging import Add, Concatenate
 from minicnn.layers.normalization import BatchNormalization
 from minicnn.layers.pooling import (
     AveragePooling2D,
@@ -15,6 +16,6 @@ from minicnn.layers.pooling import (
 )
 from minicnn.layers.regularization import Dropout
 
-__all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Conv2D", "Dense", "Dropout",
+__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D", "Dense", "Dropout",
            "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "MaxPool2D",
            "MaxPooling2D", "ReLU", "Rescaling", "Reshape", "Softmax"]

@@ -22,6 +22,7 @@ from collections import defaultdict
 import numpy as np
 
 from minicnn import backend, gpu
+from minicnn.layers.symbolic import call_symbolic, is_symbolic
 
 _name_counts = defaultdict(int)
 
@@ -51,7 +52,10 @@ def _marks_built(build):
     shape, as Keras does: a forward pass then keeps the params instead of building new ones."""
     @functools.wraps(build)
     def build_and_mark(self, input_shape):
-        input_shape = (None, *tuple(input_shape)[1:])
+        if isinstance(input_shape, list) and input_shape and isinstance(input_shape[0], (tuple, list)):
+            input_shape = [(None, *tuple(s)[1:]) for s in input_shape]  # a layer of several inputs (Add)
+        else:
+            input_shape = (None, *tuple(input_shape)[1:])
         build(self, input_shape)
         self.input_shape, self.built = input_shape, True
         if self.device != "cpu":
@@ -81,6 +85,7 @@ class Layer:
         self.state = {}  # non-trainable arrays: saved, moved with to(), in get_weights; never optimized
         self.param_shapes = {}  # the shape each param (and state array) was built with: save checks against it
         self.input_grad = True  # False: dL/dx is not needed, backward may return None
+        self.nodes = []  # the calls of this layer on KerasTensors (functional models)
         self.built = False
         self._cache = None  # what forward(training=True) saved for backward
         self.device = backend.default_device()  # "cpu" or "gpu": where params live (see to())
@@ -117,7 +122,21 @@ class Layer:
         x = self.as_input(x)
         return self.call(x, training)
 
-    __call__ = forward
+    def __call__(self, x, training=False):
+        """layer(x): forward on an array; on a KerasTensor (from Input), one step of describing
+        a functional model: returns the output's KerasTensor (see minicnn/layers/symbolic.py)."""
+        if is_symbolic(x):
+            return call_symbolic(self, x)
+        return self.forward(x, training)
+
+    @property
+    def output(self):
+        """The KerasTensor this layer made (its only call in a graph), as Keras's layer.output."""
+        if len(self.nodes) != 1:
+            raise AttributeError(f"layer {self.name!r} has {'no' if not self.nodes else 'several'} outputs in a "
+                                 "graph: call it on Input(...) tensors once (or build the Sequential with "
+                                 "an Input or input_shape=)")
+        return self.nodes[0].output
 
     def ensure_built(self, input_shape):
         """Build for input_shape (None, ...) unless built; check the shape if already built."""

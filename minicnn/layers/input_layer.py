@@ -1,17 +1,7 @@
 """Input and InputLayer: where a model's data comes in, as `keras.Input(shape=(28, 28, 1))`."""
 from minicnn.layers.base import Layer
+from minicnn.layers.symbolic import KerasTensor, Node
 from minicnn.registry import register_serializable
-
-
-class KerasTensor:
-    """A symbolic tensor: the shape (None, ...) and dtype of the data that will flow there, and
-    the layer that makes it. What Input returns; Sequential([Input(shape), ...]) reads its shape."""
-
-    def __init__(self, shape, dtype, layer):
-        self.shape, self.dtype, self.layer = tuple(shape), dtype, layer
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype.name}, from {self.layer.name!r}>"
 
 
 @register_serializable()
@@ -30,7 +20,9 @@ class InputLayer(Layer):
             raise TypeError(f"shape must be a tuple of ints such as (28, 28, 1), got {shape!r}") from None
         super().__init__(name=name, dtype=dtype or "float32", input_shape=shape, **kwargs)
         self.batch_size = batch_size
-        self.output = KerasTensor((None, *shape), self.dtype, self)
+        node = Node(self, [])
+        node.output = KerasTensor((None, *shape), self.dtype, node)
+        self.nodes.append(node)
 
     def call(self, x, training=False):
         return x
