@@ -7,7 +7,8 @@ cross-entropies also the fused gradient with respect to the logits of a final so
 """
 import numpy as np
 
-from minicnn.gpu import array_module, as_like, to_host
+from minicnn.gpu import array_module, as_like, is_device_array, to_host
+from minicnn.utils import Tensor
 
 EPSILON = 1e-7  # Keras's backend.epsilon(): probabilities are clipped to [eps, 1 - eps]
 
@@ -71,11 +72,106 @@ def softmax_crossentropy_gradient(y_true, p):
 
 
 class LossSpec:
-    """A loss as Sequential uses it: the per-sample function and its gradients."""
+    """A loss as the training loop uses it: the per-sample function fn(y_true, y_pred) -> (N,),
+    the gradient of the batch's mean, and (for cross-entropies) the shortcut at the logits of a
+    final softmax. Calling it, loss(y_true, y_pred), gives the batch's mean, as Keras's losses."""
 
-    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None):
+    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None, from_logits=False):
         self.name, self.fn, self.gradient = name, fn, gradient
-        self.sparse, self.softmax_gradient = sparse, softmax_gradient
+        self.sparse, self.softmax_gradient, self.from_logits = sparse, softmax_gradient, from_logits
+
+    def __call__(self, y_true, y_pred):
+        """The mean loss over the batch (Keras's "sum_over_batch_size" reduction), a 0-d array
+        (with TensorFlow's .numpy())."""
+        y_pred = y_pred if is_device_array(y_pred) else np.asarray(y_pred)
+        y_true = as_like(to_host(y_true) if is_device_array(y_true) else np.asarray(y_true), y_pred)
+        return np.asarray(to_host(self.fn(y_true, y_pred).mean())).view(Tensor)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+def log_softmax(z):
+    """log(softmax(z)) over the last axis, stably: z - max - log(sum(exp(z - max))). (N, K) -> (N, K)."""
+    xp = array_module(z)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class CategoricalCrossentropy(LossSpec):
+    """-sum_k y_k log p_k, as keras.losses.CategoricalCrossentropy. from_logits=True: y_pred are
+    logits z and p = softmax(z) is taken inside, stably, with the exact gradient (softmax(z) - y) / N.
+    label_smoothing s: targets y (1 - s) + s / K."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="categorical_crossentropy", **kwargs):
+        self.label_smoothing = float(label_smoothing)
+        if not 0 <= self.label_smoothing <= 1:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        sparse = kwargs.pop("sparse", False)
+        kwargs.pop("reduction", None)  # Keras's default, the mean over the batch, is the one minicnn has
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
+
+        def targets(y, p):
+            y = _one_hot(y, p.shape[-1], p.dtype, p) if sparse else y
+            s = self.label_smoothing
+            return y * (1 - s) + s / p.shape[-1] if s else y
+
+        if from_logits:
+            def fn(y, z):
+                return -(targets(y, z) * log_softmax(z)).sum(axis=-1)
+
+            def gradient(y, z):
+                return softmax_crossentropy_gradient(targets(y, z), array_module(z).exp(log_softmax(z)))
+            shortcut = None
+        else:
+            def fn(y, p):
+                return categorical_crossentropy(targets(y, p), p)
+
+            def gradient(y, p):
+                return categorical_crossentropy_gradient(targets(y, p), p)
+
+            def shortcut(y, p):
+                return softmax_crossentropy_gradient(targets(y, p), p)
+        super().__init__(name, fn, gradient, sparse=sparse, softmax_gradient=shortcut, from_logits=bool(from_logits))
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Categorical cross-entropy with integer labels (N,) or (N, 1), as
+    keras.losses.SparseCategoricalCrossentropy; from_logits as CategoricalCrossentropy."""
+
+    def __init__(self, from_logits=False, name="sparse_categorical_crossentropy", **kwargs):
+        super().__init__(from_logits=from_logits, name=name, sparse=True, **kwargs)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+class MeanSquaredError(LossSpec):
+    """mean_k (p_k - y_k)^2 per sample, as keras.losses.MeanSquaredError."""
+
+    def __init__(self, name="mean_squared_error", **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name, mean_squared_error, mean_squared_error_gradient)
+
+
+CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy, MeanSquaredError)}
+
+
+def deserialize(spec):
+    """The loss a saved file names: a name ("categorical_crossentropy") or {"class_name", "config"}."""
+    if isinstance(spec, str):
+        return get(spec)
+    config = dict(spec["config"])
+    return CLASSES[spec["class_name"]](**config)
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()} if type(loss) in CLASSES.values() \
+        else loss.name
 
 
 LOSSES = {spec.name: spec for spec in (

@@ -8,16 +8,19 @@ are chained. A model's public core is what the loop, the trace and the gradient 
     model.backward(y, p)                   # fills every layer's grads for the batch's mean loss
     loss, p = model.train_step(x, y)       # forward, backward and one optimizer step
 """
+import warnings
+
 import numpy as np
 
 from minicnn import backend, fusion, gpu, registry, saving
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
-from minicnn.layers.symbolic import KerasTensor
+from minicnn.layers.symbolic import KerasTensor, is_symbolic
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model, as in Keras)
 from minicnn.training import INFERENCE_CHUNK, Trainer  # noqa: F401  (INFERENCE_CHUNK: for tests and readers)
+from minicnn.utils import Tensor
 
 
 @registry.register_serializable()
@@ -151,11 +154,16 @@ class Model(Trainer):
         reverse topological order gets the gradient of its output, and sends one to each tensor
         it read, where gradients from several readers add up. Fills every layer's grads (summed
         over its calls); returns dL/dx (None when the first layers skip it)."""
+        dy, n = self.loss_gradient(y, p)
+        return self.backpropagate(dy, skip_last=n < len(self.layers))
+
+    def backpropagate(self, dy, skip_last=False):
+        """From dy = dL/d(output) (or, with skip_last, dL/d(the last layer's input): the softmax
+        shortcut) back to the input; fills every layer's grads and returns dL/dx."""
         if self._many_outputs:
             raise ValueError("training needs a model with one output")
-        dy, n = self.loss_gradient(y, p)
         out = self.outputs[0].node
-        skip = out if n < len(self.layers) else None  # the softmax, whose gradient dy already includes
+        skip = out if skip_last else None  # the softmax, whose gradient dy already includes
         grads = {id(out.inputs[0] if skip else out.output): dy}
         totals = {}  # id(layer) -> its grads summed over its calls
         for node in reversed(self._nodes):
@@ -198,6 +206,9 @@ class Model(Trainer):
 
     def _step(self, x, y):
         p = self.forward(x, training=True)
+        if not getattr(self, "_outputs_checked", False):
+            self._outputs_checked = True
+            _warn_if_not_probabilities(self.loss, p)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
         loss = float(self.loss.fn(y, p).mean())
         if not np.isfinite(loss):
@@ -275,8 +286,21 @@ class Model(Trainer):
     # -- Keras conveniences -----------------------------------------------------------------------
     def __call__(self, x, training=False):
         """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
-        beyond the first layer's)."""
-        return self.forward(x, training)
+        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy()."""
+        if is_symbolic(x):  # a model used as a layer of a functional model
+            return self.as_layer()(x)
+        y = self.forward(x, training)
+        return y.view(Tensor) if isinstance(y, np.ndarray) else y
+
+    def as_layer(self):
+        """This model as one layer of another (made once: its weights are the model's own)."""
+        if getattr(self, "_layer", None) is None:
+            self._layer = ModelLayer(self)
+        return self._layer
+
+    def _reads_input(self, layer):
+        return (self.layers and layer is self.layers[0]) if isinstance(self, Sequential) else \
+            any(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
 
     def get_layer(self, name=None, index=None):
         """The layer called name, or at position index (as Keras: give one of the two)."""
@@ -341,6 +365,20 @@ class Model(Trainer):
         return list(entries.values())
 
 
+def _warn_if_not_probabilities(loss, p):
+    """Warn (once per model) when a loss that expects probabilities gets outputs that cannot be:
+    a Dense(10) without softmax trained with "sparse_categorical_crossentropy" learns badly."""
+    if loss.from_logits or loss.softmax_gradient is None:  # logits expected, or not a cross-entropy
+        return
+    p = gpu.to_host(p)
+    if p.min() < 0 or p.max() > 1 or not np.allclose(p.sum(axis=-1), 1, atol=1e-3):
+        fix = "SparseCategoricalCrossentropy" if loss.sparse else "CategoricalCrossentropy"
+        warnings.warn(f"the loss {loss.name!r} expects probabilities, but the model's outputs range over "
+                      f"[{p.min():.3g}, {p.max():.3g}] and do not sum to 1: end the model with "
+                      f"Activation('softmax'), or compile with loss=minicnn.losses.{fix}(from_logits=True)",
+                      stacklevel=4)
+
+
 @registry.register_serializable()
 class Sequential(Model):
     """A linear stack of layers. x: (N, *input_shape) -> y: (N, *output_shape).
@@ -372,6 +410,8 @@ class Sequential(Model):
         """Append a layer (or, first of all, an Input(shape) that fixes the input shape)."""
         if isinstance(layer, KerasTensor):
             layer = layer.layer
+        if isinstance(layer, Model):  # a model used as a layer: Sequential([model, Softmax()])
+            layer = layer.as_layer()
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer, got {layer!r}")
         if isinstance(layer, InputLayer):
@@ -425,8 +465,12 @@ class Sequential(Model):
         to the first layer; fills every layer's grads. Returns dL/dx (None when the first
         layer skips it: see Layer.input_grad)."""
         dy, n = self.loss_gradient(y, p)
+        return self.backpropagate(dy, skip_last=n < len(self.layers))
+
+    def backpropagate(self, dy, skip_last=False):
+        """From dy = dL/d(output) (with skip_last: dL/d(the last layer's input)) to dL/dx."""
         steps = self.execution_plan()
-        if n < len(self.layers):
+        if skip_last:
             steps = steps[:-1]  # the softmax: never part of a fused step
         for step in reversed(steps):
             dy = step.backward(dy)
@@ -455,3 +499,81 @@ class Sequential(Model):
         model = cls([registry.deserialize(spec, custom_objects) for spec in config["layers"]], name=config["name"])
         model.build((None, *config["input_shape"]))
         return model
+
+
+@registry.register_serializable()
+class ModelLayer(Layer):
+    """A model used as one layer of another: Sequential([model, Softmax()]), or model(tensor) in a
+    functional graph. Its params, grads and state are the inner layers' own arrays (keys
+    "<layer name>/<key>"), so the outer optimizer trains the inner model in place; forward and
+    backward are the inner model's."""
+
+    def __init__(self, model, name=None, **kwargs):
+        if isinstance(model, dict):  # from_config
+            config = dict(model)
+            model = registry.get_class(config.pop("class_name")).from_config(config)
+        if not model.built:
+            raise ValueError(f"model {model.name!r} must be built (its input shape known) to be used as a layer")
+        super().__init__(name=name or model.name, dtype=model.layers[0].dtype, input_shape=model.input_shape[1:],
+                         **kwargs)
+        self.model = model
+        self._gather()
+
+    def _gather(self):
+        """The inner layers' arrays, by reference: updating them here updates the inner model."""
+        self.params, self.grads, self.state, self.param_shapes = {}, {}, {}, {}
+        for layer in self.model.layers:
+            for k, w in layer.params.items():
+                (self.params if layer.trainable else self.state)[f"{layer.name}/{k}"] = w
+                if layer.trainable:
+                    self.grads[f"{layer.name}/{k}"] = layer.grads[k]
+            for k, w in layer.state.items():
+                self.state[f"{layer.name}/{k}"] = w
+        self.param_shapes = {k: tuple(w.shape) for k, w in {**self.params, **self.state}.items()}
+
+    def build(self, input_shape):
+        self.model.build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return self.model.output_shape
+
+    def count_macs(self, input_shape):
+        return sum(layer.count_macs(shape) for layer, shape, _, _ in self.model._summary_entries())
+
+    def call(self, x, training=False):
+        if training:
+            self._cache = True
+        return self.model.forward(x, training)
+
+    def backward(self, dy):
+        self._saved()
+        for layer in self.model.layers:  # the outer model decides whether dL/dx is needed
+            if self.model._reads_input(layer):
+                layer.input_grad = self.input_grad
+        dx = self.model.backpropagate(dy)
+        self._gather()  # the inner layers' new grads arrays
+        return dx
+
+    def to(self, device):
+        self.model.to(device)
+        self.device = device
+        self._gather()
+        return self
+
+    def forget(self):
+        self._cache = None
+        for layer in self.model.layers:
+            layer.forget()
+
+    def get_weights(self):
+        return self.model.get_weights()  # Keras's nested order: layer by layer
+
+    def set_weights(self, weights):
+        self.model.set_weights(weights)
+
+    def weights(self):
+        """Layer by layer, as get_weights: each inner layer's params then state."""
+        return {f"{layer.name}/{k}": w for layer in self.model.layers for k, w in layer.weights().items()}
+
+    def get_config(self):
+        return {"name": self.name, "model": {"class_name": type(self.model).__name__, **self.model.get_config()}}

@@ -76,7 +76,8 @@ def save_model(model, path, include_optimizer=True):
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
-        header["compile"] = {"loss": model.loss.name, "metrics": model.metrics, "optimizer": opt.get_config()}
+        header["compile"] = {"loss": losses.serialize(model.loss), "metrics": model.metrics,
+                             "optimizer": opt.get_config()}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
             params = [p for _, p in model.grads_and_params()]
@@ -161,7 +162,7 @@ def load_model(path, custom_objects=None, compile=True):
     _set_weights(model, arrays, path)
     if compile and header.get("compile"):
         spec = header["compile"]
-        model.compile(loss=losses.get(spec["loss"]), optimizer=optimizers.Optimizer.from_config(spec["optimizer"]),
+        model.compile(loss=losses.deserialize(spec["loss"]), optimizer=optimizers.Optimizer.from_config(spec["optimizer"]),
                       metrics=spec["metrics"])
         state = header.get("optimizer_state")
         if state and state["has_slots"]:

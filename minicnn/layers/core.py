@@ -62,7 +62,10 @@ class Softmax(Activation):
     def __init__(self, **kwargs):
         super().__init__("softmax", **kwargs)
 
-    get_config = ReLU.get_config
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return config
 
 
 @register_serializable()

@@ -1,0 +1,124 @@
+"""Loss objects as Keras's (from_logits, label_smoothing), called directly or given to compile;
+a warning for a probability loss on outputs that are not probabilities; a model used as a layer
+of another; and TensorFlow's .numpy() on what model(x) and a loss return."""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import minicnn
+from minicnn import losses
+from minicnn.layers import Dense, Flatten, Softmax
+from minicnn.models import Model, Sequential, load_model
+from minicnn.optimizers import SGD
+from minicnn.utils import set_random_seed, to_categorical
+
+
+@pytest.fixture(scope="module")
+def keras():
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def tf():
+    return pytest.importorskip("tensorflow")
+
+
+CASES = [("CategoricalCrossentropy", {"from_logits": True}), ("CategoricalCrossentropy", {}),
+         ("CategoricalCrossentropy", {"label_smoothing": 0.2}),
+         ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+         ("SparseCategoricalCrossentropy", {"from_logits": True}), ("SparseCategoricalCrossentropy", {}),
+         ("MeanSquaredError", {})]
+
+
+@pytest.mark.parametrize("name,kwargs", CASES)
+def test_loss_objects_match_keras_values_and_gradients(keras, tf, rng, name, kwargs):
+    z = rng.standard_normal((6, 4)).astype(np.float32) * 3
+    labels = rng.integers(0, 4, 6)
+    y = labels if name.startswith("Sparse") else to_categorical(labels, 4)
+    pred = z if kwargs.get("from_logits") or name == "MeanSquaredError" else np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    ours, theirs = getattr(losses, name)(**kwargs), getattr(keras.losses, name)(**kwargs)
+    assert float(ours(y, pred)) == pytest.approx(float(theirs(y, pred)), rel=1e-5)
+    zt = tf.constant(pred)
+    with tf.GradientTape() as tape:
+        tape.watch(zt)
+        value = theirs(y, zt)
+    np.testing.assert_allclose(ours.gradient(y, pred), tape.gradient(value, zt).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_from_logits_is_stable_at_huge_logits():
+    z = np.array([[1e4, -1e4, 0.0]], np.float32)
+    loss = losses.CategoricalCrossentropy(from_logits=True)
+    assert float(loss([[0, 1, 0]], z)) == pytest.approx(2e4, rel=1e-6)
+    assert np.isfinite(loss.gradient(np.array([[0, 1, 0]], np.float32), z)).all()
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.CategoricalCrossentropy(label_smoothing=2)
+
+
+def test_logits_model_trains_like_keras_and_saves_its_loss(keras, rng, tmp_path):
+    """Dense(10) without softmax and SparseCategoricalCrossentropy(from_logits=True), as the
+    TensorFlow tutorials write it: the same weights as Keras after a few SGD steps."""
+    set_random_seed(0)
+    model = Sequential([Flatten(input_shape=(6, 6)), Dense(8, activation="relu"), Dense(4)])
+    k_model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(8, activation="relu"),
+                                keras.layers.Dense(4)])
+    k_model.set_weights(model.get_weights())
+    model.compile(loss=losses.SparseCategoricalCrossentropy(from_logits=True), optimizer=SGD(0.1))
+    k_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    optimizer=keras.optimizers.SGD(0.1))
+    for _ in range(3):
+        x, y = rng.random((8, 6, 6), dtype=np.float32), rng.integers(0, 4, 8)
+        assert model.train_on_batch(x, y)[0] == pytest.approx(float(np.ravel(k_model.train_on_batch(x, y))[0]),
+                                                             rel=1e-5)
+    for a, b in zip(model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    again = load_model(model.save(tmp_path / "logits.npz"))
+    assert isinstance(again.loss, losses.SparseCategoricalCrossentropy) and again.loss.from_logits
+
+
+def test_a_probability_loss_on_logits_warns_once(rng):
+    model = Sequential([Flatten(input_shape=(6, 6)), Dense(4)])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    x, y = rng.random((16, 6, 6), dtype=np.float32), rng.integers(0, 4, 16)
+    with pytest.warns(UserWarning, match="expects probabilities.*SparseCategoricalCrossentropy\\(from_logits=True\\)"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per model: not again
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        softmax = Sequential([Flatten(input_shape=(6, 6)), Dense(4, activation="softmax")])
+        softmax.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        softmax.fit(x, y, verbose=0)  # probabilities: no warning
+
+
+def test_a_model_as_a_layer(rng, tmp_path):
+    set_random_seed(1)
+    inner = Sequential([Flatten(input_shape=(6, 6)), Dense(8, activation="relu"), Dense(4)])
+    outer = Sequential([inner, Softmax()])
+    x, y = rng.random((12, 6, 6), dtype=np.float32), rng.integers(0, 4, 12)
+    logits = inner.predict(x, verbose=0)
+    np.testing.assert_allclose(outer.predict(x, verbose=0), np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               rtol=1e-5)
+    inputs = minicnn.Input((6, 6))
+    graph = Model(inputs, Softmax()(inner(inputs)))
+    np.testing.assert_allclose(graph.predict(x, verbose=0), outer.predict(x, verbose=0), rtol=1e-6)
+    assert outer.count_params() == inner.count_params() and len(outer.get_weights()) == 4
+    outer.compile(loss="sparse_categorical_crossentropy", optimizer=SGD(0.1))
+    before = inner.get_weights()
+    outer.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert all(np.any(a != b) for a, b in zip(before, inner.get_weights()))  # the outer optimizer trained the inner model
+    again = load_model(outer.save(tmp_path / "outer.npz"))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), outer.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="must be built"):
+        Sequential([Sequential([Dense(2)]), Softmax()])
+
+
+def test_tensorflow_numpy_and_softmax_config(rng, tmp_path):
+    model = Sequential([Flatten(input_shape=(3, 3)), Dense(2), Softmax()])
+    out = model(rng.random((2, 3, 3), dtype=np.float32))
+    assert out.numpy().shape == (2, 2) and type(out.numpy()) is np.ndarray
+    assert float(losses.SparseCategoricalCrossentropy()([0, 1], out).numpy()) > 0
+    assert type(load_model(model.save(tmp_path / "s.npz")).layers[-1]) is Softmax  # its get_config was broken
