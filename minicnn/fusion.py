@@ -14,7 +14,7 @@ from minicnn.layers import Activation, Conv2D, MaxPooling2D
 
 
 def _is_relu(layer):
-    return isinstance(layer, Activation) and layer.activation == "relu"
+    return isinstance(layer, Activation) and layer.activation == "relu" and not layer.options
 
 
 def match(layers, i, kernels):

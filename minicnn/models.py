@@ -145,7 +145,8 @@ class Model(Trainer):
         A final softmax with a cross-entropy gives dL/dlogits = (p - y) / N, exact and stable:
         then the softmax layer's own (general) backward is skipped, n = len(layers) - 1."""
         last = self.layers[-1]
-        if self.loss.softmax_gradient is not None and isinstance(last, Activation) and last.activation == "softmax":
+        if self.loss.softmax_gradient is not None and isinstance(last, Activation) and last.activation == "softmax" \
+                and not last.options:  # over the last axis
             return self.loss.softmax_gradient(y, p), len(self.layers) - 1
         return self.loss.gradient(y, p), len(self.layers)
 

@@ -174,7 +174,7 @@ def test_clear_errors_at_the_boundary():
     with pytest.raises(ValueError, match="epochs"):
         model.fit(x, y, epochs=-1, verbose=0)
     with pytest.raises(ValueError, match="valid activations"):
-        Activation("gelu")
+        Activation("mish")
     with pytest.raises(ValueError, match="valid optimizers"):
         model.compile(loss="mse", optimizer="adagrad")
     with pytest.raises(ValueError, match="valid metrics"):

@@ -213,9 +213,13 @@ def batchnorm_backward(dy, ctx, gamma, batch_stats):
     return dx, dgamma, dbeta
 
 
-# ReLU's readable pair lives with the other activations (minicnn/activations.py); it is part
-# of the contract because the Numba backend compiles it.
-relu_forward, relu_backward = activations.relu, activations.relu_backward
+def relu_forward(x):
+    """y = max(x, 0), elementwise, any shape: activations.relu, the readable one, which lives with
+    the other activations; it is part of the contract because the Numba backend compiles it."""
+    return activations.relu(x)
+
+
+relu_backward = activations.relu_backward
 
 
 def conv_relu_pool_forward(x, W, b, pool, pads):

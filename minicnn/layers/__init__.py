@@ -1,7 +1,7 @@
 """minicnn's layers, with Keras's names, arguments and defaults (channels-last)."""
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
-from minicnn.layers.core import Activation, Flatten, ReLU, Rescaling, Reshape, Softmax
+from minicnn.layers.core import ELU, Activation, Flatten, LeakyReLU, ReLU, Rescaling, Reshape, Softmax
 from minicnn.layers.dense import Dense
 from minicnn.layers.input_layer import Input, InputLayer
 from minicnn.layers.merging import Add, Concatenate
@@ -16,6 +16,28 @@ from minicnn.layers.pooling import (
 )
 from minicnn.layers.regularization import Dropout
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "AvgPool2D", "BatchNormalization", "Concatenate", "Conv2D", "Dense", "Dropout",
-           "Flatten", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "InputLayer", "Layer", "MaxPool2D",
-           "MaxPooling2D", "ReLU", "Rescaling", "Reshape", "Softmax"]
+__all__ = [
+    "ELU",
+    "Activation",
+    "Add",
+    "AveragePooling2D",
+    "AvgPool2D",
+    "BatchNormalization",
+    "Concatenate",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "MaxPooling2D",
+    "ReLU",
+    "Rescaling",
+    "Reshape",
+    "Softmax",
+]

@@ -12,60 +12,90 @@ KERNELS = {"relu": ("relu_forward", "relu_backward")}
 
 @register_serializable()
 class Activation(Layer):
-    """Apply an activation elementwise (softmax: over the last axis).
+    """Apply an activation elementwise (softmax: over the last axis). x: (N, ...) -> y: same shape.
 
-    activation: "relu", "softmax", "sigmoid", "tanh" or "linear".
-    x: (N, ...) -> y: same shape.
+    activation: a name ("relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "gelu",
+    "swish"/"silu", "softplus", "leaky_relu") or one of minicnn.activations' functions.
     """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activation
-        self._fn, self._grad = activations.get(activation)
+        self.activation = activations.name_of(activation)
+        self._fn, self._grad = activations.get(self.activation)
+        self.options = {}  # the function's arguments (ELU's alpha, Softmax's axis...)
+        self._from_input = self.activation in activations.FROM_INPUT  # backward needs x rather than y
 
     def call(self, x, training=False):
-        if self.activation in KERNELS:
-            y = getattr(backend.kernels_for(x), KERNELS[self.activation][0])(x)
-        else:
-            y = self._fn(x)
+        compiled = self.activation in KERNELS and not self.options
+        y = getattr(backend.kernels_for(x), KERNELS[self.activation][0])(x) if compiled else self._fn(x, **self.options)
         if training:
-            self._cache = y  # every derivative here is written in terms of the output
+            self._cache = x if self._from_input else y
         return y
 
     def backward(self, dy):
-        y = self._saved()
-        if self.activation in KERNELS:
-            return getattr(backend.kernels_for(y), KERNELS[self.activation][1])(y, dy)
-        return self._grad(y, dy)
+        saved = self._saved()
+        if self.activation in KERNELS and not self.options:
+            return getattr(backend.kernels_for(saved), KERNELS[self.activation][1])(saved, dy)
+        return self._grad(saved, dy, **self.options)
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
 
 
-@register_serializable()
-class ReLU(Activation):
-    """max(x, 0). x: (N, ...) -> y: same shape."""
+class _NamedActivation(Activation):
+    """An Activation whose class names the function (ReLU, Softmax...): its config holds the
+    function's arguments, not the name."""
 
-    def __init__(self, **kwargs):
+    def get_config(self):
+        config = super().get_config()
+        del config["activation"]
+        return {**config, **self.options}
+
+
+@register_serializable()
+class ReLU(_NamedActivation):
+    """max(x, 0), or with Keras's options: negative_slope * (x - threshold) below threshold,
+    capped at max_value. x: (N, ...) -> y: same shape."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__("relu", **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["activation"]
-        return config
+        if max_value is not None and max_value < 0 or negative_slope < 0:
+            raise ValueError(f"max_value and negative_slope must be >= 0, got {max_value!r}, {negative_slope!r}")
+        if max_value is not None or negative_slope or threshold:
+            self.options = {"max_value": max_value, "negative_slope": float(negative_slope),
+                             "threshold": float(threshold)}
+            self._grad, self._from_input = activations.relu_options_backward, True
 
 
 @register_serializable()
-class Softmax(Activation):
-    """Softmax over the last axis. x: (N, K) -> y: (N, K), rows sum to 1."""
+class LeakyReLU(_NamedActivation):
+    """x where x > 0, negative_slope * x elsewhere (Keras's default slope 0.3)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, negative_slope=0.3, **kwargs):
+        super().__init__("leaky_relu", **kwargs)
+        self.options = {"negative_slope": float(negative_slope)}
+
+
+@register_serializable()
+class ELU(_NamedActivation):
+    """x where x > 0, alpha (exp(x) - 1) elsewhere."""
+
+    def __init__(self, alpha=1.0, **kwargs):
+        super().__init__("elu", **kwargs)
+        self.options = {"alpha": float(alpha)}
+
+
+@register_serializable()
+class Softmax(_NamedActivation):
+    """Softmax over `axis` (the last by default). x: (N, ..., K) -> y: same shape, summing to 1 over axis."""
+
+    def __init__(self, axis=-1, **kwargs):
         super().__init__("softmax", **kwargs)
+        if axis != -1:
+            self.options = {"axis": int(axis)}
 
     def get_config(self):
-        config = super().get_config()
-        del config["activation"]
-        return config
+        return {**super().get_config(), "axis": self.options.get("axis", -1)}
 
 
 @register_serializable()
