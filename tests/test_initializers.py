@@ -29,7 +29,8 @@ def test_initializers_spread_as_keras(name):
         assert abs(float(ours.mean())) < 5 * float(ours.std()) / np.sqrt(ours.size)
     else:
         np.testing.assert_array_equal(ours, theirs)
-    assert np.abs(ours).max() <= np.abs(theirs).max() * 1.05 + 1e-9  # the same limits, the same truncation
+    if name != "random_normal":  # bounded: the same limits, the same truncation
+        assert np.abs(ours).max() <= np.abs(theirs).max() * 1.05 + 1e-9
 
 
 def test_formulas_by_hand():
