@@ -28,7 +28,7 @@ def training_curves(history):
     logs = getattr(history, "history", history)
     if not logs or "loss" not in logs:
         raise ValueError("training_curves needs a History with a 'loss' entry: the value fit() returns")
-    panels = [m for m in ("loss", "accuracy") if m in logs]
+    panels = [m for m in ("loss", "accuracy", "acc") if m in logs]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], panels):
         epochs = np.arange(1, len(logs[metric]) + 1)

@@ -19,7 +19,7 @@ from minicnn.callbacks import CallbackList, History
 from minicnn.optimizers import NonFiniteError
 from minicnn.utils import rng
 
-METRICS = ("accuracy",)
+METRICS = ("accuracy", "acc")  # "acc": Keras 2's name, and then the logs say "acc" and "val_acc"
 # predict and evaluate on the CPU run their forward passes on at most this many samples at a
 # time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
 # on 2 cores: 14,100 images/s in chunks of 128, 9,500 in one pass over 1,000, whose im2col
@@ -32,7 +32,7 @@ class Trainer:
 
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """loss: a minicnn.losses function or name; optimizer: an instance or a name;
-        metrics: None or ["accuracy"]."""
+        metrics: None, ["accuracy"] or ["acc"] (the logs and History then use that name)."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.loss = losses_module.get(loss)
@@ -41,6 +41,8 @@ class Trainer:
         for m in self.metrics:
             if m not in METRICS:
                 raise ValueError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
+        if len(self.metrics) > 1:
+            raise ValueError(f"give accuracy once, as 'accuracy' or 'acc': got {self.metrics}")
 
     # -- one batch ----------------------------------------------------------------------------------
     def train_on_batch(self, x, y):
@@ -113,7 +115,7 @@ class Trainer:
                     logs = {"loss": loss_sum / seen}
                     if self.metrics:
                         correct += self._correct(yb, p)
-                        logs["accuracy"] = correct / seen
+                        logs[self.metrics[0]] = correct / seen
                     cbs.on_train_batch_end(step, logs)
                     bar.set_postfix(logs, refresh=False)
                     bar.update()
@@ -146,7 +148,7 @@ class Trainer:
             correct += self._correct(yb, p)
         result = {"loss": loss_sum / len(x)}
         if self.metrics:
-            result["accuracy"] = correct / len(x)
+            result[self.metrics[0]] = correct / len(x)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:

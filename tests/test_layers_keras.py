@@ -207,3 +207,34 @@ def test_keras_namespace_and_input(capsys):
         model.add(minicnn.Input(shape=(2,)))
     with pytest.raises(ValueError, match="Input needs a shape"):
         minicnn.Input()
+
+
+@pytest.mark.parametrize("padding", [1, (2, 0), ((1, 2), (0, 3))])
+def test_zero_padding(keras, rng, padding):
+    x = rng.standard_normal((2, 4, 5, 3))
+    ours = minicnn.layers.ZeroPadding2D(padding, dtype="float64")
+    np.testing.assert_allclose(ours.forward(x), np.asarray(keras.layers.ZeroPadding2D(padding)(x.astype(np.float32))),
+                               rtol=1e-6)
+    assert check_layer(ours, x)["x"] < 1e-6
+    with pytest.raises(ValueError, match="padding must"):
+        minicnn.layers.ZeroPadding2D("same")
+
+
+def test_keras_2_idioms(tmp_path, rng):
+    """metrics=["acc"] gives history["acc"] and ["val_acc"] (Keras names the keys as given); an
+    .h5 or .keras file name holds minicnn's own format, and loads back."""
+    model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(2, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["acc"])
+    x, y = rng.random((20, 4, 4, 1)), to_categorical(rng.integers(0, 2, 20), 2)
+    history = model.fit(x, y, epochs=2, validation_split=0.2, verbose=0,
+                        callbacks=[minicnn.callbacks.ModelCheckpoint(str(tmp_path / "best.h5"), monitor="val_acc")])
+    assert set(history.history) == {"loss", "acc", "val_loss", "val_acc"}
+    assert list(model.evaluate(x, y, verbose=0, return_dict=True)) == ["loss", "acc"]
+    for name in ("w.h5", "m.keras", "m.hdf5"):
+        model.save(tmp_path / name)
+        np.testing.assert_array_equal(load_model(tmp_path / name).predict(x, verbose=0), model.predict(x, verbose=0))
+    model.save_weights(tmp_path / "weights.weights.h5")
+    model.load_weights(tmp_path / "weights.weights.h5")
+    assert (tmp_path / "best.h5").is_file()
+    with pytest.raises(ValueError, match="give accuracy once"):
+        model.compile(loss="mse", optimizer="adam", metrics=["acc", "accuracy"])

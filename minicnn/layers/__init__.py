@@ -1,7 +1,17 @@
 """minicnn's layers, with Keras's names, arguments and defaults (channels-last)."""
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
-from minicnn.layers.core import ELU, Activation, Flatten, LeakyReLU, ReLU, Rescaling, Reshape, Softmax
+from minicnn.layers.core import (
+    ELU,
+    Activation,
+    Flatten,
+    LeakyReLU,
+    ReLU,
+    Rescaling,
+    Reshape,
+    Softmax,
+    ZeroPadding2D,
+)
 from minicnn.layers.dense import Dense
 from minicnn.layers.input_layer import Input, InputLayer
 from minicnn.layers.merging import Add, Concatenate
@@ -40,4 +50,5 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "ZeroPadding2D",
 ]

@@ -3,6 +3,7 @@ Rescaling."""
 import numpy as np
 
 from minicnn import activations, backend
+from minicnn.kernels import reference
 from minicnn.layers.base import Layer
 from minicnn.registry import register_serializable
 
@@ -163,3 +164,48 @@ class Rescaling(Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+
+@register_serializable()
+class ZeroPadding2D(Layer):
+    """Zeros around the maps, as Keras: padding=p (p rows and columns on every side), (ph, pw)
+    (ph rows top and bottom, pw columns left and right) or ((top, bottom), (left, right)).
+    x: (N, H, W, C) -> y: (N, H + top + bottom, W + left + right, C); backward crops dy."""
+
+    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+        try:
+            if isinstance(padding, int):
+                padding = ((padding, padding), (padding, padding))
+            elif all(isinstance(p, int) for p in padding):
+                padding = ((padding[0], padding[0]), (padding[1], padding[1]))
+            (top, bottom), (left, right) = ((int(a), int(b)) for a, b in padding)
+        except (TypeError, ValueError):
+            raise ValueError(f"padding must be an int, (ph, pw) or ((top, bottom), (left, right)), got {padding!r}") from None
+        if min(top, bottom, left, right) < 0:
+            raise ValueError(f"padding must not be negative, got {padding!r}")
+        self.pads = (top, bottom, left, right)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"layer {self.name!r} expects inputs of shape (N, H, W, C), got {input_shape}")
+        top, bottom, left, right = self.pads
+        return (None, input_shape[1] + top + bottom, input_shape[2] + left + right, input_shape[3])
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+
+    def call(self, x, training=False):
+        if training:
+            self._cache = True
+        return reference.pad_nhwc(x, self.pads)
+
+    def backward(self, dy):
+        self._saved()
+        return reference.unpad_nhwc(dy, self.pads)
+
+    def get_config(self):
+        top, bottom, left, right = self.pads
+        return {**super().get_config(), "padding": [[top, bottom], [left, right]]}
