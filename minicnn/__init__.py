@@ -29,6 +29,7 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     models,
     optimizers,
     registry,
+    regularizers,
     utils,
 )
 from minicnn.layers import Input  # noqa: F401  (keras.Input)

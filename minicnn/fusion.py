@@ -20,7 +20,7 @@ def _is_relu(layer):
 def match(layers, i, kernels):
     """How many layers from layers[i] one ConvReLUPool can run (3 or 2), or 0."""
     conv = layers[i]
-    if not (isinstance(conv, Conv2D) and conv.built and conv.strides == (1, 1)
+    if not (isinstance(conv, Conv2D) and conv.built and conv.strides == (1, 1) and conv.dilation_rate == (1, 1)
             and kernels.speeds_up("conv_relu_pool_forward")):  # the reference runs layer by layer, to be read
         return 0
     if conv.activation is None and i + 2 < len(layers) and _is_relu(layers[i + 1]):

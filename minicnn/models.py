@@ -185,6 +185,18 @@ class Model(Trainer):
             layer.grads.update(totals.get(id(layer)) or {k: g * 0 for k, g in layer.grads.items()})
         return grads.get(id(self.inputs[0]))
 
+    def regularization_loss(self):
+        """The sum of every weight penalty (kernel_regularizer=...): part of the loss fit and
+        evaluate report, as in Keras."""
+        return sum(r(layer.params[k]) for layer in self.layers for k, r in layer.regularizers.items())
+
+    def _add_penalties(self):
+        """Add each penalty's gradient to its weight's; returns the penalties' sum."""
+        for layer in self.layers:
+            for k, r in layer.regularizers.items():
+                layer.grads[k] = layer.grads[k] + r.gradient(layer.params[k])
+        return self.regularization_loss()
+
     def grads_and_params(self):
         """(grad, param) pairs of every trainable param, in a fixed order (never the state)."""
         return [(layer.grads[k], layer.params[k]) for layer in self.layers if layer.trainable
@@ -215,6 +227,7 @@ class Model(Trainer):
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backward(y, p)
+        loss += self._add_penalties()
         pairs = self.grads_and_params()
         if not all_finite(*(g for g, _ in pairs)):  # one check (one device sync on a GPU) for all
             layer, key = next((layer, k) for layer in self.layers if layer.trainable
@@ -531,6 +544,8 @@ class ModelLayer(Layer):
             for k, w in layer.state.items():
                 self.state[f"{layer.name}/{k}"] = w
         self.param_shapes = {k: tuple(w.shape) for k, w in {**self.params, **self.state}.items()}
+        self.regularizers = {f"{layer.name}/{k}": r for layer in self.model.layers for k, r in layer.regularizers.items()
+                             if layer.trainable}
 
     def build(self, input_shape):
         self.model.build(input_shape)

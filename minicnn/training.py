@@ -146,7 +146,7 @@ class Trainer:
             p = self.forward_in_chunks(xb)
             loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
             correct += self._correct(yb, p)
-        result = {"loss": loss_sum / len(x)}
+        result = {"loss": loss_sum / len(x) + self.regularization_loss()}
         if self.metrics:
             result[self.metrics[0]] = correct / len(x)
         if verbose:

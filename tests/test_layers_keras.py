@@ -238,3 +238,58 @@ def test_keras_2_idioms(tmp_path, rng):
     assert (tmp_path / "best.h5").is_file()
     with pytest.raises(ValueError, match="give accuracy once"):
         model.compile(loss="mse", optimizer="adam", metrics=["acc", "accuracy"])
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_dilated_conv_matches_keras(each_backend, keras, tf, rng, padding):
+    x = rng.standard_normal((2, 9, 8, 3)).astype(np.float32)
+    ours = Conv2D(4, (3, 2), dilation_rate=(2, 3), padding=padding)
+    theirs = keras.layers.Conv2D(4, (3, 2), dilation_rate=(2, 3), padding=padding)
+    theirs.build((None, 9, 8, 3))
+    ours.build((None, 9, 8, 3))
+    ours.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in theirs.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    dy = rng.standard_normal(ours.compute_output_shape((None, 9, 8, 3))[1:]).astype(np.float32)[None].repeat(2, 0)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        k_y = theirs(xt)
+        loss = tf.reduce_sum(k_y * dy)
+    k_dx, k_dW, k_db = tape.gradient(loss, [xt, *theirs.trainable_weights])
+    np.testing.assert_allclose(ours.forward(x, training=True), np.asarray(k_y), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours.backward(dy), k_dx.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.grads["W"], k_dW.numpy(), rtol=1e-4, atol=1e-4)
+    assert check_layer(Conv2D(2, 3, dilation_rate=2, padding=padding, dtype="float64"),
+                       rng.standard_normal((1, 7, 6, 2)))["W"] < 1e-6
+    with pytest.raises(ValueError, match="do not go with dilation_rate"):
+        Conv2D(2, 3, strides=2, dilation_rate=2)
+
+
+def test_regularizers_in_loss_and_steps_as_keras(keras, rng, tmp_path):
+    from minicnn import regularizers
+    set_random_seed(4)
+    model = Sequential([Flatten(input_shape=(4, 4, 1)),
+                        Dense(6, activation="relu", kernel_regularizer=regularizers.L2(0.01), bias_regularizer="l1"),
+                        Dense(3, activation="softmax", kernel_regularizer=regularizers.L1L2(l1=0.001, l2=0.002))])
+    K = keras.regularizers
+    k_model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                                keras.layers.Dense(6, activation="relu", kernel_regularizer=K.L2(0.01),
+                                                   bias_regularizer="l1"),
+                                keras.layers.Dense(3, activation="softmax", kernel_regularizer=K.L1L2(l1=0.001, l2=0.002))])
+    weights = model.get_weights()
+    weights[1] = rng.standard_normal(6).astype(np.float32) * 0.1  # a bias the l1 penalty can see
+    model.set_weights(weights)
+    k_model.set_weights(weights)
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1))
+    k_model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.1))
+    x, y = rng.random((8, 4, 4, 1), dtype=np.float32), to_categorical(rng.integers(0, 3, 8), 3)
+    for _ in range(3):
+        loss, _ = model.train_on_batch(x, y)
+        assert loss == pytest.approx(float(np.ravel(k_model.train_on_batch(x, y))[0]), rel=1e-4)
+    for a, b in zip(model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(float(k_model.evaluate(x, y, verbose=0)), rel=1e-4)
+    again = load_model(model.save(tmp_path / "reg.npz"))
+    assert again.regularization_loss() == pytest.approx(model.regularization_loss())
+    with pytest.raises(ValueError, match="unknown regularizer"):
+        Dense(2, kernel_regularizer="l3")

@@ -21,7 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from minicnn import backend, gpu
+from minicnn import backend, gpu, regularizers
 from minicnn.layers.symbolic import call_symbolic, is_symbolic
 
 _name_counts = defaultdict(int)
@@ -86,6 +86,7 @@ class Layer:
         self.param_shapes = {}  # the shape each param (and state array) was built with: save checks against it
         self.input_grad = True  # False: dL/dx is not needed, backward may return None
         self.nodes = []  # the calls of this layer on KerasTensors (functional models)
+        self.regularizers = {}  # param key -> a minicnn.regularizers penalty on it (kernel_regularizer=...)
         self.built = False
         self._cache = None  # what forward(training=True) saved for backward
         self.device = backend.default_device()  # "cpu" or "gpu": where params live (see to())
@@ -190,6 +191,16 @@ class Layer:
         """A non-trainable weight (e.g. a moving mean): in state, with no grad."""
         self.state[key] = value
         self.param_shapes[key] = tuple(value.shape)
+
+    def regularize(self, kernel_regularizer=None, bias_regularizer=None):
+        """Penalties on the kernel ("W") and bias ("b"), as Keras's kernel_regularizer= and
+        bias_regularizer= (names such as "l2", or minicnn.regularizers objects)."""
+        pairs = (("W", regularizers.get(kernel_regularizer)), ("b", regularizers.get(bias_regularizer)))
+        self.regularizers = {k: r for k, r in pairs if r is not None}
+
+    def regularizer_config(self):
+        return {f"{'kernel' if k == 'W' else 'bias'}_regularizer": regularizers.serialize(r)
+                for k, r in self.regularizers.items()}
 
     def weights(self):
         """{key: array} of every weight: the params, then the state (Keras's order)."""

@@ -1,5 +1,5 @@
 """Conv2D: Keras's 2-D convolution layer on minicnn's own kernels."""
-from minicnn import backend, initializers
+from minicnn import backend, gpu, initializers
 from minicnn.layers.base import Layer, pair
 from minicnn.layers.core import Activation
 from minicnn.layers.windows import check_padding, spatial_plan
@@ -15,9 +15,9 @@ class Conv2D(Layer):
     minicnn/kernels/reference.py (the same as whole-array NumPy, by im2col) and its fast twins.
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 **kwargs):
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
             raise ValueError(f"filters must be a positive int, got {filters!r}")
@@ -25,13 +25,36 @@ class Conv2D(Layer):
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.strides = pair(strides, "strides")
         self.padding = check_padding(padding)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+        self.dilation_rate = pair(dilation_rate, "dilation_rate")
+        if self.dilation_rate != (1, 1) and self.strides != (1, 1):
+            raise ValueError(f"strides > 1 do not go with dilation_rate > 1 (as in Keras): got strides={self.strides}, "
+                             f"dilation_rate={self.dilation_rate}")
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.regularize(kernel_regularizer, bias_regularizer)
         self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
 
+    @property
+    def window(self):
+        """The window the kernel spans: (KH, KW), or with dilation d, (d (KH - 1) + 1, ...)."""
+        (KH, KW), (DH, DW) = self.kernel_size, self.dilation_rate
+        return DH * (KH - 1) + 1, DW * (KW - 1) + 1
+
+    def dilated(self, W):
+        """The kernel with DH - 1 rows (DW - 1 columns) of zeros between its taps: a dilated
+        convolution is an ordinary one with this kernel. W: (KH, KW, C, F) -> (window, C, F)."""
+        if self.dilation_rate == (1, 1):
+            return W
+        DH, DW = self.dilation_rate
+        Wd = gpu.array_module(W).zeros((*self.window, *W.shape[2:]), dtype=W.dtype)
+        Wd[::DH, ::DW] = W
+        return Wd
+
     def build(self, input_shape):
-        _, _, self.pads = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        _, _, self.pads = spatial_plan(self, input_shape, self.window, self.strides, self.padding)
         KH, KW = self.kernel_size
         C, F = input_shape[3], self.filters
         self.add_param("W", self.kernel_initializer((KH, KW, C, F), self.dtype, KH * KW * C, KH * KW * F))
@@ -39,7 +62,7 @@ class Conv2D(Layer):
             self.add_param("b", self.bias_initializer((F,), self.dtype, KH * KW * C, KH * KW * F))
 
     def compute_output_shape(self, input_shape):
-        OH, OW, _ = spatial_plan(self, input_shape, self.kernel_size, self.strides, self.padding)
+        OH, OW, _ = spatial_plan(self, input_shape, self.window, self.strides, self.padding)
         return (None, OH, OW, self.filters)
 
     def count_macs(self, input_shape):
@@ -48,8 +71,8 @@ class Conv2D(Layer):
         return OH * OW * KH * KW * input_shape[3] * F
 
     def call(self, x, training=False):
-        y, ctx = backend.kernels_for(x).conv2d_forward(x, self.params["W"], self.params.get("b"),
-                                                  self.strides, self.pads)
+        y, ctx = backend.kernels_for(x).conv2d_forward(x, self.dilated(self.params["W"]), self.params.get("b"),
+                                                       self.strides, self.pads)
         if training:
             self._cache = ctx
         if self.activation is not None:
@@ -65,13 +88,15 @@ class Conv2D(Layer):
         ctx = self._saved()
         if self.activation is not None:
             dy = self.activation.backward(dy)
-        dx, dW, db = backend.kernels_for(dy).conv2d_backward(dy, ctx, self.params["W"], self.input_grad)
-        self.grads["W"] = dW
+        dx, dW, db = backend.kernels_for(dy).conv2d_backward(dy, ctx, self.dilated(self.params["W"]), self.input_grad)
+        DH, DW = self.dilation_rate
+        self.grads["W"] = dW[::DH, ::DW] if (DH, DW) != (1, 1) else dW  # only the taps are weights
         if self.use_bias:
             self.grads["b"] = db
         return dx
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "strides": list(self.strides), "padding": self.padding, "use_bias": self.use_bias,
-                "activation": self.activation.activation if self.activation else None}
+                "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate), "use_bias": self.use_bias,
+                "activation": self.activation.activation if self.activation else None,
+                **self.regularizer_config()}

@@ -10,7 +10,7 @@ class Dense(Layer):
     """y = x @ W + b. x: (N, in) -> y: (N, units); W: (in, units), b: (units,)."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, int) or isinstance(units, bool) or units < 1:
             raise ValueError(f"units must be a positive int, got {units!r}")
@@ -18,6 +18,7 @@ class Dense(Layer):
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.regularize(kernel_regularizer, bias_regularizer)
         self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
 
     def build(self, input_shape):
@@ -58,4 +59,5 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "use_bias": self.use_bias,
-                "activation": self.activation.activation if self.activation else None}
+                "activation": self.activation.activation if self.activation else None,
+                **self.regularizer_config()}
