@@ -259,6 +259,7 @@ def test_dilated_conv_matches_keras(each_backend, keras, tf, rng, padding):
     np.testing.assert_allclose(ours.forward(x, training=True), np.asarray(k_y), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(ours.backward(dy), k_dx.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ours.grads["W"], k_dW.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.grads["b"], k_db.numpy(), rtol=1e-4, atol=1e-4)
     assert check_layer(Conv2D(2, 3, dilation_rate=2, padding=padding, dtype="float64"),
                        rng.standard_normal((1, 7, 6, 2)))["W"] < 1e-6
     with pytest.raises(ValueError, match="do not go with dilation_rate"):
