@@ -172,3 +172,43 @@ class CSVLogger(Callback):
         self.rows.append([str(epoch), *(repr(float(logs[k])) if k in logs else "" for k in self.keys)])
         text = "\n".join(self.separator.join(row) for row in [["epoch", *self.keys], *self.rows]) + "\n"
         atomic_write(self.filename, lambda f: f.write(text), mode="w")
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` has not improved (by more than
+    min_delta) for `patience` epochs, as Keras: then wait `cooldown` epochs, never below min_lr.
+    The logs (and History) get the epoch's "learning_rate"."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0, got factor={factor}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), int(patience), verbose
+        self.mode, self.min_delta, self.cooldown, self.min_lr = _monitor_mode(monitor, mode), float(min_delta), \
+            int(cooldown), float(min_lr)
+
+    def _better(self, value, reference):
+        return value < reference - self.min_delta if self.mode == "min" else value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.cooldown_counter = 0, 0
+        self.best = float("inf") if self.mode == "min" else -float("inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        optimizer = self.model.optimizer
+        logs["learning_rate"] = optimizer.learning_rate
+        current = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._better(current, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter == 0:
+            self.wait += 1
+            if self.wait >= self.patience and optimizer.learning_rate > self.min_lr:
+                optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {optimizer.learning_rate}.")
+                self.cooldown_counter, self.wait = self.cooldown, 0

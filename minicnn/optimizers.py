@@ -27,7 +27,12 @@ def all_finite(*arrays):
 
 
 class Optimizer:
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, **kwargs):
+        for old, new in (("lr", "learning_rate"), ("decay", "a schedule, or the ReduceLROnPlateau callback")):
+            if old in kwargs:  # Keras 2's arguments, which Keras 3 refuses too
+                raise ValueError(f"Argument `{old}` is no longer supported. Use `{new}` instead.")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
         self.learning_rate = float(learning_rate)
@@ -91,8 +96,8 @@ class Optimizer:
 class SGD(Optimizer):
     """p -= lr * g; with momentum: m = momentum * m - lr * g, p += m (Nesterov: p += momentum * m - lr * g)."""
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
@@ -127,8 +132,8 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
         for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
@@ -175,7 +180,45 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+class RMSprop(Optimizer):
+    """RMSprop with exactly Keras's update:
+
+        v = rho v + (1 - rho) g^2          (centered: a = rho a + (1 - rho) g, and v - a^2 below)
+        step = lr g / sqrt(v + epsilon)
+        p -= step, or with momentum: m = momentum m + step, p -= m
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        if not 0 <= rho < 1 or not 0 <= momentum < 1:
+            raise ValueError(f"rho and momentum must be in [0, 1), got {rho!r}, {momentum!r}")
+        self.rho, self.momentum, self.epsilon, self.centered = float(rho), float(momentum), float(epsilon), bool(centered)
+        self.slot_names = ("v",) + (("m",) if momentum else ()) + (("a",) if centered else ())
+
+    def update(self, p, g, slots, t):
+        dt = p.dtype.type
+        v = slots["v"]
+        v[...] = dt(self.rho) * v + dt(1 - self.rho) * (g * g)
+        if self.centered:
+            a = slots["a"]
+            a[...] = dt(self.rho) * a + dt(1 - self.rho) * g
+            denominator = v - a * a + dt(self.epsilon)
+        else:
+            denominator = v + dt(self.epsilon)
+        step = dt(self.learning_rate) * g / array_module(p).sqrt(denominator)
+        if self.momentum:
+            m = slots["m"]
+            m[...] = dt(self.momentum) * m + step
+            p -= m
+        else:
+            p -= step
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,
+                "centered": self.centered}
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
 
 
 def get(identifier):

@@ -90,7 +90,7 @@ class Trainer:
         n = len(x)
         steps = -(-n // batch_size)
         self.history = History()
-        cbs = CallbackList([self.history, *(callbacks or [])], model=self,
+        cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
                            params={"epochs": epochs, "steps": steps, "verbose": verbose})
         self.stop_training = False
         cbs.on_train_begin()

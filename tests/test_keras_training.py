@@ -122,3 +122,59 @@ def test_tensorflow_numpy_and_softmax_config(rng, tmp_path):
     assert out.numpy().shape == (2, 2) and type(out.numpy()) is np.ndarray
     assert float(losses.SparseCategoricalCrossentropy()([0, 1], out).numpy()) > 0
     assert type(load_model(model.save(tmp_path / "s.npz")).layers[-1]) is Softmax  # its get_config was broken
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9}, {"centered": True}, {"rho": 0.8, "momentum": 0.5,
+                                                                               "centered": True, "epsilon": 1e-5}])
+def test_rmsprop_takes_keras_steps(keras, rng, kwargs):
+    from minicnn.optimizers import RMSprop
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = RMSprop(learning_rate=0.01, **kwargs), keras.optimizers.RMSprop(learning_rate=0.01, **kwargs)
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=1e-5, atol=1e-6)
+    assert minicnn.optimizers.get("rmsprop").get_config()["rho"] == 0.9
+
+
+def test_keras_2_optimizer_arguments_are_refused_with_the_fix():
+    from minicnn.optimizers import SGD, Adam, RMSprop
+    for cls in (Adam, SGD, RMSprop):
+        with pytest.raises(ValueError, match="`lr` is no longer supported. Use `learning_rate` instead"):
+            cls(lr=0.01)
+    with pytest.raises(ValueError, match="`decay` is no longer supported"):
+        Adam(decay=1e-6)
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        Adam(beta=0.9)
+
+
+def test_reduce_lr_on_plateau(keras, rng):
+    """The same sequence of losses through minicnn's callback and Keras's: the same rates, cut by
+    `factor` after `patience` epochs without improvement, `cooldown` epochs apart, not below min_lr."""
+    from minicnn.callbacks import ReduceLROnPlateau
+    from minicnn.optimizers import Adam
+    kwargs = {"monitor": "loss", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": 0.02}
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(0.1))
+    k_model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    k_model.compile(loss="mse", optimizer=keras.optimizers.Adam(0.1))
+    runs = []
+    for m, cb in ((model, ReduceLROnPlateau(**kwargs)), (k_model, keras.callbacks.ReduceLROnPlateau(**kwargs))):
+        cb.set_model(m)
+        cb.on_train_begin()
+        rates = []
+        for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.96, 0.97, 0.98]):
+            logs = {"loss": loss}
+            cb.on_epoch_end(epoch, logs)
+            rates.append(round(float(logs["learning_rate"]), 6))
+        runs.append(rates)
+    assert runs[0] == runs[1] == [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02]
+    assert model.optimizer.learning_rate == 0.02
+    x, y = rng.random((8, 2, 2), dtype=np.float32), rng.integers(0, 2, 8)
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[ReduceLROnPlateau(monitor="loss", patience=1)])
+    assert history.history["learning_rate"][0] == pytest.approx(0.02)  # History sees what callbacks log
+    with pytest.raises(ValueError, match="factor >= 1.0"):
+        ReduceLROnPlateau(factor=2)
