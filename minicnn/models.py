@@ -9,6 +9,7 @@ are chained. A model's public core is what the loop, the trace and the gradient 
     loss, p = model.train_step(x, y)       # forward, backward and one optimizer step
 """
 import warnings
+from collections import Counter
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from minicnn import backend, fusion, gpu, registry, saving
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
-from minicnn.layers.symbolic import KerasTensor, is_symbolic
+from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.saving import load_model  # noqa: F401  (minicnn.models.load_model, as in Keras)
 from minicnn.training import INFERENCE_CHUNK, Trainer  # noqa: F401  (INFERENCE_CHUNK: for tests and readers)
@@ -129,11 +130,43 @@ class Model(Trainer):
         return self
 
     # -- the passes ----------------------------------------------------------------------------
+    def execution_plan(self):
+        """The Nodes forward runs: the graph's own, in topological order, except that a chain
+        Conv2D -> ReLU -> MaxPooling2D that nothing else reads into becomes one fused step where
+        the kernels have one (minicnn/fusion.py), as in a Sequential."""
+        kernels = backend.kernels() if self.device == "cpu" else None
+        key = (backend.get_backend(), self.device)
+        if getattr(self, "_plan_key", None) != key:
+            self._plan, self._plan_key = self._fused(kernels), key
+        return self._plan
+
+    def _fused(self, kernels):
+        nodes = self._nodes
+        if kernels is None:
+            return list(nodes)
+        readers = Counter(id(t) for n in nodes for t in n.inputs) + Counter(id(t) for t in self.outputs)
+        calls = Counter(id(n.layer) for n in nodes)
+        plan, i = [], 0
+        while i < len(nodes):
+            chain = nodes[i:i + 3]
+            n = fusion.match([c.layer for c in chain], 0, kernels)
+            private = all(calls[id(c.layer)] == 1 for c in chain[:n]) and all(
+                chain[k].inputs == [chain[k - 1].output] and readers[id(chain[k - 1].output)] == 1 for k in range(1, n))
+            if n and private:  # the intermediate maps are read by the chain alone: fuse it
+                step = Node(fusion.ConvReLUPool([c.layer for c in chain[:n]]), chain[0].inputs)
+                step.output = chain[n - 1].output
+                plan.append(step)
+                i += n
+            else:
+                plan.append(nodes[i])
+                i += 1
+        return plan
+
     def forward(self, x, training=False):
         """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
         topological order. training=True keeps what backward needs (and makes Dropout train)."""
         values = {id(self.inputs[0]): x}
-        for node in self._nodes:
+        for node in self.execution_plan():
             args = [values[id(t)] for t in node.inputs]
             values[id(node.output)] = node.layer.forward(args if node.many else args[0], training)
             node.cache = node.layer._cache  # a layer called twice keeps one cache per call
@@ -167,17 +200,18 @@ class Model(Trainer):
         skip = out if skip_last else None  # the softmax, whose gradient dy already includes
         grads = {id(out.inputs[0] if skip else out.output): dy}
         totals = {}  # id(layer) -> its grads summed over its calls
-        for node in reversed(self._nodes):
+        for node in reversed(self.execution_plan()):
             if node is skip or id(node.output) not in grads:
                 continue
-            layer = node.layer
-            layer._cache = node.cache
-            dx = layer.backward(grads.pop(id(node.output)))
-            if layer.params:
-                if id(layer) in totals:
-                    totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
-                else:
-                    totals[id(layer)] = dict(layer.grads)
+            node.layer._cache = node.cache
+            dx = node.layer.backward(grads.pop(id(node.output)))
+            fused = isinstance(node.layer, fusion.ConvReLUPool)
+            for layer in node.layer.layers if fused else [node.layer]:
+                if layer.params:
+                    if id(layer) in totals:
+                        totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
+                    else:
+                        totals[id(layer)] = dict(layer.grads)
             for t, d in zip(node.inputs, dx if node.many else [dx]):
                 if d is not None:
                     grads[id(t)] = grads[id(t)] + d if id(t) in grads else d  # fan-out: the gradients add up

@@ -156,3 +156,47 @@ def test_a_graph_on_the_device_stand_in_trains_as_on_the_host(monkeypatch, rng):
     dev.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(host.get_weights(), dev.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def functional_tutorial(tap=False):
+    """The tutorial's two conv blocks, written functionally; tap=True also reads the first ReLU's
+    maps elsewhere (a global average joined to the head), so that chain is not private."""
+    L = minicnn.layers
+    inputs = minicnn.Input((28, 28, 1))
+    r1 = L.Activation("relu")(L.Conv2D(8, 3)(inputs))
+    x = L.MaxPooling2D()(r1)
+    x = L.MaxPooling2D()(L.Activation("relu")(L.Conv2D(8, 3)(x)))
+    x = L.Flatten()(x)
+    if tap:
+        x = L.Concatenate()([x, L.GlobalAveragePooling2D()(r1)])
+    return Model(inputs, L.Dense(10, activation="softmax")(x))
+
+
+def test_the_fusion_applies_in_a_graph(rng):
+    """The tutorial's chains written functionally run fused on the Numba backend, with the
+    layer-by-layer results; a chain whose maps are read elsewhere too runs layer by layer."""
+    from minicnn import backend
+    from minicnn.fusion import ConvReLUPool
+    previous = backend.get_backend()
+    try:
+        backend.set_backend("numba")
+        set_random_seed(5)
+        model = functional_tutorial()
+        assert [type(s.layer) for s in model.execution_plan()][:2] == [ConvReLUPool, ConvReLUPool]
+        tapped = functional_tutorial(tap=True)
+        assert [isinstance(s.layer, ConvReLUPool) for s in tapped.execution_plan()].count(True) == 1  # the second
+        x, y = rng.random((6, 28, 28, 1), dtype=np.float32), to_categorical(rng.integers(0, 10, 6), 10)
+        model.compile(loss="categorical_crossentropy", optimizer=SGD(0.1))
+        weights = model.get_weights()
+        fused_p = model.predict(x, verbose=0)
+        model.train_on_batch(x, y)
+        fused_w = model.get_weights()
+        backend.set_backend("numpy")  # the reference: layer by layer
+        assert not any(isinstance(s.layer, ConvReLUPool) for s in model.execution_plan())
+        model.set_weights(weights)
+        np.testing.assert_allclose(model.predict(x, verbose=0), fused_p, rtol=1e-5, atol=1e-6)
+        model.train_on_batch(x, y)
+        for a, b in zip(model.get_weights(), fused_w):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    finally:
+        backend.set_backend(previous)
