@@ -54,7 +54,7 @@ class Model(Trainer):
         self.stop_training = False
         self.history = None
         self._output_shape = None
-        self.inputs, self.outputs, self._nodes = None, None, None
+        self.inputs, self.outputs, self._nodes, self._many_outputs = None, None, None, False
         if inputs is not None or outputs is not None:
             self._connect(inputs, outputs)
 
@@ -162,13 +162,23 @@ class Model(Trainer):
                 i += 1
         return plan
 
-    def forward(self, x, training=False):
+    @property
+    def nodes(self):
+        """The graph's calls (Nodes) in topological order, one per layer call, unfused."""
+        return list(self._nodes)
+
+    def forward(self, x, training=False, steps=None, watch=None):
         """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
-        topological order. training=True keeps what backward needs (and makes Dropout train)."""
+        topological order. training=True keeps what backward needs (and makes Dropout train).
+        steps: the Nodes to run (default: execution_plan()); watch(node, run) -> run() lets a
+        caller time or inspect each step (model.trace does)."""
         values = {id(self.inputs[0]): x}
-        for node in self.execution_plan():
+        for node in steps or self.execution_plan():
             args = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = node.layer.forward(args if node.many else args[0], training)
+
+            def run(node=node, args=args):
+                return node.layer.forward(args if node.many else args[0], training)
+            values[id(node.output)] = watch(node, run) if watch else run()
             node.cache = node.layer._cache  # a layer called twice keeps one cache per call
         outputs = [values[id(t)] for t in self.outputs]
         return outputs if self._many_outputs else outputs[0]
@@ -191,20 +201,22 @@ class Model(Trainer):
         dy, n = self.loss_gradient(y, p)
         return self.backpropagate(dy, skip_last=n < len(self.layers))
 
-    def backpropagate(self, dy, skip_last=False):
+    def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
         """From dy = dL/d(output) (or, with skip_last, dL/d(the last layer's input): the softmax
-        shortcut) back to the input; fills every layer's grads and returns dL/dx."""
+        shortcut) back to the input; fills every layer's grads and returns dL/dx. steps and watch
+        as for forward (the same steps as the forward pass that came before)."""
         if self._many_outputs:
             raise ValueError("training needs a model with one output")
         out = self.outputs[0].node
         skip = out if skip_last else None  # the softmax, whose gradient dy already includes
         grads = {id(out.inputs[0] if skip else out.output): dy}
         totals = {}  # id(layer) -> its grads summed over its calls
-        for node in reversed(self.execution_plan()):
+        for node in reversed(steps or self.execution_plan()):
             if node is skip or id(node.output) not in grads:
                 continue
             node.layer._cache = node.cache
-            dx = node.layer.backward(grads.pop(id(node.output)))
+            g = grads.pop(id(node.output))
+            dx = watch(node, lambda node=node, g=g: node.layer.backward(g)) if watch else node.layer.backward(g)
             fused = isinstance(node.layer, fusion.ConvReLUPool)
             for layer in node.layer.layers if fused else [node.layer]:
                 if layer.params:
@@ -438,6 +450,7 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name="sequential"):
         super().__init__(name=name)
+        self._nodes = []  # its layers' calls on KerasTensors, once the input shape is known
         self._input = None  # the InputLayer given first, if any: it sets the input shape
         for layer in layers or ():
             self.add(layer)
@@ -452,6 +465,7 @@ class Sequential(Model):
             layers = self.layers
         for layer in layers:
             self.outputs = [layer(self.outputs[0])]
+            self._nodes.append(self.outputs[0].node)
 
 
     def add(self, layer):
@@ -501,9 +515,12 @@ class Sequential(Model):
             self._plan_key = key
         return self._plan
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, steps=None, watch=None):
         """x: (N, ...) -> the model's outputs (N, ...), one step of the plan after the other.
-        training=True keeps what backward needs (and makes Dropout-like layers train)."""
+        training=True keeps what backward needs (and makes Dropout-like layers train). Given
+        steps (Nodes) or watch, it runs as a graph (see Model.forward)."""
+        if steps is not None or watch is not None:
+            return super().forward(x, training, steps, watch)
         for step in self.execution_plan():
             x = step.forward(x, training)
         return x
@@ -515,8 +532,10 @@ class Sequential(Model):
         dy, n = self.loss_gradient(y, p)
         return self.backpropagate(dy, skip_last=n < len(self.layers))
 
-    def backpropagate(self, dy, skip_last=False):
+    def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
         """From dy = dL/d(output) (with skip_last: dL/d(the last layer's input)) to dL/dx."""
+        if steps is not None or watch is not None:
+            return super().backpropagate(dy, skip_last, steps, watch)
         steps = self.execution_plan()
         if skip_last:
             steps = steps[:-1]  # the softmax: never part of a fused step

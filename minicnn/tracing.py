@@ -79,69 +79,66 @@ def _stats(y):
     return float(y64.mean()), float(y64.std()), float(np.mean(y64 == 0))
 
 
-def _check_chain(model):
-    """The trace runs the layers one after the other: a graph that branches is refused by name."""
-    previous = model.inputs[0] if model.inputs else None
-    for layer in model.layers:
-        node = next((n for n in layer.nodes if n.inputs == [previous]), None)
-        if node is None:
-            raise ValueError(f"model.trace follows a chain of layers, and this model branches at layer "
-                             f"{layer.name!r}; trace a chain (a Sequential), or read each layer's outputs with "
-                             "Model(model.inputs, [layer.output for layer in model.layers]).predict(x)")
-        previous = node.output
-
-
 def trace(model, x, y=None, keep=False):
-    """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None."""
+    """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None.
+    The model runs call by call (model.nodes: each layer on its own, never fused), a row per
+    call; a graph's backward adds up gradients where tensors fan out, as in training."""
     if y is None:
         x = training.check_x(model, x)
     else:
         training.check_compiled(model, "trace")
         x, y = training.check_data(model, x, y)
-    _check_chain(model)  # after the checks, which build the model from x where it needs to
-    first = model.layers[0]
-    had_input_grad, first.input_grad = first.input_grad, True  # the trace reports dL/dx of the data too
+    nodes = model.nodes
+    firsts = [n.layer for n in nodes if model.inputs[0] in n.inputs]
+    had = [layer.input_grad for layer in firsts]
+    for layer in firsts:
+        layer.input_grad = True  # the trace reports dL/dx of the data too
     # A forward pass in training mode moves moving statistics (BatchNormalization): put them back.
     kept = model.get_weights() if y is not None and any(layer.state for layer in model.layers) else None
+    rows, outputs, index = [], [], {id(n): i for i, n in enumerate(nodes)}
+
+    def forward_step(node, run):
+        in_shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
+        start = time.perf_counter()
+        h = run()
+        synchronize(h)  # on a GPU, time the work, not just its launch
+        ms = (time.perf_counter() - start) * 1e3
+        rows.append(LayerTrace(node.layer.name, type(node.layer).__name__, in_shape, (None, *h.shape[1:]), *_stats(h),
+                               forward_ms=ms, macs=node.layer.count_macs(in_shape)))
+        outputs.append(to_host(h) if keep else None)
+        return h
+
     try:
-        rows, outputs, h = [], [], x
-        for layer in model.layers:
-            in_shape = (None, *h.shape[1:])
-            start = time.perf_counter()
-            h = layer.forward(h, training=y is not None)  # training mode only when backward follows
-            synchronize(h)  # on a GPU, time the work, not just its launch
-            ms = (time.perf_counter() - start) * 1e3
-            rows.append(LayerTrace(layer.name, type(layer).__name__, in_shape, (None, *h.shape[1:]), *_stats(h),
-                                   forward_ms=ms, macs=layer.count_macs(in_shape)))
-            outputs.append(to_host(h) if keep else None)
+        p = model.forward(x, training=y is not None, steps=nodes, watch=forward_step)  # training mode when backward follows
         loss = input_grads = param_grads = None
         if y is not None:
-            loss, input_grads, param_grads = _backward(model, as_like(y, h), h, rows)
+            y = as_like(y, p)
+            loss = float(model.loss.fn(y, p).mean())
+            input_grads, param_grads = [None] * len(nodes), [None] * len(nodes)
+
+            def backward_step(node, run):
+                start = time.perf_counter()
+                dx = run()
+                synchronize(dx if not isinstance(dx, list) else dx[0])
+                i = index[id(node)]
+                rows[i].backward_ms = (time.perf_counter() - start) * 1e3
+                param_grads[i] = {k: np.array(to_host(node.layer.grads[k])) for k in node.layer.params}
+                rows[i].param_grad_norms = {k: _norm(g) for k, g in param_grads[i].items()}
+                if dx is not None:
+                    parts = dx if isinstance(dx, list) else [dx]
+                    rows[i].input_grad_norm = float(np.sqrt(sum(_norm(d) ** 2 for d in parts)))
+                    input_grads[i] = to_host(dx) if not isinstance(dx, list) else [to_host(d) for d in dx]
+                return dx
+
+            dy, n = model.loss_gradient(y, p)
+            if n < len(model.layers):  # softmax + cross-entropy: the gradient at the logits skips its backward
+                rows[-1].backward_ms, rows[-1].input_grad_norm, input_grads[-1] = 0.0, _norm(dy), to_host(dy)
+            model.backpropagate(dy, skip_last=n < len(model.layers), steps=nodes, watch=backward_step)
     finally:
-        first.input_grad = had_input_grad
+        for layer, flag in zip(firsts, had):
+            layer.input_grad = flag
         if kept is not None:
             model.set_weights(kept)
     if keep:
         return Trace(rows, loss, outputs, input_grads, param_grads)
     return Trace(rows, loss)
-
-
-def _backward(model, y, p, rows):
-    """Backpropagate as Model.backward does, layer by layer, timing and measuring each."""
-    n = len(model.layers)
-    input_grads, param_grads = [None] * n, [None] * n
-    loss = float(model.loss.fn(y, p).mean())
-    dy, last = model.loss_gradient(y, p)
-    if last < n:  # softmax + cross-entropy: the gradient at the logits skips the softmax's backward
-        rows[-1].backward_ms, rows[-1].input_grad_norm, input_grads[-1] = 0.0, _norm(dy), to_host(dy)
-    for i in reversed(range(last)):
-        layer = model.layers[i]
-        start = time.perf_counter()
-        dy = layer.backward(dy)
-        synchronize(dy)
-        rows[i].backward_ms = (time.perf_counter() - start) * 1e3
-        param_grads[i] = {k: np.array(to_host(layer.grads[k])) for k in layer.params}
-        rows[i].param_grad_norms = {k: _norm(g) for k, g in param_grads[i].items()}
-        rows[i].input_grad_norm = _norm(dy)
-        input_grads[i] = to_host(dy) if dy is not None else None
-    return loss, input_grads, param_grads

@@ -126,9 +126,29 @@ def test_clear_errors_for_bad_graphs():
         Model(a, L.Dense(2, name="same")(L.Dense(3, name="same")(a)))
     with pytest.raises(ValueError, match="takes one Input"):
         Model([a, b], L.Add()([a, b]))
-    model = Model(a, L.Add()([L.Dense(3)(a), a]))
-    with pytest.raises(ValueError, match="trace follows a chain of layers.*branches"):
-        model.trace(np.zeros((2, 3)))
+
+
+def test_trace_of_a_graph(rng):
+    """A row per call; the gradients the trace reports are those of model.backward; nothing moves
+    (BatchNormalization's statistics included)."""
+    set_random_seed(6)
+    model = residual_cnn(minicnn)
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    x, y = rng.random((4, 12, 12, 1), dtype=np.float32), to_categorical([0, 1, 2, 0], 3)
+    before = model.get_weights()
+    t = model.trace(x, y, keep=True)
+    assert [r.name for r in t.rows] == [n.layer.name for n in model.nodes] and len(t.rows) == 10
+    assert t.rows[3].type == "Add" and t.rows[3].input_shape == [(None, 12, 12, 4), (None, 12, 12, 4)]
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    p = model.forward(x, training=True)
+    model.backward(y, p)
+    assert t.loss == pytest.approx(float(model.loss.fn(y, p).mean()), rel=1e-6)
+    for row, node, grads in zip(t.rows, model.nodes, t.param_grads):
+        for k, g in (grads or {}).items():
+            np.testing.assert_allclose(g, node.layer.grads[k], rtol=1e-5, atol=1e-7)
+            assert row.param_grad_norms[k] == pytest.approx(float(np.linalg.norm(g)), rel=1e-5)
+    assert t.rows[0].input_grad_norm > 0 and t.input_grads[0].shape == x.shape  # dL/d(data) too
 
 
 def test_pictures_of_a_graph(rng):
