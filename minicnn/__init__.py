@@ -26,6 +26,7 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     initializers,
     layers,
     losses,
+    metrics,
     models,
     optimizers,
     registry,

@@ -50,7 +50,7 @@ class Model(Trainer):
         self.layers = []
         self.optimizer = None
         self.loss = None
-        self.metrics = []
+        self.metrics, self.metric_objects = [], []
         self.stop_training = False
         self.history = None
         self._output_shape = None

@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-from minicnn import gpu, losses, optimizers, registry
+from minicnn import gpu, losses, metrics, optimizers, registry
 from minicnn.io import atomic_write
 from minicnn.version import __version__
 
@@ -76,7 +76,7 @@ def save_model(model, path, include_optimizer=True):
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
-        header["compile"] = {"loss": losses.serialize(model.loss), "metrics": model.metrics,
+        header["compile"] = {"loss": losses.serialize(model.loss), "metrics": [metrics.serialize(m) for m in model.metrics],
                              "optimizer": opt.get_config()}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
@@ -163,7 +163,7 @@ def load_model(path, custom_objects=None, compile=True):
     if compile and header.get("compile"):
         spec = header["compile"]
         model.compile(loss=losses.deserialize(spec["loss"]), optimizer=optimizers.Optimizer.from_config(spec["optimizer"]),
-                      metrics=spec["metrics"])
+                      metrics=[metrics.deserialize(m) for m in spec["metrics"]])
         state = header.get("optimizer_state")
         if state and state["has_slots"]:
             opt, params = model.optimizer, [p for _, p in model.grads_and_params()]

@@ -14,12 +14,12 @@ from tqdm import tqdm
 
 from minicnn import gpu
 from minicnn import losses as losses_module
+from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.callbacks import CallbackList, History
 from minicnn.optimizers import NonFiniteError
 from minicnn.utils import rng
 
-METRICS = ("accuracy", "acc")  # "acc": Keras 2's name, and then the logs say "acc" and "val_acc"
 # predict and evaluate on the CPU run their forward passes on at most this many samples at a
 # time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
 # on 2 cores: 14,100 images/s in chunks of 128, 9,500 in one pass over 1,000, whose im2col
@@ -31,18 +31,18 @@ class Trainer:
     """compile / fit / evaluate / predict for a model with forward(x, training) and train_step(x, y)."""
 
     def compile(self, optimizer="adam", loss=None, metrics=None):
-        """loss: a minicnn.losses function or name; optimizer: an instance or a name;
-        metrics: None, ["accuracy"] or ["acc"] (the logs and History then use that name)."""
+        """loss: a minicnn.losses function, name or object; optimizer: an instance or a name;
+        metrics: names ("accuracy", "acc", "sparse_categorical_accuracy", ...) or minicnn.metrics
+        objects; the logs and History use their names."""
         if loss is None:
             raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
         self.loss = losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
         self.metrics = list(metrics or [])
-        for m in self.metrics:
-            if m not in METRICS:
-                raise ValueError(f"unknown metric {m!r}; valid metrics: {', '.join(METRICS)}")
-        if len(self.metrics) > 1:
-            raise ValueError(f"give accuracy once, as 'accuracy' or 'acc': got {self.metrics}")
+        self.metric_objects = [metrics_module.get(m, self.loss) for m in self.metrics]
+        names = [m.name for m in self.metric_objects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metrics must have distinct names, got {names}")
 
     # -- one batch ----------------------------------------------------------------------------------
     def train_on_batch(self, x, y):
@@ -64,11 +64,6 @@ class Trainer:
         if isinstance(parts[0], list):  # a model of several outputs
             return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
         return np.concatenate(parts)
-
-    def _correct(self, y, p):
-        """How many predictions in the batch match the labels."""
-        truth = y.reshape(-1) if self.loss.sparse else y.argmax(axis=-1)
-        return int((p.argmax(axis=-1) == gpu.as_like(truth, p)).sum())
 
     # -- the Keras loop -----------------------------------------------------------------------------
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
@@ -97,7 +92,9 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             order = rng().permutation(n) if shuffle else None
-            loss_sum, correct, seen, logs = 0.0, 0, 0, {}
+            loss_sum, seen, logs = 0.0, 0, {}
+            for m in self.metric_objects:
+                m.reset_state()
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=verbose != 1, dynamic_ncols=True)
             try:
@@ -113,9 +110,9 @@ class Trainer:
                     loss_sum += loss * len(xb)
                     seen += len(xb)
                     logs = {"loss": loss_sum / seen}
-                    if self.metrics:
-                        correct += self._correct(yb, p)
-                        logs[self.metrics[0]] = correct / seen
+                    for m in self.metric_objects:
+                        m.update_state(yb, p)
+                        logs[m.name] = m.result()
                     cbs.on_train_batch_end(step, logs)
                     bar.set_postfix(logs, refresh=False)
                     bar.update()
@@ -140,15 +137,17 @@ class Trainer:
         check_compiled(self, "evaluate")
         x, y = check_data(self, x, y)
         batch_size = _positive("batch_size", batch_size)
-        loss_sum, correct = 0.0, 0
+        loss_sum = 0.0
+        for m in self.metric_objects:
+            m.reset_state()
         for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             p = self.forward_in_chunks(xb)
             loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
-            correct += self._correct(yb, p)
+            for m in self.metric_objects:
+                m.update_state(yb, p)
         result = {"loss": loss_sum / len(x) + self.regularization_loss()}
-        if self.metrics:
-            result[self.metrics[0]] = correct / len(x)
+        result.update({m.name: m.result() for m in self.metric_objects})
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:

@@ -178,3 +178,38 @@ def test_reduce_lr_on_plateau(keras, rng):
     assert history.history["learning_rate"][0] == pytest.approx(0.02)  # History sees what callbacks log
     with pytest.raises(ValueError, match="factor >= 1.0"):
         ReduceLROnPlateau(factor=2)
+
+
+@pytest.mark.parametrize("name,kwargs,sparse", [("CategoricalAccuracy", {}, False), ("SparseCategoricalAccuracy", {}, True),
+                                                ("TopKCategoricalAccuracy", {"k": 2}, False),
+                                                ("SparseTopKCategoricalAccuracy", {"k": 3}, True)])
+def test_metric_objects_match_keras(keras, rng, name, kwargs, sparse):
+    ours, theirs = getattr(minicnn.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    assert ours.name == theirs.name
+    for _ in range(3):  # accumulated over batches
+        p = rng.random((7, 5)).astype(np.float32)
+        labels = rng.integers(0, 5, 7)
+        y = labels if sparse else to_categorical(labels, 5)
+        ours.update_state(y, p)
+        theirs.update_state(y, p)
+    assert ours.result() == pytest.approx(float(theirs.result()), abs=1e-7)
+    ours.reset_state()
+    assert ours.result() == 0.0
+
+
+def test_metrics_in_compile_name_the_logs(rng, tmp_path):
+    model = Sequential([Flatten(input_shape=(4, 4)), Dense(5, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam",
+                  metrics=["accuracy", minicnn.metrics.SparseTopKCategoricalAccuracy(k=2)])
+    x, y = rng.random((20, 4, 4), dtype=np.float32), rng.integers(0, 5, 20)
+    history = model.fit(x, y, epochs=2, batch_size=5, validation_split=0.2, verbose=0)
+    assert set(history.history) == {"loss", "accuracy", "sparse_top_k_categorical_accuracy", "val_loss",
+                                    "val_accuracy", "val_sparse_top_k_categorical_accuracy"}
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    p = model.predict(x, verbose=0)
+    assert result["accuracy"] == pytest.approx(np.mean(p.argmax(1) == y))
+    assert result["sparse_top_k_categorical_accuracy"] == pytest.approx(np.mean((p > p[np.arange(20), y][:, None]).sum(1) < 2))
+    again = load_model(model.save(tmp_path / "metrics.npz"))
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == result
+    with pytest.raises(ValueError, match="unknown metric 'auc'"):
+        model.compile(loss="mse", optimizer="adam", metrics=["auc"])

@@ -1,0 +1,129 @@
+"""Metrics, as Keras's: objects that accumulate over the batches of an epoch.
+
+    model.compile(..., metrics=["accuracy"])                       # resolved from the loss, as Keras
+    model.compile(..., metrics=[minicnn.metrics.SparseCategoricalAccuracy()])
+    m = minicnn.metrics.CategoricalAccuracy(); m.update_state(y, p); m.result()
+
+update_state(y_true, y_pred) adds a batch; result() is the fraction right so far;
+reset_state() starts again (fit does at each epoch). The name is the key in the logs and History.
+"""
+import numpy as np
+
+from minicnn.gpu import to_host
+
+
+class Metric:
+    """A running mean of a per-sample score (1 right, 0 wrong)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.reset_state()
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add a batch: y_true and y_pred as the loss takes them."""
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported by minicnn's metrics yet")
+        scores = self.score(np.asarray(to_host(y_true)), np.asarray(to_host(y_pred)))
+        self.total += float(scores.sum())
+        self.count += scores.size
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+    def score(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class CategoricalAccuracy(Metric):
+    """Right when the largest output is at the one-hot target's 1. y_true: (N, K), y_pred: (N, K)."""
+
+    def __init__(self, name="categorical_accuracy"):
+        super().__init__(name)
+
+    def score(self, y_true, y_pred):
+        return y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)
+
+
+class SparseCategoricalAccuracy(Metric):
+    """Right when the largest output is at the integer label. y_true: (N,) or (N, 1), y_pred: (N, K)."""
+
+    def __init__(self, name="sparse_categorical_accuracy"):
+        super().__init__(name)
+
+    def score(self, y_true, y_pred):
+        return y_true.reshape(len(y_pred)).astype(np.int64) == y_pred.argmax(axis=-1)
+
+
+class TopKCategoricalAccuracy(Metric):
+    """Right when the target is among the k largest outputs (one-hot targets)."""
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+        super().__init__(name)
+        self.k = int(k)
+
+    def score(self, y_true, y_pred):
+        return _in_top_k(y_pred, y_true.argmax(axis=-1), self.k)
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
+    """Right when the integer label is among the k largest outputs."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+        super().__init__(k, name)
+
+    def score(self, y_true, y_pred):
+        return _in_top_k(y_pred, y_true.reshape(len(y_pred)).astype(np.int64), self.k)
+
+
+def _in_top_k(y_pred, labels, k):
+    """Whether each label's output is among the k largest (ties counted in its favour, as TensorFlow)."""
+    target = np.take_along_axis(y_pred, labels[:, None], axis=-1)
+    return (y_pred > target).sum(axis=-1) < k
+
+
+class Accuracy(Metric):
+    """Right when y_pred equals y_true exactly (Keras's Accuracy: for labels against labels)."""
+
+    def __init__(self, name="accuracy"):
+        super().__init__(name)
+
+    def score(self, y_true, y_pred):
+        return (y_true == y_pred).reshape(len(y_true), -1).all(axis=-1)
+
+
+CLASSES = {cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+                                         TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
+NAMES = {"categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+         "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+         "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
+
+
+def get(identifier, loss):
+    """A metric object from what compile was given: "accuracy" or "acc" (the categorical or sparse
+    accuracy, chosen by the loss as Keras does, under the name given), a metric's name, or an object."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if identifier in ("accuracy", "acc"):
+        return (SparseCategoricalAccuracy if loss.sparse else CategoricalAccuracy)(name=identifier)
+    if identifier in NAMES:
+        return NAMES[identifier]()
+    raise ValueError(f"unknown metric {identifier!r}; valid metrics: accuracy, acc, {', '.join(NAMES)}, "
+                     "or an object of minicnn.metrics")
+
+
+def serialize(identifier):
+    return identifier if isinstance(identifier, str) else {"class_name": type(identifier).__name__,
+                                                           "config": identifier.get_config()}
+
+
+def deserialize(spec):
+    return spec if isinstance(spec, str) else CLASSES[spec["class_name"]](**spec["config"])
