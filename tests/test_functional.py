@@ -34,16 +34,27 @@ def residual_cnn(lib, filters=4, shape=(12, 12, 1), classes=3):
 
 
 def test_residual_cnn_takes_keras_steps(rng):
+    """Three SGD steps on Fashion-MNIST images (random ones where the files are missing) from the
+    same weights: the same losses and the same weights as Keras."""
     keras = pytest.importorskip("keras")
+    from conftest import fashion_mnist_dir
+
+    from minicnn.datasets import fashion_mnist
+    folder = fashion_mnist_dir()
+    if folder is not None:
+        (images, labels), _ = fashion_mnist.load_data(path=folder)
+        batches = [(images[k * 8:(k + 1) * 8, :12, 8:20, None] / np.float32(255), labels[k * 8:(k + 1) * 8] % 3)
+                   for k in range(3)]
+    else:
+        batches = [(rng.standard_normal((8, 12, 12, 1)).astype(np.float32), rng.integers(0, 3, 8)) for _ in range(3)]
     set_random_seed(0)
     ours, theirs = residual_cnn(minicnn), residual_cnn(keras)
     assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
     theirs.set_weights(ours.get_weights())
     ours.compile(loss="categorical_crossentropy", optimizer=SGD(0.05, momentum=0.9))
     theirs.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
-    for _ in range(3):
-        x = rng.standard_normal((8, 12, 12, 1)).astype(np.float32)
-        y = to_categorical(rng.integers(0, 3, 8), 3)
+    for x, labels in batches:
+        x, y = x.astype(np.float32), to_categorical(labels, 3)
         loss, _ = ours.train_on_batch(x, y)
         assert loss == pytest.approx(float(np.ravel(theirs.train_on_batch(x, y))[0]), rel=1e-4)
     for mine, keras_w in zip(ours.get_weights(), theirs.get_weights()):
