@@ -51,8 +51,8 @@ def test_residual_cnn_takes_keras_steps(rng):
     ours, theirs = residual_cnn(minicnn), residual_cnn(keras)
     assert [w.shape for w in ours.get_weights()] == [w.shape for w in theirs.get_weights()]
     theirs.set_weights(ours.get_weights())
-    ours.compile(loss="categorical_crossentropy", optimizer=SGD(0.05, momentum=0.9))
-    theirs.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+    ours.compile(loss="categorical_crossentropy", optimizer=SGD(0.01, momentum=0.9))
+    theirs.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
     for x, labels in batches:
         x, y = x.astype(np.float32), to_categorical(labels, 3)
         loss, _ = ours.train_on_batch(x, y)
