@@ -3,6 +3,8 @@ on_train_batch_end(batch, logs={"loss": ..., "accuracy": ...}) holds running mea
 epoch so far; on_epoch_end(epoch, logs) the epoch's figures and the validation ones."""
 from pathlib import Path
 
+import numpy as np
+
 from minicnn.io import atomic_write
 
 
@@ -212,3 +214,62 @@ class ReduceLROnPlateau(Callback):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {optimizer.learning_rate}.")
                 self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to schedule(epoch, lr) (or schedule(epoch)),
+    as Keras; the logs get the epoch's "learning_rate"."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            lr = self.schedule(epoch, optimizer.learning_rate)
+        except TypeError:  # a schedule of the epoch alone
+            lr = self.schedule(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not lr > 0:
+            raise ValueError(f"the schedule must return a positive float learning rate, got {lr!r} at epoch {epoch}")
+        optimizer.learning_rate = float(lr)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.optimizer.learning_rate
+
+
+class TerminateOnNaN(Callback):
+    """Stop fit when a batch's loss is NaN or Inf. (minicnn already refuses such a step, and
+    keeps the last good weights: this only ends the run quietly, as in Keras.)"""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class LambdaCallback(Callback):
+    """A callback from functions, as Keras: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
+
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+             "on_train_batch_end")
+
+    def __init__(self, **hooks):
+        super().__init__()
+        unknown = sorted(set(hooks) - set(self.HOOKS))
+        if unknown:
+            raise ValueError(f"LambdaCallback takes {', '.join(self.HOOKS)}; got {unknown}")
+        for name, fn in hooks.items():
+            if fn is not None:
+                setattr(self, name, self._keras_call(name, fn))
+
+    @staticmethod
+    def _keras_call(name, fn):
+        """Call fn with Keras's arguments: (logs) for on_train_*, (epoch or batch, logs) otherwise."""
+        if name in ("on_train_begin", "on_train_end"):
+            return lambda logs=None: fn(logs if logs is not None else {})
+        return lambda index, logs=None: fn(index, logs if logs is not None else {})

@@ -84,3 +84,27 @@ def test_csv_logger_rows_and_append(tmp_path):
     assert [float(r["loss"]) for r in rows] == history.history["loss"]
     model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y), callbacks=[CSVLogger(path, append=True)])
     assert len(list(csv.DictReader(path.open()))) == 3
+
+
+def test_learning_rate_scheduler_lambda_and_terminate_on_nan(capsys):
+    from minicnn.callbacks import LambdaCallback, LearningRateScheduler, TerminateOnNaN
+    x, y = small_data(32)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    seen = []
+    history = model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch, lr: lr * 0.5 if epoch else 0.01),
+        LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, round(logs["learning_rate"], 6))),
+                       on_train_begin=lambda logs: seen.append("begin"))])
+    assert history.history["learning_rate"] == [0.01, 0.005, 0.0025]
+    assert seen == ["begin", (0, 0.01), (1, 0.005), (2, 0.0025)]
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda epoch: 0.002)])  # one argument
+    assert model.optimizer.learning_rate == 0.002
+    with pytest.raises(ValueError, match="positive float learning rate"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda epoch: "fast")])
+    with pytest.raises(ValueError, match="LambdaCallback takes"):
+        LambdaCallback(on_batch_end=print)
+    stopper = TerminateOnNaN()
+    stopper.set_model(model)
+    stopper.on_train_batch_end(3, {"loss": np.nan})
+    assert model.stop_training and "Invalid loss" in capsys.readouterr().out
