@@ -27,7 +27,7 @@ def all_finite(*arrays):
 
 
 class Optimizer:
-    def __init__(self, learning_rate, **kwargs):
+    def __init__(self, learning_rate, weight_decay=None, **kwargs):
         for old, new in (("lr", "learning_rate"), ("decay", "a schedule, or the ReduceLROnPlateau callback")):
             if old in kwargs:  # Keras 2's arguments, which Keras 3 refuses too
                 raise ValueError(f"Argument `{old}` is no longer supported. Use `{new}` instead.")
@@ -36,6 +36,7 @@ class Optimizer:
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
         self.learning_rate = float(learning_rate)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)  # p -= p * wd * lr first, as Keras
         self.iterations = 0  # steps applied so far
         self.slots = None  # per-param state: a list of dicts of arrays, one dict per param
 
@@ -48,7 +49,7 @@ class Optimizer:
         pairs = list(grads_and_params)
         slots = self.slots
         if slots is None:
-            slots = [{k: array_module(p).zeros_like(p) for k in self.slot_names} for _, p in pairs]
+            slots = [{k: self.initial_slot(k, p) for k in self.slot_names} for _, p in pairs]
         if len(pairs) != len(slots):
             raise ValueError(f"optimizer was built for {len(slots)} params, got {len(pairs)}")
         for g, p in pairs:
@@ -60,6 +61,8 @@ class Optimizer:
         new_slots = [{k: v.copy() for k, v in s.items()} for s in slots]
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked for just below (host arrays)
             for (g, _), p, s in zip(pairs, new_params, new_slots):
+                if self.weight_decay:
+                    p -= p * p.dtype.type(self.weight_decay) * p.dtype.type(self.learning_rate)
                 self.update(p, g, s, self.iterations + 1)
         if not all_finite(*new_params, *(v for s in new_slots for v in s.values())):
             i = next(i for i, p in enumerate(new_params) if not all_finite(p, *new_slots[i].values()))
@@ -73,6 +76,10 @@ class Optimizer:
 
     slot_names = ()
 
+    def initial_slot(self, name, p):
+        """The state array `name` of param p before the first step: zeros, unless a rule says otherwise."""
+        return array_module(p).zeros_like(p)
+
     def update(self, p, g, slots, t):
         raise NotImplementedError
 
@@ -82,7 +89,8 @@ class Optimizer:
 
     def get_config(self):
         """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
-        return {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        config = {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        return config if self.weight_decay is None or type(self) is AdamW else {**config, "weight_decay": self.weight_decay}
 
     @staticmethod
     def from_config(config):
@@ -132,8 +140,11 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
+        self.amsgrad = bool(amsgrad)  # use the largest v so far: v_hat = max(v_hat, v)
+        if self.amsgrad:
+            self.slot_names = ("m", "v", "v_hat")
         for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0 <= beta < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
@@ -151,6 +162,10 @@ class Adam(Optimizer):
         m, v = slots["m"], slots["v"]
         m += (g - m) * dt(1 - self.beta_1)
         v += (g * g - v) * dt(1 - self.beta_2)
+        if self.amsgrad:
+            v_hat = slots["v_hat"]
+            v_hat[...] = array_module(v).maximum(v_hat, v)
+            v = v_hat
         p -= (m * alpha) / (array_module(v).sqrt(v) + dt(self.epsilon))
 
     def _compiled_step(self, pairs, slots):
@@ -161,7 +176,8 @@ class Adam(Optimizer):
         from minicnn import backend, gpu
         kernels = backend.kernels()
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
-        if not kernels.speeds_up("adam_step") or any(gpu.is_device_array(a) for a in params + grads) \
+        if self.amsgrad or self.weight_decay or not kernels.speeds_up("adam_step") \
+                or any(gpu.is_device_array(a) for a in params + grads) \
                 or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
             return False
         scalars = self._scalars(params[0].dtype.type, self.iterations + 1)
@@ -177,7 +193,8 @@ class Adam(Optimizer):
         return True
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                **({"amsgrad": True} if self.amsgrad else {})}
 
 
 class RMSprop(Optimizer):
@@ -218,7 +235,121 @@ class RMSprop(Optimizer):
                 "centered": self.centered}
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Keras's default 0.004): p -= p * weight_decay * lr before
+    each Adam step."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **kwargs):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
+class Adagrad(Optimizer):
+    """a += g^2 (from initial_accumulator_value);  p -= lr g / sqrt(a + epsilon)."""
+
+    slot_names = ("a",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.initial_accumulator_value, self.epsilon = float(initial_accumulator_value), float(epsilon)
+
+    def initial_slot(self, name, p):
+        return array_module(p).full_like(p, self.initial_accumulator_value)
+
+    def update(self, p, g, slots, t):
+        dt = p.dtype.type
+        a = slots["a"]
+        a += g * g
+        p -= dt(self.learning_rate) * g / array_module(p).sqrt(a + dt(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """a = rho a + (1 - rho) g^2;  delta = -sqrt(d + eps) g / sqrt(a + eps);
+    d = rho d + (1 - rho) delta^2;  p += lr delta."""
+
+    slot_names = ("a", "d")
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.rho, self.epsilon = float(rho), float(epsilon)
+
+    def update(self, p, g, slots, t):
+        dt, xp = p.dtype.type, array_module(p)
+        a, d = slots["a"], slots["d"]
+        rho, eps = dt(self.rho), dt(self.epsilon)
+        a[...] = rho * a + (1 - rho) * (g * g)
+        delta = -(xp.sqrt(d + eps) * g) / xp.sqrt(a + eps)
+        d[...] = rho * d + (1 - rho) * (delta * delta)
+        p += dt(self.learning_rate) * delta
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adamax(Optimizer):
+    """m += (g - m)(1 - beta_1);  u = max(beta_2 u, |g|);  p -= lr m / ((1 - beta_1^t)(u + epsilon))."""
+
+    slot_names = ("m", "u")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+
+    def update(self, p, g, slots, t):
+        dt, xp = p.dtype.type, array_module(p)
+        m, u = slots["m"], slots["u"]
+        m += (g - m) * dt(1 - self.beta_1)
+        u[...] = xp.maximum(dt(self.beta_2) * u, xp.abs(g))
+        p -= dt(self.learning_rate) * m / ((dt(1) - dt(self.beta_1) ** dt(t)) * (u + dt(self.epsilon)))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum, Keras's form: with mu_t = beta_1 (1 - 0.5 * 0.96^t) and
+    P_t = mu_1 ... mu_t,  m_hat = mu_{t+1} m / (1 - P_t mu_{t+1}) + (1 - mu_t) g / (1 - P_t),
+    v_hat = v / (1 - beta_2^t),  p -= lr m_hat / (sqrt(v_hat) + epsilon)."""
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self._products = {0: 1.0}  # t -> P_t, computed once per step (and again after a load)
+
+    def _mu(self, t):
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
+    def _product(self, t):
+        if t not in self._products:
+            self._products = {t: self._product(t - 1) * self._mu(t)} if t - 1 in self._products else \
+                {t: float(np.prod([self._mu(i) for i in range(1, t + 1)]))}
+        return self._products[t]
+
+    def update(self, p, g, slots, t):
+        dt, xp = p.dtype.type, array_module(p)
+        mu_t, mu_next, product = dt(self._mu(t)), dt(self._mu(t + 1)), dt(self._product(t))
+        m, v = slots["m"], slots["v"]
+        m += (g - m) * dt(1 - self.beta_1)
+        v += (g * g - v) * dt(1 - self.beta_2)
+        m_hat = mu_next * m / (1 - product * mu_next) + (1 - mu_t) * g / (1 - product)
+        v_hat = v / (dt(1) - dt(self.beta_2) ** dt(t))
+        p -= m_hat * dt(self.learning_rate) / (xp.sqrt(v_hat) + dt(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "adamw": AdamW, "adagrad": Adagrad,
+              "adadelta": Adadelta, "adamax": Adamax, "nadam": Nadam}
 
 
 def get(identifier):

@@ -213,3 +213,27 @@ def test_metrics_in_compile_name_the_logs(rng, tmp_path):
     assert again.evaluate(x, y, verbose=0, return_dict=True) == result
     with pytest.raises(ValueError, match="unknown metric 'auc'"):
         model.compile(loss="mse", optimizer="adam", metrics=["auc"])
+
+
+OPTIMIZER_CASES = [("Adam", {"amsgrad": True}), ("Adam", {"weight_decay": 0.01}), ("AdamW", {}),
+                   ("AdamW", {"weight_decay": 0.1, "amsgrad": True}), ("Adagrad", {}),
+                   ("Adagrad", {"initial_accumulator_value": 0.5}), ("Adadelta", {"learning_rate": 1.0}),
+                   ("Adadelta", {"rho": 0.9}), ("Adamax", {}), ("Nadam", {}), ("Nadam", {"beta_1": 0.8}),
+                   ("SGD", {"momentum": 0.9, "weight_decay": 0.01}), ("RMSprop", {"weight_decay": 0.05})]
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES)
+def test_optimizers_take_keras_steps(keras, rng, name, kwargs, tmp_path):
+    kwargs = {"learning_rate": 0.01, **kwargs}
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = getattr(minicnn.optimizers, name)(**kwargs), getattr(keras.optimizers, name)(**kwargs)
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(5):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+    again = type(ours).from_config(ours.get_config())
+    assert again.get_config() == ours.get_config()
+    assert minicnn.optimizers.get(name.lower()).get_config()["name"] == name

@@ -10,7 +10,7 @@ from toy import small_data, small_model
 from minicnn import io
 from minicnn.layers import Dense
 from minicnn.models import Sequential, load_model
-from minicnn.optimizers import SGD, Adam
+from minicnn.optimizers import SGD, Adagrad, Adam, AdamW, Nadam, RMSprop
 from minicnn.saving import FORMAT_VERSION, ModelFileError
 from minicnn.utils import set_random_seed
 
@@ -39,7 +39,8 @@ def test_save_load_predicts_identically(tmp_path):
             np.testing.assert_array_equal(mine[k], theirs[k])
 
 
-@pytest.mark.parametrize("optimizer", [Adam(learning_rate=0.01), SGD(0.1, momentum=0.9, nesterov=True)])
+@pytest.mark.parametrize("optimizer", [Adam(learning_rate=0.01), SGD(0.1, momentum=0.9, nesterov=True),
+                                       Nadam(0.01), AdamW(0.01, amsgrad=True), Adagrad(0.1), RMSprop(0.01, centered=True)])
 def test_resumed_training_equals_uninterrupted(tmp_path, optimizer):
     """Train 2 steps, save, load, train 2 more == 4 steps without stopping, bit for bit."""
     set_random_seed(5)
