@@ -10,6 +10,7 @@ half a step, and a step that would put NaN or Inf in a weight is never applied.
 """
 import numpy as np
 
+from minicnn import schedules
 from minicnn.gpu import array_module
 from minicnn.io import interrupts_deferred
 
@@ -27,18 +28,51 @@ def all_finite(*arrays):
 
 
 class Optimizer:
-    def __init__(self, learning_rate, weight_decay=None, **kwargs):
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 **kwargs):
         for old, new in (("lr", "learning_rate"), ("decay", "a schedule, or the ReduceLROnPlateau callback")):
             if old in kwargs:  # Keras 2's arguments, which Keras 3 refuses too
                 raise ValueError(f"Argument `{old}` is no longer supported. Use `{new}` instead.")
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
-        if not learning_rate > 0:
+        if isinstance(learning_rate, dict):  # a schedule, from a saved file
+            learning_rate = schedules.CLASSES[learning_rate["class_name"]].from_config(learning_rate["config"])
+        self.schedule = learning_rate if isinstance(learning_rate, schedules.LearningRateSchedule) else None
+        if self.schedule is None and not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+        self._learning_rate = None if self.schedule else float(learning_rate)
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
+        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = None if weight_decay is None else float(weight_decay)  # p -= p * wd * lr first, as Keras
         self.iterations = 0  # steps applied so far
         self.slots = None  # per-param state: a list of dicts of arrays, one dict per param
+
+    @property
+    def learning_rate(self):
+        """The rate of the next step: the schedule's at the current iteration, if there is one."""
+        return float(self.schedule(self.iterations)) if self.schedule else self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if self.schedule:
+            raise TypeError("This optimizer was created with a learning-rate schedule: its rate cannot be set "
+                            "(as in Keras); give it a float learning_rate to change the rate from a callback")
+        self._learning_rate = float(value)
+
+    def clip(self, grads):
+        """The gradients clipped as Keras clips them: each to norm clipnorm, all together to
+        global_clipnorm, or each value to [-clipvalue, clipvalue]."""
+        if self.clipnorm:
+            xp = array_module(grads[0])
+            return [g * (self.clipnorm / max(float(xp.sqrt((g * g).sum())), self.clipnorm)) for g in grads]
+        if self.global_clipnorm:
+            xp = array_module(grads[0])
+            norm = float(xp.sqrt(sum(float((g * g).sum()) for g in grads)))
+            return [g * (self.global_clipnorm / max(norm, self.global_clipnorm)) for g in grads]
+        if self.clipvalue:
+            return [array_module(g).clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
 
     def apply_gradients(self, grads_and_params):
         """One step: update every param in place from its grad (pairs of equal shapes).
@@ -47,6 +81,8 @@ class Optimizer:
         when the step would make a param or the optimizer's state NaN or Inf.
         """
         pairs = list(grads_and_params)
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            pairs = list(zip(self.clip([g for g, _ in pairs]), [p for _, p in pairs]))
         slots = self.slots
         if slots is None:
             slots = [{k: self.initial_slot(k, p) for k in self.slot_names} for _, p in pairs]
@@ -89,7 +125,10 @@ class Optimizer:
 
     def get_config(self):
         """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
-        config = {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        rate = {"class_name": type(self.schedule).__name__, "config": self.schedule.get_config()} if self.schedule \
+            else self.learning_rate
+        config = {"name": type(self).__name__, "learning_rate": rate,
+                  **{k: v for k in ("clipnorm", "clipvalue", "global_clipnorm") if (v := getattr(self, k)) is not None}}
         return config if self.weight_decay is None or type(self) is AdamW else {**config, "weight_decay": self.weight_decay}
 
     @staticmethod

@@ -237,3 +237,53 @@ def test_optimizers_take_keras_steps(keras, rng, name, kwargs, tmp_path):
     again = type(ours).from_config(ours.get_config())
     assert again.get_config() == ours.get_config()
     assert minicnn.optimizers.get(name.lower()).get_config()["name"] == name
+
+
+SCHEDULES = [("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 20, "decay_rate": 0.5}),
+             ("ExponentialDecay", {"initial_learning_rate": 0.1, "decay_steps": 20, "decay_rate": 0.5, "staircase": True}),
+             ("InverseTimeDecay", {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.3}),
+             ("PiecewiseConstantDecay", {"boundaries": [5, 50], "values": [0.1, 0.05, 0.01]}),
+             ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 60, "power": 2.0}),
+             ("PolynomialDecay", {"initial_learning_rate": 0.1, "decay_steps": 60, "cycle": True}),
+             ("CosineDecay", {"initial_learning_rate": 0.1, "decay_steps": 80, "alpha": 0.1}),
+             ("CosineDecay", {"initial_learning_rate": 0.0, "decay_steps": 80, "warmup_target": 0.1, "warmup_steps": 30})]
+
+
+@pytest.mark.parametrize("name,kwargs", SCHEDULES)
+def test_schedules_match_keras(keras, name, kwargs):
+    ours, theirs = getattr(minicnn.optimizers.schedules, name)(**kwargs), getattr(keras.optimizers.schedules, name)(**kwargs)
+    for step in (0, 1, 5, 6, 29, 30, 50, 51, 100, 150):
+        assert ours(step) == pytest.approx(float(theirs(step)), rel=1e-5, abs=1e-9), step  # Keras: float32
+
+
+@pytest.mark.parametrize("kwargs", [{"clipnorm": 0.5}, {"clipvalue": 0.2}, {"global_clipnorm": 0.7},
+                                    {"learning_rate": "schedule"}])
+def test_clipping_and_schedules_in_steps_as_keras(keras, rng, kwargs, tmp_path):
+    def args(lib):
+        if kwargs.get("learning_rate") == "schedule":
+            return {"learning_rate": lib.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.5)}
+        return {"learning_rate": 0.05, **kwargs}
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = minicnn.optimizers.Adam(**args(minicnn)), keras.optimizers.Adam(**args(keras))
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) * 2 for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=minicnn.optimizers.Adam(**args(minicnn)))
+    model.train_on_batch(rng.random((4, 2, 2)), [0, 1, 1, 0])
+    again = load_model(model.save(tmp_path / "opt.npz"))
+    assert again.optimizer.get_config() == model.optimizer.get_config()
+    assert again.optimizer.learning_rate == model.optimizer.learning_rate
+
+
+def test_a_scheduled_rate_cannot_be_set_and_clip_options_exclude_each_other():
+    from minicnn.optimizers import SGD, schedules
+    opt = SGD(schedules.ExponentialDecay(0.1, 10, 0.5))
+    with pytest.raises(TypeError, match="learning-rate schedule"):
+        opt.learning_rate = 0.01
+    with pytest.raises(ValueError, match="Only one of"):
+        SGD(clipnorm=1.0, clipvalue=0.5)
