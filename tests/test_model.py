@@ -176,7 +176,7 @@ def test_clear_errors_at_the_boundary():
     with pytest.raises(ValueError, match="valid activations"):
         Activation("mish")
     with pytest.raises(ValueError, match="valid optimizers"):
-        model.compile(loss="mse", optimizer="adagrad")
+        model.compile(loss="mse", optimizer="lion")
     with pytest.raises(ValueError, match="valid metrics"):
         model.compile(loss="mse", optimizer="adam", metrics=["auc"])
     with pytest.raises(ValueError, match=r"window is larger than its 2x2"):
