@@ -64,6 +64,58 @@ def mean_squared_error_gradient(y_true, y_pred):
     return 2 * (y_pred - y_true) / y_pred.size
 
 
+def binary_crossentropy(y_true, y_pred):
+    """-mean_k [y log p + (1 - y) log(1 - p)] per sample, p clipped to [eps, 1 - eps] as Keras.
+    y_true, y_pred: (N, K) of independent yes/no targets and probabilities -> (N,)."""
+    xp = array_module(y_pred)
+    p = xp.clip(y_pred, EPSILON, 1 - EPSILON)
+    return -(y_true * xp.log(p) + (1 - y_true) * xp.log(1 - p)).mean(axis=-1)
+
+
+def binary_crossentropy_gradient(y_true, y_pred):
+    """d mean(binary_crossentropy) / d y_pred = (p - y) / (p (1 - p)) / (N K), 0 where p was clipped."""
+    xp = array_module(y_pred)
+    inside = (y_pred > EPSILON) & (y_pred < 1 - EPSILON)
+    p = xp.where(inside, y_pred, 0.5)
+    return xp.where(inside, (p - y_true) / (p * (1 - p)), 0).astype(y_pred.dtype) / y_pred.size
+
+
+def binary_crossentropy_from_logits(y_true, z):
+    """The same from logits z, stably (as tf.nn.sigmoid_cross_entropy_with_logits):
+    max(z, 0) - z y + log(1 + exp(-|z|)), averaged over K."""
+    xp = array_module(z)
+    return (xp.maximum(z, 0) - z * y_true + xp.log1p(xp.exp(-xp.abs(z)))).mean(axis=-1)
+
+
+def binary_crossentropy_from_logits_gradient(y_true, z):
+    """(sigmoid(z) - y) / (N K)."""
+    xp = array_module(z)
+    return ((xp.exp(-xp.logaddexp(0, -z)) - y_true) / z.size).astype(z.dtype)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """mean_k |p_k - y_k| per sample. (N, K), (N, K) -> (N,)."""
+    return array_module(y_pred).abs(y_pred - y_true).mean(axis=-1)
+
+
+def mean_absolute_error_gradient(y_true, y_pred):
+    return (array_module(y_pred).sign(y_pred - y_true) / y_pred.size).astype(y_pred.dtype)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    """mean_k of e^2 / 2 where |e| <= delta, delta (|e| - delta / 2) beyond; e = p - y."""
+    xp = array_module(y_pred)
+    e = y_pred - y_true
+    a = xp.abs(e)
+    return xp.where(a <= delta, 0.5 * e * e, delta * a - 0.5 * delta * delta).mean(axis=-1)
+
+
+def huber_gradient(y_true, y_pred, delta=1.0):
+    """e clipped to [-delta, delta], over N K."""
+    xp = array_module(y_pred)
+    return (xp.clip(y_pred - y_true, -delta, delta) / y_pred.size).astype(y_pred.dtype)
+
+
 def softmax_crossentropy_gradient(y_true, p):
     """d mean(cross-entropy(softmax(z))) / dz = (p - y) / N, with p = softmax(z): (N, K)."""
     if y_true.shape != p.shape:
@@ -76,9 +128,10 @@ class LossSpec:
     the gradient of the batch's mean, and (for cross-entropies) the shortcut at the logits of a
     final softmax. Calling it, loss(y_true, y_pred), gives the batch's mean, as Keras's losses."""
 
-    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None, from_logits=False):
+    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None, from_logits=False, binary=False):
         self.name, self.fn, self.gradient = name, fn, gradient
         self.sparse, self.softmax_gradient, self.from_logits = sparse, softmax_gradient, from_logits
+        self.binary = binary  # independent yes/no targets: "accuracy" means binary accuracy
 
     def __call__(self, y_true, y_pred):
         """The mean loss over the batch (Keras's "sum_over_batch_size" reduction), a 0-d array
@@ -158,7 +211,46 @@ class MeanSquaredError(LossSpec):
         super().__init__(name, mean_squared_error, mean_squared_error_gradient)
 
 
-CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy, MeanSquaredError)}
+class BinaryCrossentropy(LossSpec):
+    """Binary cross-entropy, as keras.losses.BinaryCrossentropy: from_logits=True takes logits z
+    (sigmoid inside, stably; gradient (sigmoid(z) - y) / (N K)); label_smoothing s: y (1 - s) + s / 2."""
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy", **kwargs):
+        kwargs.pop("reduction", None)
+        self.label_smoothing = float(label_smoothing)
+        s = self.label_smoothing
+        fn, grad = (binary_crossentropy_from_logits, binary_crossentropy_from_logits_gradient) if from_logits \
+            else (binary_crossentropy, binary_crossentropy_gradient)
+        super().__init__(name, lambda y, p: fn(y * (1 - s) + 0.5 * s if s else y, p),
+                         lambda y, p: grad(y * (1 - s) + 0.5 * s if s else y, p),
+                         from_logits=bool(from_logits), binary=True)
+
+    def get_config(self):
+        return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class MeanAbsoluteError(LossSpec):
+    """mean_k |p_k - y_k| per sample, as keras.losses.MeanAbsoluteError."""
+
+    def __init__(self, name="mean_absolute_error", **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name, mean_absolute_error, mean_absolute_error_gradient)
+
+
+class Huber(LossSpec):
+    """Quadratic within delta of the target, linear beyond, as keras.losses.Huber."""
+
+    def __init__(self, delta=1.0, name="huber_loss", **kwargs):
+        kwargs.pop("reduction", None)
+        self.delta = float(delta)
+        super().__init__(name, lambda y, p: huber(y, p, self.delta), lambda y, p: huber_gradient(y, p, self.delta))
+
+    def get_config(self):
+        return {"name": self.name, "delta": self.delta}
+
+
+CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy, MeanSquaredError,
+                                         BinaryCrossentropy, MeanAbsoluteError, Huber)}
 
 
 def deserialize(spec):
@@ -181,8 +273,11 @@ LOSSES = {spec.name: spec for spec in (
              sparse_categorical_crossentropy_gradient, sparse=True,
              softmax_gradient=softmax_crossentropy_gradient),
     LossSpec("mean_squared_error", mean_squared_error, mean_squared_error_gradient),
+    LossSpec("binary_crossentropy", binary_crossentropy, binary_crossentropy_gradient, binary=True),
+    LossSpec("mean_absolute_error", mean_absolute_error, mean_absolute_error_gradient),
+    LossSpec("huber", huber, huber_gradient),
 )}
-_ALIASES = {"mse": "mean_squared_error"}
+_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
 def get(identifier):

@@ -90,6 +90,20 @@ def _in_top_k(y_pred, labels, k):
     return (y_pred > target).sum(axis=-1) < k
 
 
+class BinaryAccuracy(Metric):
+    """Right when (p > threshold) equals the 0/1 target, averaged over K per sample. (N, K), (N, K)."""
+
+    def __init__(self, name="binary_accuracy", threshold=0.5):
+        super().__init__(name)
+        self.threshold = float(threshold)
+
+    def score(self, y_true, y_pred):
+        return (y_true == (y_pred > self.threshold)).reshape(len(y_pred), -1).mean(axis=-1)
+
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
+
 class Accuracy(Metric):
     """Right when y_pred equals y_true exactly (Keras's Accuracy: for labels against labels)."""
 
@@ -100,9 +114,9 @@ class Accuracy(Metric):
         return (y_true == y_pred).reshape(len(y_true), -1).all(axis=-1)
 
 
-CLASSES = {cls.__name__: cls for cls in (Accuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
-NAMES = {"categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+NAMES = {"binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
          "top_k_categorical_accuracy": TopKCategoricalAccuracy,
          "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
 
@@ -113,7 +127,8 @@ def get(identifier, loss):
     if isinstance(identifier, Metric):
         return identifier
     if identifier in ("accuracy", "acc"):
-        return (SparseCategoricalAccuracy if loss.sparse else CategoricalAccuracy)(name=identifier)
+        kind = BinaryAccuracy if loss.binary else SparseCategoricalAccuracy if loss.sparse else CategoricalAccuracy
+        return kind(name=identifier)
     if identifier in NAMES:
         return NAMES[identifier]()
     raise ValueError(f"unknown metric {identifier!r}; valid metrics: accuracy, acc, {', '.join(NAMES)}, "

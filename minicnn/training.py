@@ -217,6 +217,8 @@ def check_data(model, x, y):
         if y.size and (y.min() < 0 or y.max() >= K):
             raise ValueError(f"labels must be in 0..{K - 1} for a model with {K} outputs; "
                              f"got values from {y.min()} to {y.max()}")
+    elif y.ndim == 1 and model.output_shape[1:] == (1,):  # one output per sample: (N,) targets, as Keras takes them
+        y = y.reshape(-1, 1).astype(model.layers[-1].dtype, copy=False)
     elif y.shape[1:] != model.output_shape[1:]:
         hint = ""
         if y.ndim == 1 and model.loss.name == "categorical_crossentropy":

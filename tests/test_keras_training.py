@@ -287,3 +287,42 @@ def test_a_scheduled_rate_cannot_be_set_and_clip_options_exclude_each_other():
         opt.learning_rate = 0.01
     with pytest.raises(ValueError, match="Only one of"):
         SGD(clipnorm=1.0, clipvalue=0.5)
+
+
+@pytest.mark.parametrize("name,kwargs", [("BinaryCrossentropy", {}), ("BinaryCrossentropy", {"from_logits": True}),
+                                         ("BinaryCrossentropy", {"label_smoothing": 0.2}),
+                                         ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.1}),
+                                         ("MeanAbsoluteError", {}), ("Huber", {}), ("Huber", {"delta": 0.3})])
+def test_binary_and_regression_losses_match_keras(keras, tf, rng, name, kwargs):
+    z = rng.standard_normal((6, 3)).astype(np.float32) * 2
+    y = rng.integers(0, 2, (6, 3)).astype(np.float32)
+    pred = z if kwargs.get("from_logits") or name != "BinaryCrossentropy" else 1 / (1 + np.exp(-z))
+    ours, theirs = getattr(losses, name)(**kwargs), getattr(keras.losses, name)(**kwargs)
+    assert float(ours(y, pred)) == pytest.approx(float(theirs(y, pred)), rel=1e-5)
+    zt = tf.constant(pred)
+    with tf.GradientTape() as tape:
+        tape.watch(zt)
+        value = theirs(y, zt)
+    np.testing.assert_allclose(ours.gradient(y, pred), tape.gradient(value, zt).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_a_binary_classifier_trains_as_keras(keras, rng):
+    """Dense(1, activation="sigmoid") with "binary_crossentropy" and "accuracy" (binary accuracy,
+    as Keras resolves it), targets of shape (N,): the same losses, accuracy and weights."""
+    set_random_seed(2)
+    model = Sequential([Flatten(input_shape=(3, 3)), Dense(4, activation="tanh"), Dense(1, activation="sigmoid")])
+    k_model = keras.Sequential([keras.Input((3, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="tanh"),
+                                keras.layers.Dense(1, activation="sigmoid")])
+    k_model.set_weights(model.get_weights())
+    model.compile(loss="binary_crossentropy", optimizer=SGD(0.5), metrics=["accuracy"])
+    k_model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.SGD(0.5), metrics=["accuracy"])
+    x, y = rng.random((16, 3, 3), dtype=np.float32), rng.integers(0, 2, 16).astype(np.float32)
+    for _ in range(3):
+        loss, _ = model.train_on_batch(x, y)
+        assert loss == pytest.approx(float(np.ravel(k_model.train_on_batch(x, y))[0]), rel=1e-5)
+    for a, b in zip(model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ours = model.evaluate(x, y, verbose=0, return_dict=True)
+    theirs = k_model.evaluate(x, y, verbose=0, return_dict=True)
+    assert ours["accuracy"] == pytest.approx(float(theirs["accuracy"])) and isinstance(
+        model.metric_objects[0], minicnn.metrics.BinaryAccuracy)
