@@ -183,22 +183,27 @@ class Model(Trainer):
         outputs = [values[id(t)] for t in self.outputs]
         return outputs if self._many_outputs else outputs[0]
 
-    def loss_gradient(self, y, p):
+    def loss_gradient(self, y, p, sample_weight=None):
         """(dy, n): the gradient of the batch's mean loss to send into layers[n - 1].backward.
         A final softmax with a cross-entropy gives dL/dlogits = (p - y) / N, exact and stable:
         then the softmax layer's own (general) backward is skipped, n = len(layers) - 1."""
         last = self.layers[-1]
         if self.loss.softmax_gradient is not None and isinstance(last, Activation) and last.activation == "softmax" \
                 and not last.options:  # over the last axis
-            return self.loss.softmax_gradient(y, p), len(self.layers) - 1
-        return self.loss.gradient(y, p), len(self.layers)
+            dy, n = self.loss.softmax_gradient(y, p), len(self.layers) - 1
+        else:
+            dy, n = self.loss.gradient(y, p), len(self.layers)
+        if sample_weight is not None:  # each row of the gradient belongs to one sample's loss
+            dy = dy * sample_weight.reshape(-1, *[1] * (dy.ndim - 1)).astype(dy.dtype)
+        return dy, n
 
-    def backward(self, y, p):
+    def backward(self, y, p, sample_weight=None):
         """Backpropagate the batch's mean loss from p = forward(x, training=True): each call in
         reverse topological order gets the gradient of its output, and sends one to each tensor
         it read, where gradients from several readers add up. Fills every layer's grads (summed
-        over its calls); returns dL/dx (None when the first layers skip it)."""
-        dy, n = self.loss_gradient(y, p)
+        over its calls); returns dL/dx (None when the first layers skip it). sample_weight (N,):
+        each sample's loss weighted (its gradient row scaled), as Keras weights them."""
+        dy, n = self.loss_gradient(y, p, sample_weight)
         return self.backpropagate(dy, skip_last=n < len(self.layers))
 
     def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
@@ -248,14 +253,14 @@ class Model(Trainer):
         return [(layer.grads[k], layer.params[k]) for layer in self.layers if layer.trainable
                 for k in layer.params]
 
-    def train_step(self, x, y):
+    def train_step(self, x, y, sample_weight=None):
         """One optimizer step on a checked batch: forward, loss, backward, update. Returns
         (mean loss, outputs p). All or nothing: NonFiniteError and no change on NaN or Inf;
         the layers' state (moving statistics, moved by the forward pass) included."""
         kept = [(layer.state, {k: v.copy() for k, v in layer.state.items()}) for layer in self.layers if layer.state]
         applied = self.optimizer.iterations
         try:
-            return self._step(x, y)
+            return self._step(x, y, sample_weight)
         except BaseException:  # a refused step, or Ctrl-C before the update: the state goes back too
             if self.optimizer.iterations == applied:
                 for state, old in kept:
@@ -263,16 +268,17 @@ class Model(Trainer):
                         state[k][...] = v
             raise
 
-    def _step(self, x, y):
+    def _step(self, x, y, sample_weight=None):
         p = self.forward(x, training=True)
         if not getattr(self, "_outputs_checked", False):
             self._outputs_checked = True
             _warn_if_not_probabilities(self.loss, p)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
-        loss = float(self.loss.fn(y, p).mean())
+        w = None if sample_weight is None else gpu.as_like(sample_weight, p)
+        loss = float((self.loss.fn(y, p) if w is None else self.loss.fn(y, p) * w).mean())
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
-        self.backward(y, p)
+        self.backward(y, p, w)
         loss += self._add_penalties()
         pairs = self.grads_and_params()
         if not all_finite(*(g for g, _ in pairs)):  # one check (one device sync on a GPU) for all
@@ -525,11 +531,11 @@ class Sequential(Model):
             x = step.forward(x, training)
         return x
 
-    def backward(self, y, p):
+    def backward(self, y, p, sample_weight=None):
         """Backpropagate the batch's mean loss from the outputs p = forward(x, training=True)
         to the first layer; fills every layer's grads. Returns dL/dx (None when the first
         layer skips it: see Layer.input_grad)."""
-        dy, n = self.loss_gradient(y, p)
+        dy, n = self.loss_gradient(y, p, sample_weight)
         return self.backpropagate(dy, skip_last=n < len(self.layers))
 
     def backpropagate(self, dy, skip_last=False, steps=None, watch=None):

@@ -45,15 +45,16 @@ class Trainer:
             raise ValueError(f"metrics must have distinct names, got {names}")
 
     # -- one batch ----------------------------------------------------------------------------------
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K)).
+        sample_weight: (N,) per-sample weights of the loss; class_weight: {class: weight}.
 
         The step is all or nothing: when the loss, a gradient or the update is NaN or Inf,
         NonFiniteError is raised and no weight (and no optimizer state) changes.
         """
         check_compiled(self, "train_on_batch")
         x, y = check_data(self, x, y)
-        return self.train_step(x, y)
+        return self.train_step(x, y, sample_weights(y, len(x), sample_weight, class_weight))
 
     def forward_in_chunks(self, x):
         """forward(x, training=False) for x: (N, ...), INFERENCE_CHUNK samples at a time on the
@@ -67,11 +68,16 @@ class Trainer:
 
     # -- the Keras loop -----------------------------------------------------------------------------
     def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
-            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0):
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, class_weight=None,
+            sample_weight=None, validation_freq=1):
         """Train for `epochs` passes over x: (N, ...) with targets y: (N, K) (or (N,) labels
-        for the sparse loss). Returns a History whose .history holds per-epoch lists."""
+        for the sparse loss). Returns a History whose .history holds per-epoch lists.
+        sample_weight (N,) / class_weight {class: weight} weight each sample's loss, as Keras;
+        validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
         check_compiled(self, "fit")
         x, y = check_data(self, x, y)
+        w = sample_weights(y, len(x), sample_weight, class_weight)
+        verbose = 1 if verbose == "auto" else verbose
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if validation_split and validation_data is None:
@@ -81,6 +87,7 @@ class Trainer:
                                  f"with validation_split={validation_split}: give more data or another "
                                  "validation_split")
             x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+            w = None if w is None else w[:cut]
         batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
         n = len(x)
         steps = -(-n // batch_size)
@@ -104,7 +111,7 @@ class Trainer:
                     idx = rows if order is None else order[rows]
                     xb, yb = x[idx], y[idx]
                     try:
-                        loss, p = self.train_step(xb, yb)
+                        loss, p = self.train_step(xb, yb, None if w is None else w[idx])
                     except NonFiniteError as e:
                         raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps, x, self)) from None
                     loss_sum += loss * len(xb)
@@ -120,7 +127,9 @@ class Trainer:
                 # Ctrl-C or an error: the weights hold the last whole step (steps are atomic),
                 # self.history the epochs completed, and fit can be called again.
                 bar.close()
-            if validation_data is not None:
+            due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
+                else (epoch + 1) % _positive("validation_freq", validation_freq) == 0
+            if validation_data is not None and due:
                 val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
@@ -131,11 +140,12 @@ class Trainer:
         cbs.on_train_end()
         return self.history
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False):
+    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False, sample_weight=None):
         """Mean loss (and accuracy) over x: (N, ...), y: (N, K). Returns [loss, accuracy]
         when compiled with metrics=["accuracy"], else the loss (a dict with return_dict)."""
         check_compiled(self, "evaluate")
         x, y = check_data(self, x, y)
+        w = sample_weights(y, len(x), sample_weight, None)
         batch_size = _positive("batch_size", batch_size)
         loss_sum = 0.0
         for m in self.metric_objects:
@@ -143,7 +153,8 @@ class Trainer:
         for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             p = self.forward_in_chunks(xb)
-            loss_sum += float(self.loss.fn(gpu.as_like(yb, p), p).sum())
+            per_sample = self.loss.fn(gpu.as_like(yb, p), p)
+            loss_sum += float((per_sample if w is None else per_sample * gpu.as_like(w[start:start + batch_size], p)).sum())
             for m in self.metric_objects:
                 m.update_state(yb, p)
         result = {"loss": loss_sum / len(x) + self.regularization_loss()}
@@ -229,6 +240,31 @@ def check_data(model, x, y):
     else:  # targets in the outputs' dtype, as Keras casts them: float64 or int targets take float32 steps
         y = y.astype(model.layers[-1].dtype, copy=False)
     return x, y
+
+
+def sample_weights(y, n, sample_weight, class_weight):
+    """The (n,) weights of each sample's loss, or None: sample_weight, or class_weight[class of
+    the sample] (a class missing from the dict weighs 1, as in Keras, which takes one of the two)."""
+    if sample_weight is None and class_weight is None:
+        return None
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time "
+                         "(as in Keras): fold the class weights into sample_weight")
+    w = np.ones(n, dtype=np.float32)
+    if sample_weight is not None:
+        sw = _numeric_array(sample_weight, "sample_weight")
+        if sw.shape not in ((n,), (n, 1)):
+            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got {sw.shape}")
+        if sw.dtype.kind == "f" and not np.isfinite(sw).all() or (sw < 0).any():
+            raise ValueError("sample_weight must hold finite weights >= 0")
+        w *= sw.reshape(n).astype(np.float32)
+    if class_weight is not None:
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+        labels = np.asarray(y).reshape(n, -1)
+        labels = labels.argmax(axis=-1) if labels.shape[1] > 1 else np.round(labels[:, 0]).astype(np.int64)
+        w *= np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float32)
+    return w
 
 
 def _numeric_array(a, what):

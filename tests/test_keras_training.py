@@ -326,3 +326,41 @@ def test_a_binary_classifier_trains_as_keras(keras, rng):
     theirs = k_model.evaluate(x, y, verbose=0, return_dict=True)
     assert ours["accuracy"] == pytest.approx(float(theirs["accuracy"])) and isinstance(
         model.metric_objects[0], minicnn.metrics.BinaryAccuracy)
+
+
+def test_sample_and_class_weights_as_keras(keras, rng):
+    set_random_seed(3)
+    model = Sequential([Flatten(input_shape=(3, 3)), Dense(4, activation="softmax")])
+    k_model = keras.Sequential([keras.Input((3, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
+    k_model.set_weights(model.get_weights())
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=SGD(0.5))
+    k_model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.SGD(0.5))
+    x, y = rng.random((12, 3, 3), dtype=np.float32), rng.integers(0, 4, 12)
+    sw, cw = rng.random(12).astype(np.float32) * 2, {0: 3.0, 2: 0.5}  # class 1 and 3: weight 1
+    for kwargs in ({"sample_weight": sw}, {"class_weight": cw}, {"sample_weight": sw * 2}):
+        loss, _ = model.train_on_batch(x, y, **kwargs)
+        assert loss == pytest.approx(float(np.ravel(k_model.train_on_batch(x, y, **kwargs))[0]), rel=1e-5)
+    for a, b in zip(model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert model.evaluate(x, y, sample_weight=sw, verbose=0) == pytest.approx(
+        float(k_model.evaluate(x, y, sample_weight=sw, verbose=0)), rel=1e-5)
+    history = model.fit(x, y, class_weight=cw, epochs=1, batch_size=4, verbose=0)
+    assert len(history.history["loss"]) == 1
+    with pytest.raises(ValueError, match="cannot be specified at the same time"):
+        model.fit(x, y, sample_weight=sw, class_weight=cw, verbose=0)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(12,\)"):
+        model.fit(x, y, sample_weight=sw[:5], verbose=0)
+    with pytest.raises(ValueError, match="finite weights >= 0"):
+        model.fit(x, y, sample_weight=-sw, verbose=0)
+
+
+def test_validation_freq_verbose_auto_and_history_params(rng):
+    model = Sequential([Flatten(input_shape=(3, 3)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    x, y = rng.random((20, 3, 3), dtype=np.float32), rng.integers(0, 2, 20)
+    history = model.fit(x, y, epochs=4, validation_split=0.25, validation_freq=2, verbose=0)
+    assert len(history.history["loss"]) == 4 and len(history.history["val_loss"]) == 2
+    history = model.fit(x, y, epochs=4, validation_data=(x, y), validation_freq=[1, 3], verbose=0)
+    assert len(history.history["val_loss"]) == 2 and history.epoch == [0, 1, 2, 3]
+    assert history.params["epochs"] == 4 and history.params["steps"] == 1
+    model.fit(x, y, epochs=1, verbose="auto")
