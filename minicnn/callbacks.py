@@ -25,6 +25,14 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): ...
     def on_train_batch_begin(self, batch, logs=None): ...
     def on_train_batch_end(self, batch, logs=None): ...
+    def on_test_begin(self, logs=None): ...
+    def on_test_end(self, logs=None): ...
+    def on_test_batch_begin(self, batch, logs=None): ...
+    def on_test_batch_end(self, batch, logs=None): ...
+    def on_predict_begin(self, logs=None): ...
+    def on_predict_end(self, logs=None): ...
+    def on_predict_batch_begin(self, batch, logs=None): ...
+    def on_predict_batch_end(self, batch, logs=None): ...
 
 
 class History(Callback):
@@ -44,11 +52,12 @@ class History(Callback):
 class CallbackList:
     """Calls each hook on every callback in order."""
 
-    def __init__(self, callbacks, model, params):
+    def __init__(self, callbacks, model, params=None):
         self.callbacks = list(callbacks)
         for cb in self.callbacks:
             cb.set_model(model)
-            cb.set_params(params)
+            if params is not None:  # evaluate inside fit keeps fit's params
+                cb.set_params(params)
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
@@ -118,30 +127,56 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (or its weights) at the end of each epoch, atomically.
+    """Save the model (or its weights) atomically, at the end of each epoch or every save_freq
+    batches, as Keras's ModelCheckpoint.
 
-    filepath may hold Keras-style fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch counts
-    from 1). save_best_only keeps the file of the best `monitor` value so far.
+    filepath may hold Keras-style fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch and batch
+    count from 1). save_best_only keeps only files of a better `monitor` than the best so far
+    (initial_value_threshold: the value to beat at first); verbose=1 says when it saves.
     """
 
-    def __init__(self, filepath, monitor="val_loss", save_best_only=False, save_weights_only=False, mode="auto"):
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__()
-        self.filepath, self.monitor = str(filepath), monitor
+        self.filepath, self.monitor, self.verbose = str(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        self.mode, self.best = _monitor_mode(monitor, mode), None
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or a positive number of batches, got {save_freq!r}")
+        self.save_freq, self.mode, self.best = save_freq, _monitor_mode(monitor, mode), initial_value_threshold
+        self._epoch, self._batches = 0, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq != "epoch":
+            self._batches += 1
+            if self._batches % self.save_freq == 0:
+                self._save(self._epoch, logs or {}, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch, logs, batch=None):
+        fields = {"epoch": epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs}
+        try:
+            path = self.filepath.format(**fields)
+        except KeyError as e:
+            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {e}, which fit does not report; "
+                             f"it reports {', '.join(fields)}") from None
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
             if self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
+                if self.verbose:
+                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
                 return
+            if self.verbose:
+                previous = "inf" if self.best is None else f"{self.best:.5f}"
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {previous} to {value:.5f}, saving model to {path}")
             self.best = value
-        try:
-            path = self.filepath.format(epoch=epoch + 1, **logs)
-        except KeyError as e:
-            raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {e}, which fit does not report; "
-                             f"it reports epoch, {', '.join(logs)}") from None
+        elif self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

@@ -130,7 +130,8 @@ class Trainer:
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
                 else (epoch + 1) % _positive("validation_freq", validation_freq) == 0
             if validation_data is not None and due:
-                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
+                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True,
+                                    callbacks=cbs.callbacks)  # their on_test_* hooks, as in Keras
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
                 print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
@@ -140,44 +141,57 @@ class Trainer:
         cbs.on_train_end()
         return self.history
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False, sample_weight=None):
+    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False, sample_weight=None, callbacks=None):
         """Mean loss (and accuracy) over x: (N, ...), y: (N, K). Returns [loss, accuracy]
         when compiled with metrics=["accuracy"], else the loss (a dict with return_dict)."""
         check_compiled(self, "evaluate")
         x, y = check_data(self, x, y)
         w = sample_weights(y, len(x), sample_weight, None)
         batch_size = _positive("batch_size", batch_size)
-        loss_sum = 0.0
+        loss_sum, seen = 0.0, 0
         for m in self.metric_objects:
             m.reset_state()
-        for start in tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch", disable=verbose != 1):
+        cbs = CallbackList(callbacks or [], model=self)
+        cbs.on_test_begin()
+        for step, start in enumerate(tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch",
+                                          disable=verbose != 1)):
+            cbs.on_test_batch_begin(step)
             xb, yb = x[start:start + batch_size], y[start:start + batch_size]
             p = self.forward_in_chunks(xb)
             per_sample = self.loss.fn(gpu.as_like(yb, p), p)
             loss_sum += float((per_sample if w is None else per_sample * gpu.as_like(w[start:start + batch_size], p)).sum())
+            seen += len(xb)
             for m in self.metric_objects:
                 m.update_state(yb, p)
+            cbs.on_test_batch_end(step, {"loss": loss_sum / seen, **{m.name: m.result() for m in self.metric_objects}})
         result = {"loss": loss_sum / len(x) + self.regularization_loss()}
         result.update({m.name: m.result() for m in self.metric_objects})
+        cbs.on_test_end(dict(result))
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
             return result
         return list(result.values()) if self.metrics else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=1):
+    def predict(self, x, batch_size=32, verbose=1, callbacks=None):
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time."""
         x = check_x(self, x)
         batch_size = _positive("batch_size", batch_size)
         outs = many = None
-        for start in tqdm(range(0, len(x), batch_size), desc="predict", unit="batch", disable=verbose != 1):
+        cbs = CallbackList(callbacks or [], model=self)
+        cbs.on_predict_begin()
+        for step, start in enumerate(tqdm(range(0, len(x), batch_size), desc="predict", unit="batch",
+                                          disable=verbose != 1)):
+            cbs.on_predict_batch_begin(step)
             y = self.forward_in_chunks(x[start:start + batch_size])
+            cbs.on_predict_batch_end(step, {"outputs": y})
             many = isinstance(y, list)  # a model of several outputs: a list of arrays
             ys = [gpu.to_host(a) for a in (y if many else [y])]
             if outs is None:
                 outs = [np.empty((len(x), *a.shape[1:]), dtype=a.dtype) for a in ys]
             for out, a in zip(outs, ys):
                 out[start:start + len(a)] = a
+        cbs.on_predict_end()
         return outs if many else outs[0]
 
 

@@ -108,3 +108,36 @@ def test_learning_rate_scheduler_lambda_and_terminate_on_nan(capsys):
     stopper.set_model(model)
     stopper.on_train_batch_end(3, {"loss": np.nan})
     assert model.stop_training and "Invalid loss" in capsys.readouterr().out
+
+
+def test_every_keras_hook_and_model_checkpoint_arguments(tmp_path, capsys):
+    class Recorder(Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __getattribute__(self, name):
+            if name.startswith("on_"):
+                return lambda *args, **kwargs: object.__getattribute__(self, "calls").append(name)
+            return object.__getattribute__(self, name)
+
+    x, y = small_data(32)
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    rec = Recorder()
+    model.fit(x, y, batch_size=16, epochs=1, validation_data=(x[:16], y[:16]), verbose=0, callbacks=[rec])
+    assert rec.calls == ["on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end",
+                         "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_batch_begin",
+                         "on_test_batch_end", "on_test_end", "on_epoch_end", "on_train_end"]
+    rec.calls.clear()
+    model.predict(x[:4], verbose=0, callbacks=[rec])
+    assert rec.calls == ["on_predict_begin", "on_predict_batch_begin", "on_predict_batch_end", "on_predict_end"]
+    ckpt = ModelCheckpoint(str(tmp_path / "b{epoch}-{batch}.npz"), save_freq=3, verbose=1)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[ckpt])  # 4 batches an epoch: saves at 3, 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b1-3.npz", "b2-2.npz"]
+    assert "saving model to" in capsys.readouterr().out
+    best = ModelCheckpoint(str(tmp_path / "best.npz"), monitor="loss", save_best_only=True, initial_value_threshold=0.0)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[best])
+    assert not (tmp_path / "best.npz").exists()  # nothing beat the threshold
+    with pytest.raises(ValueError, match="save_freq"):
+        ModelCheckpoint("x.npz", save_freq=0)
