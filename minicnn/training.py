@@ -18,7 +18,7 @@ from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.callbacks import CallbackList, History
 from minicnn.optimizers import NonFiniteError
-from minicnn.utils import rng
+from minicnn.utils import PyDataset, rng
 
 # predict and evaluate on the CPU run their forward passes on at most this many samples at a
 # time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
@@ -67,30 +67,38 @@ class Trainer:
         return np.concatenate(parts)
 
     # -- the Keras loop -----------------------------------------------------------------------------
-    def fit(self, x, y, batch_size=32, epochs=1, verbose=1, validation_data=None,
+    def fit(self, x, y=None, batch_size=32, epochs=1, verbose=1, validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, class_weight=None,
-            sample_weight=None, validation_freq=1):
+            sample_weight=None, validation_freq=1, steps_per_epoch=None, validation_steps=None):
         """Train for `epochs` passes over x: (N, ...) with targets y: (N, K) (or (N,) labels
         for the sparse loss). Returns a History whose .history holds per-epoch lists.
+        x may instead be a minicnn.utils.PyDataset or a generator of (x, y) or (x, y, sample_weight)
+        batches (y=None), with steps_per_epoch batches an epoch (a PyDataset: len(x) by default).
         sample_weight (N,) / class_weight {class: weight} weight each sample's loss, as Keras;
         validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
         check_compiled(self, "fit")
-        x, y = check_data(self, x, y)
-        w = sample_weights(y, len(x), sample_weight, class_weight)
         verbose = 1 if verbose == "auto" else verbose
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-        if validation_split and validation_data is None:
-            cut = int(len(x) * (1 - validation_split))  # Keras takes the last samples, unshuffled
-            if cut == 0 or cut == len(x):
-                raise ValueError(f"x has {len(x)} samples, too few to split into training and validation sets "
-                                 f"with validation_split={validation_split}: give more data or another "
-                                 "validation_split")
-            x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
-            w = None if w is None else w[:cut]
         batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
-        n = len(x)
-        steps = -(-n // batch_size)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None or validation_split:
+                raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
+                                 "give no y, sample_weight or validation_split")
+            source, steps, first_x = BatchSource(x, steps_per_epoch), None, None
+            steps = source.steps
+        else:
+            x, y = check_data(self, x, y)
+            w = sample_weights(y, len(x), sample_weight, class_weight)
+            if not 0 <= validation_split < 1:
+                raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+            if validation_split and validation_data is None:
+                cut = int(len(x) * (1 - validation_split))  # Keras takes the last samples, unshuffled
+                if cut == 0 or cut == len(x):
+                    raise ValueError(f"x has {len(x)} samples, too few to split into training and validation sets "
+                                     f"with validation_split={validation_split}: give more data or another "
+                                     "validation_split")
+                x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+                w = None if w is None else w[:cut]
+            source, steps, first_x = ArrayBatches(x, y, w, batch_size, shuffle), -(-len(x) // batch_size), x
         self.history = History()
         cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
                            params={"epochs": epochs, "steps": steps, "verbose": verbose})
@@ -98,22 +106,22 @@ class Trainer:
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            order = rng().permutation(n) if shuffle else None
             loss_sum, seen, logs = 0.0, 0, {}
             for m in self.metric_objects:
                 m.reset_state()
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=verbose != 1, dynamic_ncols=True)
             try:
-                for step in range(steps):
+                for step, (xb, yb, wb) in enumerate(source.epoch()):
                     cbs.on_train_batch_begin(step)
-                    rows = slice(step * batch_size, (step + 1) * batch_size)
-                    idx = rows if order is None else order[rows]
-                    xb, yb = x[idx], y[idx]
+                    if first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
+                        xb, yb = check_data(self, xb, yb)
+                        wb = sample_weights(yb, len(xb), wb, class_weight)
                     try:
-                        loss, p = self.train_step(xb, yb, None if w is None else w[idx])
+                        loss, p = self.train_step(xb, yb, wb)
                     except NonFiniteError as e:
-                        raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps, x, self)) from None
+                        raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps,
+                                                                xb if first_x is None else first_x, self)) from None
                     loss_sum += loss * len(xb)
                     seen += len(xb)
                     logs = {"loss": loss_sum / seen}
@@ -127,44 +135,60 @@ class Trainer:
                 # Ctrl-C or an error: the weights hold the last whole step (steps are atomic),
                 # self.history the epochs completed, and fit can be called again.
                 bar.close()
+            if not seen:
+                raise ValueError(f"x gave no batch in epoch {epoch + 1}: a generator that ran out (give "
+                                 "steps_per_epoch, and a generator that loops forever, or a PyDataset)")
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
                 else (epoch + 1) % _positive("validation_freq", validation_freq) == 0
             if validation_data is not None and due:
-                val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True,
-                                    callbacks=cbs.callbacks)  # their on_test_* hooks, as in Keras
+                val_args = (validation_data,) if is_batch_source(validation_data) else validation_data
+                val = self.evaluate(*val_args, batch_size=batch_size, verbose=0, return_dict=True,
+                                    callbacks=cbs.callbacks, steps=validation_steps)  # their on_test_* hooks too
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
                 print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
             cbs.on_epoch_end(epoch, logs)
+            source.end_epoch()
             if self.stop_training:
                 break
         cbs.on_train_end()
         return self.history
 
-    def evaluate(self, x, y, batch_size=32, verbose=1, return_dict=False, sample_weight=None, callbacks=None):
-        """Mean loss (and accuracy) over x: (N, ...), y: (N, K). Returns [loss, accuracy]
-        when compiled with metrics=["accuracy"], else the loss (a dict with return_dict)."""
+    def evaluate(self, x, y=None, batch_size=32, verbose=1, return_dict=False, sample_weight=None, callbacks=None,
+                 steps=None):
+        """Mean loss (and accuracy) over x: (N, ...), y: (N, K) (or the batches of a PyDataset
+        or generator x, `steps` of them). Returns [loss, accuracy] when compiled with
+        metrics=["accuracy"], else the loss (a dict with return_dict)."""
         check_compiled(self, "evaluate")
-        x, y = check_data(self, x, y)
-        w = sample_weights(y, len(x), sample_weight, None)
         batch_size = _positive("batch_size", batch_size)
+        if is_batch_source(x):
+            if y is not None:
+                raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
+            source, checked = BatchSource(x, steps), False
+        else:
+            x, y = check_data(self, x, y)
+            source, checked = ArrayBatches(x, y, sample_weights(y, len(x), sample_weight, None), batch_size), True
         loss_sum, seen = 0.0, 0
         for m in self.metric_objects:
             m.reset_state()
         cbs = CallbackList(callbacks or [], model=self)
         cbs.on_test_begin()
-        for step, start in enumerate(tqdm(range(0, len(x), batch_size), desc="evaluate", unit="batch",
-                                          disable=verbose != 1)):
+        for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
+                                                 disable=verbose != 1)):
             cbs.on_test_batch_begin(step)
-            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            if not checked:
+                xb, yb = check_data(self, xb, yb)
+                wb = sample_weights(yb, len(xb), wb, None)
             p = self.forward_in_chunks(xb)
             per_sample = self.loss.fn(gpu.as_like(yb, p), p)
-            loss_sum += float((per_sample if w is None else per_sample * gpu.as_like(w[start:start + batch_size], p)).sum())
+            loss_sum += float((per_sample if wb is None else per_sample * gpu.as_like(wb, p)).sum())
             seen += len(xb)
             for m in self.metric_objects:
                 m.update_state(yb, p)
             cbs.on_test_batch_end(step, {"loss": loss_sum / seen, **{m.name: m.result() for m in self.metric_objects}})
-        result = {"loss": loss_sum / len(x) + self.regularization_loss()}
+        if not seen:
+            raise ValueError("evaluate got no batch: x is empty, or a generator that ran out")
+        result = {"loss": loss_sum / seen + self.regularization_loss()}
         result.update({m.name: m.result() for m in self.metric_objects})
         cbs.on_test_end(dict(result))
         if verbose:
@@ -173,8 +197,20 @@ class Trainer:
             return result
         return list(result.values()) if self.metrics else result["loss"]
 
-    def predict(self, x, batch_size=32, verbose=1, callbacks=None):
-        """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time."""
+    def predict(self, x, batch_size=32, verbose=1, callbacks=None, steps=None):
+        """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time; x may
+        be a PyDataset or a generator of batches (x or (x, ...)), `steps` of them."""
+        if is_batch_source(x):
+            source = x if isinstance(x, PyDataset) else iter(x)
+            count = len(x) if isinstance(x, PyDataset) and steps is None else steps
+            batches = (source[i] for i in range(count)) if isinstance(x, PyDataset) else \
+                (source if count is None else (b for _, b in zip(range(count), source)))
+            parts = [self.predict(b[0] if isinstance(b, tuple) else b, batch_size, 0, callbacks) for b in batches]
+            if not parts:
+                raise ValueError("predict got no batch: a generator that ran out")
+            if isinstance(parts[0], list):
+                return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
+            return np.concatenate(parts)
         x = check_x(self, x)
         batch_size = _positive("batch_size", batch_size)
         outs = many = None
@@ -193,6 +229,59 @@ class Trainer:
                 out[start:start + len(a)] = a
         cbs.on_predict_end()
         return outs if many else outs[0]
+
+
+# -- where the batches come from ------------------------------------------------------------------
+class ArrayBatches:
+    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order."""
+
+    def __init__(self, x, y, w, batch_size, shuffle=False):
+        self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
+        self.steps = -(-len(x) // batch_size)
+
+    def epoch(self):
+        order = rng().permutation(len(self.x)) if self.shuffle else None
+        for step in range(self.steps):
+            rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            idx = rows if order is None else order[rows]
+            yield self.x[idx], self.y[idx], None if self.w is None else self.w[idx]
+
+    def end_epoch(self):
+        pass
+
+
+def is_batch_source(x):
+    """A PyDataset, or an iterator or generator (of batches), rather than an array or a list."""
+    return isinstance(x, PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
+
+
+class BatchSource:
+    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch) or a generator
+    (the next `steps` of its batches; until it runs out without steps). Each batch is (x, y) or
+    (x, y, sample_weight)."""
+
+    def __init__(self, source, steps=None):
+        self.source = source
+        if steps is not None:
+            steps = _positive("steps_per_epoch", steps)
+        self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
+
+    def epoch(self):
+        if isinstance(self.source, PyDataset):
+            batches = (self.source[i] for i in range(self.steps))
+        else:
+            batches = self.source if self.steps is None else (next(self.source, None) for _ in range(self.steps))
+        for batch in batches:
+            if batch is None:  # the generator ran out before `steps`
+                return
+            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+                raise ValueError(f"a batch must be (x, y) or (x, y, sample_weight), got {type(batch).__name__}"
+                                 + (f" of length {len(batch)}" if isinstance(batch, tuple) else ""))
+            yield batch if len(batch) == 3 else (*batch, None)
+
+    def end_epoch(self):
+        if isinstance(self.source, PyDataset):
+            self.source.on_epoch_end()
 
 
 # -- checks at the public boundary: also for tracing, plots and your own loops -------------------

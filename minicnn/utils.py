@@ -61,3 +61,22 @@ class Tensor(np.ndarray):
 
     def numpy(self):
         return np.asarray(self)
+
+
+class PyDataset:
+    """Keras 3's PyDataset: subclass it, with __len__ (batches in an epoch) and __getitem__(i)
+    returning batch i as (x, y) or (x, y, sample_weight); on_epoch_end() runs after each epoch
+    (reshuffle there). model.fit(dataset, epochs=5) then trains on its batches.
+    (workers and use_multiprocessing are accepted; minicnn reads the batches in order, itself.)"""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers, self.use_multiprocessing, self.max_queue_size = workers, use_multiprocessing, max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError("a PyDataset defines __len__: the number of batches in an epoch")
+
+    def __getitem__(self, index):
+        raise NotImplementedError("a PyDataset defines __getitem__(index): batch index as (x, y)")
+
+    def on_epoch_end(self):
+        pass

@@ -364,3 +364,58 @@ def test_validation_freq_verbose_auto_and_history_params(rng):
     assert len(history.history["val_loss"]) == 2 and history.epoch == [0, 1, 2, 3]
     assert history.params["epochs"] == 4 and history.params["steps"] == 1
     model.fit(x, y, epochs=1, verbose="auto")
+
+
+class Batches(minicnn.utils.PyDataset):
+    """A PyDataset over arrays, in order, counting its epochs."""
+
+    def __init__(self, x, y, batch_size, w=None):
+        super().__init__()
+        self.x, self.y, self.w, self.batch_size, self.epochs = x, y, w, batch_size, 0
+
+    def __len__(self):
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return (self.x[s], self.y[s]) if self.w is None else (self.x[s], self.y[s], self.w[s])
+
+    def on_epoch_end(self):
+        self.epochs += 1
+
+
+def test_fit_on_a_pydataset_or_a_generator_equals_fit_on_arrays(rng):
+    x, y = rng.random((20, 3, 3), dtype=np.float32), rng.integers(0, 2, 20)
+    w = rng.random(20).astype(np.float32)
+
+    def trained(data, **kwargs):
+        set_random_seed(7)
+        model = Sequential([Flatten(input_shape=(3, 3)), Dense(2, activation="softmax")])
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        history = model.fit(*data, epochs=2, verbose=0, **kwargs)
+        return model, history
+
+    arrays, h_arrays = trained((x, y), batch_size=8, shuffle=False, sample_weight=w, validation_data=(x, y))
+    dataset = Batches(x, y, 8, w)
+    ds_model, h_ds = trained((dataset,), validation_data=Batches(x, y, 8))
+    assert dataset.epochs == 2 and h_ds.params["steps"] == 3
+
+    def forever():
+        while True:
+            for i in range(3):
+                yield x[i * 8:(i + 1) * 8], y[i * 8:(i + 1) * 8], w[i * 8:(i + 1) * 8]
+    gen_model, h_gen = trained((forever(),), steps_per_epoch=3)
+    assert h_gen.history["loss"] == pytest.approx(h_arrays.history["loss"])
+    for a, b, c in zip(arrays.get_weights(), ds_model.get_weights(), gen_model.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(c, a, rtol=1e-6, atol=1e-7)
+    assert h_ds.history["loss"] == pytest.approx(h_arrays.history["loss"])
+    assert h_ds.history["val_loss"] == pytest.approx(h_arrays.history["val_loss"])
+    np.testing.assert_allclose(ds_model.predict(Batches(x, y, 8), verbose=0), arrays.predict(x, verbose=0), rtol=1e-6)
+    assert ds_model.evaluate(Batches(x, y, 8), verbose=0) == pytest.approx(arrays.evaluate(x, y, verbose=0))
+    with pytest.raises(ValueError, match="no batch in epoch 2"):
+        trained((iter([(x[:8], y[:8])]),))  # a generator that runs out after one batch
+    with pytest.raises(ValueError, match="give no y"):
+        trained((dataset, y))
+    with pytest.raises(ValueError, match=r"a batch must be \(x, y\)"):
+        trained((iter([x[:8]] * 3),), steps_per_epoch=1)
