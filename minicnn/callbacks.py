@@ -1,6 +1,7 @@
 """Callbacks with Keras's hook names. fit calls them with `logs` dicts:
 on_train_batch_end(batch, logs={"loss": ..., "accuracy": ...}) holds running means of the
 epoch so far; on_epoch_end(epoch, logs) the epoch's figures and the validation ones."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,43 @@ class LambdaCallback(Callback):
         if name in ("on_train_begin", "on_train_end"):
             return lambda logs=None: fn(logs if logs is not None else {})
         return lambda index, logs=None: fn(index, logs if logs is not None else {})
+
+
+class BackupAndRestore(Callback):
+    """Back up the model, its optimizer, the finished epoch and minicnn's random generator at the
+    end of every epoch into backup_dir; when fit starts and a backup is there, restore it and go on
+    from the next epoch. A fit that was interrupted or killed, run again, ends with the same weights
+    as one that never stopped (bit for bit: the shuffling's random state is restored too). The
+    backup is deleted when fit ends normally (delete_checkpoint=True)."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError("minicnn's BackupAndRestore backs up at the end of each epoch (save_freq='epoch')")
+        self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
+        self.model_path, self.state_path = self.backup_dir / "backup.npz", self.backup_dir / "backup.json"
+
+    def on_train_begin(self, logs=None):
+        if not (self.model_path.is_file() and self.state_path.is_file()):
+            return
+        from minicnn import saving, utils
+        state = json.loads(self.state_path.read_text())
+        saved = saving.load_model(self.model_path)
+        self.model.set_weights(saved.get_weights())
+        opt, saved_opt = self.model.optimizer, saved.optimizer
+        if saved_opt is not None and type(saved_opt) is type(opt):
+            opt.slots, opt.iterations = saved_opt.slots, saved_opt.iterations
+        utils.rng().bit_generator.state = state["rng"]
+        self.model.resume_epoch = state["epoch"] + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        from minicnn import utils
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        self.model.save(self.model_path)
+        state = {"epoch": epoch, "rng": utils.rng().bit_generator.state}
+        atomic_write(self.state_path, lambda f: f.write(json.dumps(state).encode()))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint:  # fit ended normally (an error or Ctrl-C never gets here)
+            for path in (self.model_path, self.state_path):
+                path.unlink(missing_ok=True)

@@ -102,8 +102,10 @@ class Trainer:
         self.history = History()
         cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
                            params={"epochs": epochs, "steps": steps, "verbose": verbose})
-        self.stop_training = False
+        self.stop_training, self.resume_epoch = False, None
         cbs.on_train_begin()
+        if self.resume_epoch is not None:  # BackupAndRestore found a backup: go on after its epoch
+            initial_epoch = max(initial_epoch, self.resume_epoch)
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             loss_sum, seen, logs = 0.0, 0, {}

@@ -141,3 +141,51 @@ def test_every_keras_hook_and_model_checkpoint_arguments(tmp_path, capsys):
     assert not (tmp_path / "best.npz").exists()  # nothing beat the threshold
     with pytest.raises(ValueError, match="save_freq"):
         ModelCheckpoint("x.npz", save_freq=0)
+
+
+BACKUP_SCRIPT = """
+import hashlib, os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from toy import small_data, small_model
+from minicnn.callbacks import BackupAndRestore, Callback
+from minicnn.utils import set_random_seed
+
+class Kill(Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 2 and batch == 1:
+            os._exit(17)  # killed mid-epoch: no cleanup, no exception handler
+
+set_random_seed(11)
+x, y = small_data(64)
+model = small_model()
+model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+callbacks = [BackupAndRestore(sys.argv[1])] + ([Kill()] if sys.argv[2] == "kill" else [])
+model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=callbacks)
+h = hashlib.sha256()
+for w in model.get_weights() + [s[k] for s in model.optimizer.slots for k in sorted(s)]:
+    h.update(np.ascontiguousarray(w).tobytes())
+print(h.hexdigest(), model.optimizer.iterations)
+"""
+
+
+@pytest.mark.slow
+def test_backup_and_restore_resumes_a_killed_fit_bit_for_bit(tmp_path):
+    import os
+    import subprocess
+    import sys
+    tests = os.path.dirname(__file__)
+
+    def run(backup, mode):
+        return subprocess.run([sys.executable, "-c", BACKUP_SCRIPT, str(backup), mode, tests], capture_output=True,
+                              text=True, check=False)
+    straight = run(tmp_path / "a", "straight")
+    assert straight.returncode == 0, straight.stderr
+    killed = run(tmp_path / "b", "kill")
+    assert killed.returncode == 17 and (tmp_path / "b" / "backup.npz").is_file()  # epochs 0 and 1 backed up
+    resumed = run(tmp_path / "b", "resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.split() == straight.stdout.split()  # the same weights, Adam state and step count
+    assert straight.stdout.split()[1] == "16" and not (tmp_path / "b" / "backup.npz").exists()  # deleted at the end
