@@ -1,5 +1,5 @@
 """Datasets, loaded as keras.datasets loads them."""
-from minicnn.datasets import fashion_mnist, mnist
+from minicnn.datasets import cifar10, fashion_mnist, mnist
 from minicnn.datasets._files import DataFileError, DataNotFoundError
 
-__all__ = ["DataFileError", "DataNotFoundError", "fashion_mnist", "mnist"]
+__all__ = ["DataFileError", "DataNotFoundError", "cifar10", "fashion_mnist", "mnist"]
