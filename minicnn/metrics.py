@@ -104,6 +104,43 @@ class BinaryAccuracy(Metric):
         return {"name": self.name, "threshold": self.threshold}
 
 
+class Precision(Metric):
+    """TP / (TP + FP) over everything seen, each output a yes when above `thresholds` (0.5), as
+    Keras's Precision for yes/no outputs. y_true, y_pred: (N, K) (or (N,))."""
+
+    def __init__(self, thresholds=None, name="precision"):
+        self.thresholds = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name)
+
+    def reset_state(self):
+        self.tp = self.fp = self.fn = 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError("sample_weight is not supported by minicnn's metrics yet")
+        truth = np.asarray(to_host(y_true)).reshape(-1).astype(bool)
+        said = np.asarray(to_host(y_pred)).reshape(-1) > self.thresholds
+        self.tp += int((said & truth).sum())
+        self.fp += int((said & ~truth).sum())
+        self.fn += int((~said & truth).sum())
+
+    def result(self):
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": self.thresholds}
+
+
+class Recall(Precision):
+    """TP / (TP + FN) over everything seen, as Keras's Recall for yes/no outputs."""
+
+    def __init__(self, thresholds=None, name="recall"):
+        super().__init__(thresholds, name)
+
+    def result(self):
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+
 class Accuracy(Metric):
     """Right when y_pred equals y_true exactly (Keras's Accuracy: for labels against labels)."""
 
@@ -114,9 +151,10 @@ class Accuracy(Metric):
         return (y_true == y_pred).reshape(len(y_true), -1).all(axis=-1)
 
 
-CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
+CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, Precision, Recall, CategoricalAccuracy,
+                                         SparseCategoricalAccuracy,
                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
-NAMES = {"binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+NAMES = {"binary_accuracy": BinaryAccuracy, "precision": Precision, "recall": Recall, "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
          "top_k_categorical_accuracy": TopKCategoricalAccuracy,
          "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
 

@@ -419,3 +419,18 @@ def test_fit_on_a_pydataset_or_a_generator_equals_fit_on_arrays(rng):
         trained((dataset, y))
     with pytest.raises(ValueError, match=r"a batch must be \(x, y\)"):
         trained((iter([x[:8]] * 3),), steps_per_epoch=1)
+
+
+@pytest.mark.parametrize("name,kwargs", [("Precision", {}), ("Recall", {}), ("Precision", {"thresholds": 0.3}),
+                                         ("BinaryAccuracy", {}), ("Recall", {"thresholds": 0.7})])
+def test_binary_metrics_match_keras(keras, rng, name, kwargs):
+    ours, theirs = getattr(minicnn.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    for _ in range(3):
+        y, p = rng.integers(0, 2, (8, 3)).astype(np.float32), rng.random((8, 3)).astype(np.float32)
+        ours.update_state(y, p)
+        theirs.update_state(y, p)
+    assert ours.result() == pytest.approx(float(theirs.result()), abs=1e-6)
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(3, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=[ours.name] if not kwargs else [ours])
+    logs = model.evaluate(rng.random((8, 2, 2)), rng.integers(0, 2, (8, 3)), verbose=0, return_dict=True)
+    assert set(logs) == {"loss", ours.name}
