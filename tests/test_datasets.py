@@ -158,3 +158,20 @@ def test_real_fashion_mnist(real_data):
     assert x_train.mean() == pytest.approx(72.94, abs=0.01) and x_test.mean() == pytest.approx(73.15, abs=0.01)
     assert len(fashion_mnist.CLASS_NAMES) == 10 and fashion_mnist.CLASS_NAMES[9] == "Ankle boot"
     assert os.path.basename(fashion_mnist.DEBIAN_DIR) == "fashion-mnist"
+
+
+@pytest.mark.slow
+def test_tfds_source_offline_from_the_official_files(real_data, tmp_path, monkeypatch):
+    """tensorflow-datasets prepares Fashion-MNIST from the files in `path` (its manual_dir: they
+    pass its own registered checksums), without the network; the same images and labels as the
+    files give, in tfds's order."""
+    pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    from conftest import fashion_mnist_dir
+    (x, y), (xt, yt) = fashion_mnist.load_data(path=fashion_mnist_dir(), source="tfds")
+    (fx, fy), (fxt, fyt) = real_data
+    assert x.shape == fx.shape and xt.shape == fxt.shape and x.dtype == np.uint8 and y.dtype == np.uint8
+
+    def pairs(images, labels):
+        return sorted(hashlib.sha1(img.tobytes() + bytes([int(label)])).digest() for img, label in zip(images, labels))
+    assert pairs(x, y) == pairs(fx, fy) and pairs(xt, yt) == pairs(fxt, fyt)

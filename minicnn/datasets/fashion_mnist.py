@@ -94,7 +94,9 @@ def load_data(path=None, source="files"):
 
 
 def _load_tfds(path):
-    """Fashion-MNIST through tensorflow-datasets; `path` becomes its manual_dir (offline)."""
+    """Fashion-MNIST through tensorflow-datasets; `path` becomes its manual_dir: a folder holding
+    the official .gz files, which tfds checks against its own registered checksums and prepares
+    offline (into $TFDS_DATA_DIR, else ~/tensorflow_datasets). The samples come in tfds's order."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -105,5 +107,5 @@ def _load_tfds(path):
         kwargs["download_and_prepare_kwargs"] = {
             "download_config": tfds.download.DownloadConfig(manual_dir=str(path))}
     train, test = tfds.as_numpy(tfds.load("fashion_mnist", split=["train", "test"], batch_size=-1,
-                                          as_supervised=True, **kwargs))
+                                          as_supervised=True, data_dir=os.environ.get("TFDS_DATA_DIR"), **kwargs))
     return ((train[0][..., 0], train[1].astype("uint8")), (test[0][..., 0], test[1].astype("uint8")))
