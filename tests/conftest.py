@@ -58,3 +58,16 @@ def http_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 on TensorFlow, the independent reference (the dev extra installs it)."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="session")
+def tf():
+    return pytest.importorskip("tensorflow")

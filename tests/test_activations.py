@@ -26,15 +26,6 @@ LAYERS = [  # (ours, Keras's layer name, its arguments)
 ]
 
 
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return pytest.importorskip("keras")
-
 
 def values(rng):
     x = rng.standard_normal((4, 3, 5)).astype(np.float32) * 3

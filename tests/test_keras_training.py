@@ -17,17 +17,6 @@ from minicnn.models import Model, Sequential, load_model
 from minicnn.optimizers import SGD
 from minicnn.utils import set_random_seed, to_categorical
 
-
-@pytest.fixture(scope="module")
-def keras():
-    return pytest.importorskip("keras")
-
-
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
 CASES = [("CategoricalCrossentropy", {"from_logits": True}), ("CategoricalCrossentropy", {}),
          ("CategoricalCrossentropy", {"label_smoothing": 0.2}),
          ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.1}),

@@ -28,16 +28,6 @@ from minicnn.optimizers import SGD
 from minicnn.utils import set_random_seed, to_categorical
 
 
-@pytest.fixture(scope="module")
-def keras():
-    return pytest.importorskip("keras")
-
-
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
 # -- Dropout -----------------------------------------------------------------------------------------
 def test_dropout_is_inverted_and_only_in_training(keras, rng):
     x = rng.standard_normal((100, 100)).astype(np.float32) + 5  # no zeros of its own

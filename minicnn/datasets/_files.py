@@ -58,6 +58,15 @@ def read_idx(path, sha256=None):
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims).copy()
 
 
+def cache_dir(name):
+    """minicnn's download cache for data set `name`: $MINICNN_CACHE_DIR/name, else the user cache folder's."""
+    root = os.environ.get("MINICNN_CACHE_DIR")
+    if not root:
+        import pooch
+        root = pooch.os_cache("minicnn")
+    return Path(root) / name
+
+
 def find_file(folder, name):
     """The path of `name` (…-ubyte.gz) in folder, gzipped or not; None if absent."""
     for candidate in (Path(folder) / name, Path(folder) / name.removesuffix(".gz")):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.datasets import _files
 from minicnn.datasets._files import DataFileError, DataNotFoundError, download
 
 ARCHIVE = "cifar-10-binary.tar.gz"
@@ -27,12 +28,8 @@ CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
 
 
 def cache_dir():
-    """minicnn's download cache: $MINICNN_CACHE_DIR, else the user cache folder."""
-    root = os.environ.get("MINICNN_CACHE_DIR")
-    if not root:
-        import pooch
-        root = pooch.os_cache("minicnn")
-    return Path(root) / "cifar10"
+    """minicnn's download cache: $MINICNN_CACHE_DIR/cifar10, else the user cache folder's."""
+    return _files.cache_dir("cifar10")
 
 
 def verify_archive(path):

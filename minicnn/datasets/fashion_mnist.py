@@ -7,6 +7,7 @@ returns uint8 arrays of shapes (60000, 28, 28), (60000,), (10000, 28, 28), (1000
 import os
 from pathlib import Path
 
+from minicnn.datasets import _files
 from minicnn.datasets._files import DataFileError, DataNotFoundError, download, find_file, read_idx
 
 CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -29,12 +30,8 @@ DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
 
 def cache_dir():
-    """minicnn's download cache: $MINICNN_CACHE_DIR, else the user cache folder."""
-    root = os.environ.get("MINICNN_CACHE_DIR")
-    if not root:
-        import pooch
-        root = pooch.os_cache("minicnn")
-    return Path(root) / "fashion-mnist"
+    """minicnn's download cache: $MINICNN_CACHE_DIR/fashion-mnist, else the user cache folder's."""
+    return _files.cache_dir("fashion-mnist")
 
 
 def _missing(folder):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn.datasets import _files
 from minicnn.datasets._files import DataFileError, DataNotFoundError, download, verify_file
 
 FILE = "mnist.npz"
@@ -20,12 +21,8 @@ SHAPES = {"x_train": (60000, 28, 28), "y_train": (60000,), "x_test": (10000, 28,
 
 
 def cache_dir():
-    """minicnn's download cache: $MINICNN_CACHE_DIR, else the user cache folder."""
-    root = os.environ.get("MINICNN_CACHE_DIR")
-    if not root:
-        import pooch
-        root = pooch.os_cache("minicnn")
-    return Path(root) / "mnist"
+    """minicnn's download cache: $MINICNN_CACHE_DIR/mnist, else the user cache folder's."""
+    return _files.cache_dir("mnist")
 
 
 def read_npz(path):
