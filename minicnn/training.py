@@ -10,7 +10,7 @@ It drives a model through the model's public core only (minicnn/models.py): `for
     model.predict(x_test)                         # (N, K)
 """
 import numpy as np
-from tqdm import tqdm
+from tqdm.auto import tqdm  # a text bar in a terminal, a widget-free bar in Jupyter
 
 from minicnn import gpu
 from minicnn import losses as losses_module
