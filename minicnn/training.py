@@ -1,7 +1,7 @@
 """The training loop, as Keras 3's Trainer: compile, fit, evaluate, predict and their one-batch
 forms, with the checks at the public boundary.
 
-It drives a model through the model's public core only (minicnn/models.py): `forward`,
+It drives a model through the model's public core only (minicnn/model.py): `forward`,
 `train_step`, `layers`, `build`. So the same loop trains Sequential and any other Model.
 
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])

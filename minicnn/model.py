@@ -1,0 +1,447 @@
+"""Model: the core every model shares, and Keras's functional model (minicnn.Model).
+
+As in Keras 3, the training loop is its own piece (minicnn/training.py, the Trainer that Model
+inherits), and Sequential (minicnn/sequential.py) is a special case of Model: what it adds is
+`add` and how its layers are chained. A model's public core is what the loop, the trace and the
+gradient checks use:
+
+    p = model.forward(x, training=True)    # x: (N, ...) -> p: (N, K), layer by layer
+    model.backward(y, p)                   # fills every layer's grads for the batch's mean loss
+    loss, p = model.train_step(x, y)       # forward, backward and one optimizer step
+"""
+import warnings
+from collections import Counter
+
+import numpy as np
+
+from minicnn import backend, fusion, gpu, registry, saving
+from minicnn.layers.core import Activation
+from minicnn.layers.input_layer import InputLayer
+from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
+from minicnn.model_layer import ModelLayer
+from minicnn.optimizers import NonFiniteError, all_finite
+from minicnn.training import Trainer
+from minicnn.utils import Tensor
+
+
+@registry.register_serializable()
+class Model(Trainer):
+    """A model: layers, their weights, the forward and backward passes and one training step;
+    compile / fit / evaluate / predict come from minicnn.training.Trainer.
+
+    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one Input
+    to one or more outputs, described by calling layers on KerasTensors:
+
+        inputs = Input(shape=(28, 28, 1))
+        x = Conv2D(32, 3, padding="same", activation="relu")(inputs)
+        y = Conv2D(32, 3, padding="same")(x)
+        x = ReLU()(Add()([x, y]))                  # a residual connection: x is used twice
+        outputs = Dense(10, activation="softmax")(Flatten()(x))
+        model = Model(inputs, outputs)
+
+    forward runs the calls (Nodes) in topological order; backward walks them in reverse, and
+    where a tensor fed several calls, adds up (+=) the gradients that come back from each:
+    micrograd's backward, with layers for scalars (docs/functional.md). Sequential is the
+    special case of a chain.
+    """
+
+    chain = False  # a graph; Sequential's layers form a chain
+
+    def __init__(self, inputs=None, outputs=None, name="model"):
+        self.name = name
+        self.layers = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics, self.metric_objects = [], []
+        self.stop_training = False
+        self.history = None
+        self._output_shape = None
+        self.inputs, self.outputs, self._nodes, self._many_outputs = None, None, None, False
+        if inputs is not None or outputs is not None:
+            self._connect(inputs, outputs)
+
+    def _connect(self, inputs, outputs):
+        """Find the Nodes between inputs and outputs, in topological order."""
+        self._many_outputs = isinstance(outputs, (list, tuple))
+        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        self.outputs = list(outputs) if self._many_outputs else [outputs]
+        if len(self.inputs) != 1 or not all(isinstance(t, KerasTensor) for t in self.inputs + self.outputs):
+            raise ValueError("Model(inputs, outputs) takes one Input(...) tensor and one or more tensors made "
+                             "from it by calling layers (minicnn's models have a single input)")
+        order, seen = [], set()
+
+        def visit(node):  # depth first: a node comes after every node it reads from
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            for t in node.inputs:
+                visit(t.node)
+            order.append(node)
+
+        for t in self.outputs:
+            visit(t.node)
+        sources = [n for n in order if not n.inputs]
+        if sources != [self.inputs[0].node]:
+            raise ValueError(f"the outputs depend on {len(sources)} inputs, not only on the model's input "
+                             f"{self.inputs[0]}: every path must start at it")
+        self._nodes = [n for n in order if n.inputs]
+        self.layers = list({id(n.layer): n.layer for n in self._nodes}.values())
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the layer names of a model must be unique, got {sorted(names)}")
+        shapes = [t.shape for t in self.outputs]
+        self._output_shape = shapes if self._many_outputs else shapes[0]
+        for layer in self.layers:  # dL/d(data) is never needed
+            layer.input_grad = not all(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
+
+    # -- shape and place ----------------------------------------------------------------------
+    @property
+    def built(self):
+        return self._output_shape is not None
+
+    @property
+    def input_shape(self):
+        if self.inputs is not None:
+            return self.inputs[0].shape
+        return self.layers[0].input_shape if self.layers and self.layers[0].built else None
+
+    def build(self, input_shape):
+        """A functional model is built when it is described; check the shape it is given."""
+        if self.input_shape is None or (None, *input_shape[1:]) != self.input_shape:
+            raise ValueError(f"the model takes inputs of shape {self.input_shape}, got {tuple(input_shape)}")
+
+    @property
+    def output_shape(self):
+        return self._output_shape
+
+    @property
+    def device(self):
+        """Where the params live: "cpu", or "gpu" after model.to("gpu") or under MINICNN_BACKEND=cupy."""
+        return self.layers[0].device if self.layers else "cpu"
+
+    def to(self, device):
+        """Move every param, state array, grad and the optimizer's state to device ("gpu" or
+        "cpu"); returns the model. Batches then move to the device one at a time; predict and
+        evaluate still return NumPy values, and save, load and the pictures work from either."""
+        device = gpu.check_device(device)
+        for layer in self.layers:
+            layer.to(device)
+        opt = self.optimizer
+        if opt is not None and opt.slots is not None:
+            opt.slots = [{k: gpu.move(v, device) for k, v in slots.items()} for slots in opt.slots]
+        return self
+
+    # -- the passes ----------------------------------------------------------------------------
+    def execution_plan(self):
+        """The Nodes forward runs: the graph's own, in topological order, except that a chain
+        Conv2D -> ReLU -> MaxPooling2D that nothing else reads into becomes one fused step where
+        the kernels have one (minicnn/fusion.py), as in a Sequential."""
+        kernels = backend.kernels() if self.device == "cpu" else None
+        key = (backend.get_backend(), self.device)
+        if getattr(self, "_plan_key", None) != key:
+            self._plan, self._plan_key = self._fused(kernels), key
+        return self._plan
+
+    def _fused(self, kernels):
+        nodes = self._nodes
+        if kernels is None:
+            return list(nodes)
+        readers = Counter(id(t) for n in nodes for t in n.inputs) + Counter(id(t) for t in self.outputs)
+        calls = Counter(id(n.layer) for n in nodes)
+        plan, i = [], 0
+        while i < len(nodes):
+            chain = nodes[i:i + 3]
+            n = fusion.match([c.layer for c in chain], 0, kernels)
+            private = all(calls[id(c.layer)] == 1 for c in chain[:n]) and all(
+                chain[k].inputs == [chain[k - 1].output] and readers[id(chain[k - 1].output)] == 1 for k in range(1, n))
+            if n and private:  # the intermediate maps are read by the chain alone: fuse it
+                step = Node(fusion.ConvReLUPool([c.layer for c in chain[:n]]), chain[0].inputs)
+                step.output = chain[n - 1].output
+                plan.append(step)
+                i += n
+            else:
+                plan.append(nodes[i])
+                i += 1
+        return plan
+
+    @property
+    def nodes(self):
+        """The graph's calls (Nodes) in topological order, one per layer call, unfused."""
+        return list(self._nodes)
+
+    def forward(self, x, training=False, steps=None, watch=None):
+        """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
+        topological order. training=True keeps what backward needs (and makes Dropout train).
+        steps: the Nodes to run (default: execution_plan()); watch(node, run) -> run() lets a
+        caller time or inspect each step (model.trace does)."""
+        values = {id(self.inputs[0]): x}
+        for node in steps or self.execution_plan():
+            args = [values[id(t)] for t in node.inputs]
+
+            def run(node=node, args=args):
+                return node.layer.forward(args if node.many else args[0], training)
+            values[id(node.output)] = watch(node, run) if watch else run()
+            node.cache = node.layer._cache  # a layer called twice keeps one cache per call
+        outputs = [values[id(t)] for t in self.outputs]
+        return outputs if self._many_outputs else outputs[0]
+
+    def loss_gradient(self, y, p, sample_weight=None):
+        """(dy, n): the gradient of the batch's mean loss to send into layers[n - 1].backward.
+        A final softmax with a cross-entropy gives dL/dlogits = (p - y) / N, exact and stable:
+        then the softmax layer's own (general) backward is skipped, n = len(layers) - 1."""
+        last = self.layers[-1]
+        if self.loss.softmax_gradient is not None and isinstance(last, Activation) and last.activation == "softmax" \
+                and not last.options:  # over the last axis
+            dy, n = self.loss.softmax_gradient(y, p), len(self.layers) - 1
+        else:
+            dy, n = self.loss.gradient(y, p), len(self.layers)
+        if sample_weight is not None:  # each row of the gradient belongs to one sample's loss
+            dy = dy * sample_weight.reshape(-1, *[1] * (dy.ndim - 1)).astype(dy.dtype)
+        return dy, n
+
+    def backward(self, y, p, sample_weight=None):
+        """Backpropagate the batch's mean loss from p = forward(x, training=True): each call in
+        reverse topological order gets the gradient of its output, and sends one to each tensor
+        it read, where gradients from several readers add up. Fills every layer's grads (summed
+        over its calls); returns dL/dx (None when the first layers skip it). sample_weight (N,):
+        each sample's loss weighted (its gradient row scaled), as Keras weights them."""
+        dy, n = self.loss_gradient(y, p, sample_weight)
+        return self.backpropagate(dy, skip_last=n < len(self.layers))
+
+    def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
+        """From dy = dL/d(output) (or, with skip_last, dL/d(the last layer's input): the softmax
+        shortcut) back to the input; fills every layer's grads and returns dL/dx. steps and watch
+        as for forward (the same steps as the forward pass that came before)."""
+        if self._many_outputs:
+            raise ValueError("training needs a model with one output")
+        out = self.outputs[0].node
+        skip = out if skip_last else None  # the softmax, whose gradient dy already includes
+        grads = {id(out.inputs[0] if skip else out.output): dy}
+        totals = {}  # id(layer) -> its grads summed over its calls
+        for node in reversed(steps or self.execution_plan()):
+            if node is skip or id(node.output) not in grads:
+                continue
+            node.layer._cache = node.cache
+            g = grads.pop(id(node.output))
+            dx = watch(node, lambda node=node, g=g: node.layer.backward(g)) if watch else node.layer.backward(g)
+            fused = isinstance(node.layer, fusion.ConvReLUPool)
+            for layer in node.layer.layers if fused else [node.layer]:
+                if layer.params:
+                    if id(layer) in totals:
+                        totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
+                    else:
+                        totals[id(layer)] = dict(layer.grads)
+            for t, d in zip(node.inputs, dx if node.many else [dx]):
+                if d is not None:
+                    grads[id(t)] = grads[id(t)] + d if id(t) in grads else d  # fan-out: the gradients add up
+        for layer in self.layers:  # a layer no gradient reached (a branch to no output) gets zeros
+            layer.grads.update(totals.get(id(layer)) or {k: g * 0 for k, g in layer.grads.items()})
+        return grads.get(id(self.inputs[0]))
+
+    def regularization_loss(self):
+        """The sum of every weight penalty (kernel_regularizer=...): part of the loss fit and
+        evaluate report, as in Keras."""
+        return sum(r(layer.params[k]) for layer in self.layers for k, r in layer.regularizers.items())
+
+    def _add_penalties(self):
+        """Add each penalty's gradient to its weight's; returns the penalties' sum."""
+        for layer in self.layers:
+            for k, r in layer.regularizers.items():
+                layer.grads[k] = layer.grads[k] + r.gradient(layer.params[k])
+        return self.regularization_loss()
+
+    def grads_and_params(self):
+        """(grad, param) pairs of every trainable param, in a fixed order (never the state)."""
+        return [(layer.grads[k], layer.params[k]) for layer in self.layers if layer.trainable
+                for k in layer.params]
+
+    def train_step(self, x, y, sample_weight=None):
+        """One optimizer step on a checked batch: forward, loss, backward, update. Returns
+        (mean loss, outputs p). All or nothing: NonFiniteError and no change on NaN or Inf;
+        the layers' state (moving statistics, moved by the forward pass) included."""
+        kept = [(layer.state, {k: v.copy() for k, v in layer.state.items()}) for layer in self.layers if layer.state]
+        applied = self.optimizer.iterations
+        try:
+            return self._step(x, y, sample_weight)
+        except BaseException:  # a refused step, or Ctrl-C before the update: the state goes back too
+            if self.optimizer.iterations == applied:
+                for state, old in kept:
+                    for k, v in old.items():
+                        state[k][...] = v
+            raise
+
+    def _step(self, x, y, sample_weight=None):
+        p = self.forward(x, training=True)
+        if not getattr(self, "_outputs_checked", False):
+            self._outputs_checked = True
+            _warn_if_not_probabilities(self.loss, p)
+        y = gpu.as_like(y, p)  # the targets go where the outputs are
+        w = None if sample_weight is None else gpu.as_like(sample_weight, p)
+        loss = float((self.loss.fn(y, p) if w is None else self.loss.fn(y, p) * w).mean())
+        if not np.isfinite(loss):
+            raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
+        self.backward(y, p, w)
+        loss += self._add_penalties()
+        pairs = self.grads_and_params()
+        if not all_finite(*(g for g, _ in pairs)):  # one check (one device sync on a GPU) for all
+            layer, key = next((layer, k) for layer in self.layers if layer.trainable
+                              for k in layer.params if not all_finite(layer.grads[k]))
+            raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
+                                 "the step was not applied")
+        self.optimizer.apply_gradients(pairs)
+        return loss, p
+
+    # -- weights -------------------------------------------------------------------------------
+    def count_params(self):
+        """Every weight, trainable or not (Keras's count)."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    def get_weights(self):
+        """Copies of every weight as NumPy arrays: layer by layer, each layer's params then
+        its state (Keras's order: BatchNormalization's gamma, beta, moving_mean, moving_variance)."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        expected = sum(len(layer.get_weights()) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"the model has {expected} weight arrays, got {len(weights)}")
+        for layer in self.layers:
+            k = len(layer.params) + len(layer.state)
+            layer.set_weights(weights[:k])
+            weights = weights[k:]
+
+    def save(self, path, include_optimizer=True):
+        """Write the architecture, weights and optimizer state to path (.npz), atomically.
+        minicnn.models.load_model(path) gives the model back, ready to resume training."""
+        return saving.save_model(self, path, include_optimizer)
+
+    def save_weights(self, path):
+        """Write the weights alone to path (.npz), atomically."""
+        return saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Load weights from save_weights (or save) into this model; every shape must match."""
+        saving.load_weights(self, path)
+
+    def get_config(self):
+        """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
+        tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the
+        input as ["__input__", 0]. from_config calls the layers again in the same order."""
+        names = {id(self.inputs[0]): ["__input__", 0]}
+        calls, nodes = {}, []
+        for node in self._nodes:
+            k = calls[node.layer.name] = calls.get(node.layer.name, -1) + 1
+            nodes.append({"layer": node.layer.name, "inputs": [names[id(t)] for t in node.inputs], "many": node.many})
+            names[id(node.output)] = [node.layer.name, k]
+        return {"name": self.name, "input_shape": list(self.input_shape[1:]),
+                "layers": [registry.serialize(layer) for layer in self.layers], "nodes": nodes,
+                "outputs": [names[id(t)] for t in self.outputs], "many_outputs": self._many_outputs}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The model get_config described: its layers made anew and called as they were."""
+        layers = {spec["config"]["name"]: registry.deserialize(spec, custom_objects) for spec in config["layers"]}
+        inputs = InputLayer(shape=config["input_shape"]).output
+        tensors, calls = {("__input__", 0): inputs}, {}
+        for node in config["nodes"]:
+            args = [tensors[tuple(ref)] for ref in node["inputs"]]
+            k = calls[node["layer"]] = calls.get(node["layer"], -1) + 1
+            tensors[(node["layer"], k)] = layers[node["layer"]](args if node["many"] else args[0])
+        outputs = [tensors[tuple(ref)] for ref in config["outputs"]]
+        return cls(inputs, outputs if config["many_outputs"] else outputs[0], name=config["name"])
+
+    # -- Keras conveniences -----------------------------------------------------------------------
+    def __call__(self, x, training=False):
+        """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
+        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy()."""
+        if is_symbolic(x):  # a model used as a layer of a functional model
+            return self.as_layer()(x)
+        y = self.forward(x, training)
+        return y.view(Tensor) if isinstance(y, np.ndarray) else y
+
+    def as_layer(self):
+        """This model as one layer of another (made once: its weights are the model's own)."""
+        if getattr(self, "_layer", None) is None:
+            self._layer = ModelLayer(self)
+        return self._layer
+
+    def _reads_input(self, layer):
+        return (self.layers and layer is self.layers[0]) if self.chain else \
+            any(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called name, or at position index (as Keras: give one of the two)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs a name or an index (one of the two)")
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"index {index} is out of range: the model has {len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the layers are: {', '.join(l.name for l in self.layers)}")
+
+    # -- inspection -----------------------------------------------------------------------------
+    def trace(self, x, y=None, keep=False):
+        """Run one batch forward (and backward when y is given) and report per layer: shapes,
+        activation statistics, milliseconds, gradient norms, multiply-adds. See minicnn.tracing."""
+        from minicnn.tracing import trace
+        return trace(self, x, y, keep)
+
+    def summary(self, line_length=None, positions=None, print_fn=print, **kwargs):
+        """Keras's table (layer, output shape, params, and for a graph the layers each one reads:
+        "Connected to") plus multiply-adds per image. line_length sets the width of the rules
+        (as Keras); positions and Keras's other options are accepted."""
+        if not self.built:
+            raise RuntimeError("the model is not built yet: give the first layer input_shape=, "
+                               "or call fit/predict once")
+        chain = self.chain
+        rows = []
+        for layer, shape, out, inbound in self._summary_entries():
+            row = [f"{layer.name} ({type(layer).__name__})", str(out), f"{layer.count_params():,}",
+                   f"{layer.count_macs(shape):,}"]
+            rows.append(row if chain else [*row, ", ".join(inbound)])
+        head = ["Layer (type)", "Output Shape", "Param #", "Mult-adds"] + ([] if chain else ["Connected to"])
+        widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(len(head))]
+        line = "-" * (line_length or sum(widths))
+
+        def fmt(r):
+            return "".join(c.rjust(w) if i in (2, 3) else ("  " + c if i == 4 else c).ljust(w)
+                           for i, (c, w) in enumerate(zip(r, widths)))
+        trainable = sum(p.size for layer in self.layers if layer.trainable for p in layer.params.values())
+        total_macs = sum(int(r[3].replace(",", "")) for r in rows)
+        text = [f'Model: "{self.name}"', line, fmt(head), "=" * len(line), *map(fmt, rows), "=" * len(line),
+                f"Total params: {self.count_params():,}",
+                f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {self.count_params() - trainable:,}",
+                f"Forward multiply-adds per image: {total_macs:,}", line]
+        print_fn("\n".join(text).rstrip())
+
+    def _summary_entries(self):
+        """(layer, input shape, output shape, names of the layers it reads) for each layer, its
+        first call's shapes (a layer called twice is one row)."""
+        entries = {}
+        for node in self._nodes:
+            inbound = [t.layer.name for t in node.inputs]
+            if id(node.layer) in entries:
+                entries[id(node.layer)][3].extend(inbound)
+            else:
+                shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
+                entries[id(node.layer)] = (node.layer, shape, node.output.shape, inbound)
+        return list(entries.values())
+
+
+def _warn_if_not_probabilities(loss, p):
+    """Warn (once per model) when a loss that expects probabilities gets outputs that cannot be:
+    a Dense(10) without softmax trained with "sparse_categorical_crossentropy" learns badly."""
+    if loss.from_logits or loss.softmax_gradient is None:  # logits expected, or not a cross-entropy
+        return
+    p = gpu.to_host(p)
+    if p.min() < 0 or p.max() > 1 or not np.allclose(p.sum(axis=-1), 1, atol=1e-3):
+        fix = "SparseCategoricalCrossentropy" if loss.sparse else "CategoricalCrossentropy"
+        warnings.warn(f"the loss {loss.name!r} expects probabilities, but the model's outputs range over "
+                      f"[{p.min():.3g}, {p.max():.3g}] and do not sum to 1: end the model with "
+                      f"Activation('softmax'), or compile with loss=minicnn.losses.{fix}(from_logits=True)",
+                      stacklevel=4)
