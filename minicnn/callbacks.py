@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minicnn import saving, utils
 from minicnn.io import atomic_write
 
 
@@ -328,7 +329,6 @@ class BackupAndRestore(Callback):
     def on_train_begin(self, logs=None):
         if not (self.model_path.is_file() and self.state_path.is_file()):
             return
-        from minicnn import saving, utils
         state = json.loads(self.state_path.read_text())
         saved = saving.load_model(self.model_path)
         self.model.set_weights(saved.get_weights())
@@ -339,7 +339,6 @@ class BackupAndRestore(Callback):
         self.model.resume_epoch = state["epoch"] + 1
 
     def on_epoch_end(self, epoch, logs=None):
-        from minicnn import utils
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         self.model.save(self.model_path)
         state = {"epoch": epoch, "rng": utils.rng().bit_generator.state}

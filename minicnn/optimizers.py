@@ -129,7 +129,7 @@ class Optimizer:
             else self.learning_rate
         config = {"name": type(self).__name__, "learning_rate": rate,
                   **{k: v for k in ("clipnorm", "clipvalue", "global_clipnorm") if (v := getattr(self, k)) is not None}}
-        return config if self.weight_decay is None or type(self) is AdamW else {**config, "weight_decay": self.weight_decay}
+        return config if self.weight_decay is None else {**config, "weight_decay": self.weight_decay}
 
     @staticmethod
     def from_config(config):
@@ -281,9 +281,6 @@ class AdamW(Adam):
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
 class Adagrad(Optimizer):

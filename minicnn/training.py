@@ -79,12 +79,13 @@ class Trainer:
         check_compiled(self, "fit")
         verbose = 1 if verbose == "auto" else verbose
         batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
+        if not isinstance(validation_freq, (list, tuple, set)):
+            validation_freq = _positive("validation_freq", validation_freq)
         if is_batch_source(x):
             if y is not None or sample_weight is not None or validation_split:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
                                  "give no y, sample_weight or validation_split")
-            source, steps, first_x = BatchSource(x, steps_per_epoch), None, None
-            steps = source.steps
+            source, first_x = BatchSource(x, steps_per_epoch), None
         else:
             x, y = check_data(self, x, y)
             w = sample_weights(y, len(x), sample_weight, class_weight)
@@ -98,7 +99,8 @@ class Trainer:
                                      "validation_split")
                 x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
                 w = None if w is None else w[:cut]
-            source, steps, first_x = ArrayBatches(x, y, w, batch_size, shuffle), -(-len(x) // batch_size), x
+            source, first_x = ArrayBatches(x, y, w, batch_size, shuffle), x
+        steps = source.steps
         self.history = History()
         cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
                            params={"epochs": epochs, "steps": steps, "verbose": verbose})
@@ -141,7 +143,7 @@ class Trainer:
                 raise ValueError(f"x gave no batch in epoch {epoch + 1}: a generator that ran out (give "
                                  "steps_per_epoch, and a generator that loops forever, or a PyDataset)")
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
-                else (epoch + 1) % _positive("validation_freq", validation_freq) == 0
+                else (epoch + 1) % validation_freq == 0
             if validation_data is not None and due:
                 val_args = (validation_data,) if is_batch_source(validation_data) else validation_data
                 val = self.evaluate(*val_args, batch_size=batch_size, verbose=0, return_dict=True,

@@ -423,3 +423,11 @@ def test_binary_metrics_match_keras(keras, rng, name, kwargs):
     model.compile(loss="binary_crossentropy", optimizer="adam", metrics=[ours.name] if not kwargs else [ours])
     logs = model.evaluate(rng.random((8, 2, 2)), rng.integers(0, 2, (8, 3)), verbose=0, return_dict=True)
     assert set(logs) == {"loss", ours.name}
+
+
+def test_a_bad_validation_freq_is_refused_before_training(rng):
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    with pytest.raises(ValueError, match="validation_freq must be an integer >= 1"):
+        model.fit(rng.random((4, 2, 2)), [0, 1, 0, 1], validation_freq=0, verbose=0)
+    assert model.optimizer.iterations == 0
