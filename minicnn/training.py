@@ -9,8 +9,14 @@ It drives a model through the model's public core only (minicnn/model.py): `forw
     model.evaluate(x_test, y_test)                # [loss, accuracy]
     model.predict(x_test)                         # (N, K)
 """
+import warnings
+
 import numpy as np
-from tqdm.auto import tqdm  # a text bar in a terminal, a widget-free bar in Jupyter
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # a Jupyter kernel without ipywidgets gets tqdm's text bar, which is fine: no warning
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm  # a text bar in a terminal, a widget in Jupyter where ipywidgets is installed
 
 from minicnn import gpu
 from minicnn import losses as losses_module
