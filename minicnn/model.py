@@ -384,11 +384,11 @@ class Model(Trainer):
         raise ValueError(f"no layer named {name!r}; the layers are: {', '.join(l.name for l in self.layers)}")
 
     # -- inspection -----------------------------------------------------------------------------
-    def trace(self, x, y=None, keep=False):
+    def trace(self, x, y=None, keep=False, warmup=True):
         """Run one batch forward (and backward when y is given) and report per layer: shapes,
         activation statistics, milliseconds, gradient norms, multiply-adds. See minicnn.tracing."""
         from minicnn.tracing import trace
-        return trace(self, x, y, keep)
+        return trace(self, x, y, keep, warmup)
 
     def summary(self, line_length=None, positions=None, print_fn=print, **kwargs):
         """Keras's table (layer, output shape, params, and for a graph the layers each one reads:

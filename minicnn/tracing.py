@@ -8,7 +8,9 @@
 For each layer: input and output shapes, statistics of the output (mean, std, fraction of
 exact zeros: a ReLU's dead units), forward milliseconds, multiply-adds per image; when y is
 given, also the backward milliseconds and the L2 norm of the gradient of each param and of
-the layer's input. Nothing is updated: the params stay as they were.
+the layer's input. Nothing is updated: the params stay as they were. Each call runs once
+untimed before the timed run (warmup=True), so the milliseconds leave out the first call's
+compilation of a Numba kernel (a second or more), which would hide the layer's real cost.
 """
 import time
 from dataclasses import dataclass, field
@@ -79,7 +81,7 @@ def _stats(y):
     return float(y64.mean()), float(y64.std()), float(np.mean(y64 == 0))
 
 
-def trace(model, x, y=None, keep=False):
+def trace(model, x, y=None, keep=False, warmup=True):
     """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None.
     The model runs call by call (model.nodes: each layer on its own, never fused), a row per
     call; a graph's backward adds up gradients where tensors fan out, as in training."""
@@ -99,6 +101,8 @@ def trace(model, x, y=None, keep=False):
 
     def forward_step(node, run):
         in_shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
+        if warmup:
+            synchronize(run())  # compiles what the call needs; the timed run below gives the outputs
         start = time.perf_counter()
         h = run()
         synchronize(h)  # on a GPU, time the work, not just its launch
@@ -117,6 +121,9 @@ def trace(model, x, y=None, keep=False):
             input_grads, param_grads = [None] * len(nodes), [None] * len(nodes)
 
             def backward_step(node, run):
+                if warmup:
+                    out = run()  # the backward reads only its cache, so a second run gives the same gradients
+                    synchronize(out if not isinstance(out, list) else out[0])
                 start = time.perf_counter()
                 dx = run()
                 synchronize(dx if not isinstance(dx, list) else dx[0])

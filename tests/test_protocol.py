@@ -97,8 +97,10 @@ def test_training_flag_is_the_same_everywhere():
     centre.modes.clear()
     model.evaluate(x, y, verbose=0)
     model.predict(x, verbose=0)
-    model.trace(x)
+    model.trace(x, warmup=False)
     assert centre.modes == [False, False, False]
+    model.trace(x)  # the untimed warm-up call runs in the same mode
+    assert centre.modes == [False] * 5
     model.trace(x, y)  # a backward follows: the forward runs in training mode
     assert centre.modes[-1] is True
 

@@ -68,6 +68,33 @@ def test_trace_gradient_norms_by_hand():
     assert rows[4]["name"] == model.layers[4].name and rows[4]["backward_ms"] >= 0
 
 
+def test_trace_warmup_changes_only_the_timings():
+    """The untimed first run of each call (warmup) must not change a number: a forward or backward
+    that wrote into its input or cache would show here. The tutorial model, whose last two layers
+    take the softmax shortcut, and a model with BatchNormalization and every activation kernel."""
+    from minicnn.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
+    from minicnn.models import Sequential
+
+    rng = np.random.default_rng(3)
+    x28, y10 = rng.random((4, 28, 28, 1), dtype=np.float32), to_categorical(np.arange(4) % 10, 10)
+    x, y = small_data(8)
+    bn_model = lambda: Sequential([Conv2D(4, 3, input_shape=x.shape[1:]), BatchNormalization(),
+                                   Activation("relu"), MaxPooling2D(2), Flatten(), Dense(6), Activation("gelu"),
+                                   Dense(y.shape[1], activation="softmax")])
+    for build, xs, ys in ((tutorial_model, x28, y10), (bn_model, x, y)):
+        set_random_seed(2)
+        model = build()
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        cold, warm = model.trace(xs, ys, keep=True, warmup=False), model.trace(xs, ys, keep=True)
+        for a, b in zip(cold.activations + cold.input_grads, warm.activations + warm.input_grads):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(cold.param_grads, warm.param_grads):
+            assert (a is None) == (b is None)
+            for key in a or {}:
+                np.testing.assert_array_equal(a[key], b[key])
+        assert cold.loss == warm.loss
+
+
 def test_training_curves_draw_every_series():
     history = {"loss": [1.0, 0.5, 0.4], "accuracy": [0.5, 0.7, 0.8], "val_loss": [1.1, 0.6, 0.5],
                "val_accuracy": [0.4, 0.6, 0.7]}
