@@ -91,8 +91,13 @@ class Model(Trainer):
             raise ValueError(f"the layer names of a model must be unique, got {sorted(names)}")
         shapes = [t.shape for t in self.outputs]
         self._output_shape = shapes if self._many_outputs else shapes[0]
-        for layer in self.layers:  # dL/d(data) is never needed
-            layer.input_grad = not all(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
+        # dL/d(data) is never needed, nor through layers that only prepare the data (augmentation)
+        data = {id(self.inputs[0])}
+        for node in self._nodes:
+            if node.layer.data_only and all(id(t) in data for t in node.inputs):
+                data.add(id(node.output))
+        for layer in self.layers:
+            layer.input_grad = not all(id(t) in data for n in layer.nodes for t in n.inputs)
 
     # -- shape and place ----------------------------------------------------------------------
     @property

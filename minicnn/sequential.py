@@ -52,8 +52,10 @@ class Sequential(Model):
             self._input = layer  # not one of model.layers, as in Keras
             return
         self.layers.append(layer)
+        # dL/d(data) is never needed, nor through layers that only prepare the data: the first
+        # layer after them may skip computing its dL/dx
+        layer.input_grad = not all(earlier.data_only for earlier in self.layers[:-1])
         if len(self.layers) == 1:
-            layer.input_grad = False  # dL/d(data) is never needed: the first layer may skip computing it
             shape = layer.input_shape if layer.input_shape is not None else getattr(self._input, "input_shape", None)
             if shape is not None:
                 self._output_shape = layer.ensure_built(shape)

@@ -457,3 +457,103 @@ def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
                      s["v"].reshape(-1), alpha, c1, c2, eps, commit):
             return False
     return True
+
+
+# -- Augmentation: the affine resampling of RandomTranslation, RandomRotation, RandomZoom ---------
+FILL_MODES = {"reflect": 0, "wrap": 1, "constant": 2, "nearest": 3}
+
+
+@njit(cache=True, inline="always")
+def _map_coordinate(c, size, mode):
+    """reference.map_coordinate for one coordinate (mode: FILL_MODES's code)."""
+    if mode == 2:
+        return c
+    if mode == 3 or size <= 1:
+        return min(max(c, 0.0), size - 1.0)
+    if c < 0:
+        if mode == 0:
+            period = 2.0 * size
+            c = c + period * np.trunc(-c / period)
+            c = c + period if c < -size else -c - 1.0
+        else:
+            c = c + size * (np.trunc(-c / (size - 1)) + 1.0)
+    elif c > size - 1:
+        if mode == 0:
+            period = 2.0 * size
+            c = c - period * np.trunc(c / period)
+            if c >= size:
+                c = period - c - 1.0
+        else:
+            c = c - size * np.trunc(c / (size - 1))
+    return min(max(c, 0.0), size - 1.0)
+
+
+@njit(cache=True, inline="always")
+def _source(t, i, j, H, W, mode, bilinear):
+    """Output pixel (i, j)'s four reads: rows, columns and weights (zero weight: outside, reads the fill)."""
+    k = t[6] * j + t[7] * i + 1.0
+    u = _map_coordinate((t[0] * j + t[1] * i + t[2]) / k, W, mode)
+    v = _map_coordinate((t[3] * j + t[4] * i + t[5]) / k, H, mode)
+    if bilinear:
+        v0, u0 = np.floor(v), np.floor(u)
+        s, r = v - v0, u - u0
+        rows = (v0, v0, v0 + 1.0, v0 + 1.0)
+        cols = (u0, u0 + 1.0, u0, u0 + 1.0)
+        weights = ((1 - s) * (1 - r), (1 - s) * r, s * (1 - r), s * r)
+    else:
+        vr, ur = np.sign(v) * np.floor(abs(v) + 0.5), np.sign(u) * np.floor(abs(u) + 0.5)
+        rows, cols, weights = (vr, 0.0, 0.0, 0.0), (ur, 0.0, 0.0, 0.0), (1.0, 0.0, 0.0, 0.0)
+    return rows, cols, weights
+
+
+@njit(parallel=True, cache=True)
+def _affine_forward(x, transforms, mode, bilinear, fill, y):
+    N, H, W, C = x.shape
+    for n in prange(N):
+        t = transforms[n].astype(np.float32)
+        for i in range(H):
+            for j in range(W):
+                rows, cols, weights = _source(t, np.float32(i), np.float32(j), H, W, mode, bilinear)
+                for c in range(C):
+                    acc = 0.0
+                    for q in range(4):
+                        r, cc = rows[q], cols[q]
+                        if 0 <= r < H and 0 <= cc < W:
+                            acc += weights[q] * x[n, int(r), int(cc), c]
+                        else:
+                            acc += weights[q] * fill
+                    y[n, i, j, c] = acc
+
+
+@njit(parallel=True, cache=True)
+def _affine_backward(dy, transforms, mode, bilinear, dx):
+    N, H, W, C = dy.shape
+    for n in prange(N):  # each image writes only its own dx[n]: no race
+        t = transforms[n].astype(np.float32)
+        for i in range(H):
+            for j in range(W):
+                rows, cols, weights = _source(t, np.float32(i), np.float32(j), H, W, mode, bilinear)
+                for q in range(4):
+                    r, cc = rows[q], cols[q]
+                    if weights[q] != 0 and 0 <= r < H and 0 <= cc < W:
+                        for c in range(C):
+                            dx[n, int(r), int(cc), c] += weights[q] * dy[n, i, j, c]
+
+
+def affine_transform_forward(x, transforms, interpolation="bilinear", fill_mode="reflect", fill_value=0.0):
+    """Same contract as reference.affine_transform_forward: one pass over the output pixels."""
+    x = np.ascontiguousarray(x)
+    transforms = np.ascontiguousarray(transforms, dtype=np.float32).reshape(len(x), 8)
+    y = np.empty_like(x)
+    bilinear = interpolation != "nearest"
+    _affine_forward(x, transforms, FILL_MODES[fill_mode], bilinear, x.dtype.type(fill_value), y)
+    return y, (transforms, FILL_MODES[fill_mode], bilinear)
+
+
+def affine_transform_backward(dy, ctx):
+    """Same contract as reference.affine_transform_backward: the reads recomputed, not stored."""
+    transforms, mode, bilinear = ctx
+    dy = np.ascontiguousarray(dy)
+    dx = np.zeros_like(dy)
+    _affine_backward(dy, transforms, mode, bilinear, dx)
+    return dx

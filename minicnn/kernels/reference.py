@@ -28,6 +28,7 @@ CONTRACT = (
     "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
+    "affine_transform_forward", "affine_transform_backward",  # RandomTranslation, RandomRotation, RandomZoom
 )
 
 
@@ -265,3 +266,80 @@ def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
         elif not (xp.isfinite(m).all() and xp.isfinite(v).all() and xp.isfinite(new).all()):
             return False
     return True
+
+
+# -- Augmentation: each image resampled through an affine map, as TensorFlow samples it --------------
+def map_coordinate(c, size, fill_mode):
+    """Where an input coordinate c (an array of reals) reads in an axis of `size` pixels, by
+    TensorFlow's rules (ImageProjectiveTransformV3): "reflect" mirrors [abcd] to [dcba|abcd|dcba],
+    "wrap" repeats it [abcd|abcd|abcd], "nearest" stops at the edge; each is then clamped to
+    [0, size - 1]. "constant" leaves c alone: the reads outside the image get fill_value."""
+    xp = array_module(c)
+    if fill_mode == "constant":
+        return c
+    if fill_mode == "nearest" or size <= 1:
+        return xp.clip(c, 0, size - 1)
+    if fill_mode == "reflect":
+        period = 2 * size
+        low = c + period * xp.trunc(-c / period)  # into (-2 size, 0], for c < 0
+        low = xp.where(low < -size, low + period, -low - 1)
+        high = c - period * xp.trunc(c / period)  # into [0, 2 size), for c > size - 1
+        high = xp.where(high >= size, period - high - 1, high)
+    else:  # "wrap", with TensorFlow's own arithmetic (it divides by size - 1)
+        low = c + size * (xp.trunc(-c / (size - 1)) + 1)
+        high = c - size * xp.trunc(c / (size - 1))
+    c = xp.where(c < 0, low, xp.where(c > size - 1, high, c))
+    return xp.clip(c, 0, size - 1)
+
+
+def affine_transform_forward(x, transforms, interpolation="bilinear", fill_mode="reflect", fill_value=0.0):
+    """Resample each image through its own map. x: (N, H, W, C), transforms: (N, 8) -> y: same shape.
+
+    A transform [a0, a1, a2, b0, b1, b2, c0, c1] is TensorFlow's (and Keras's): output pixel (i, j)
+    (row, column) reads the input at column u = (a0 j + a1 i + a2) / k and row v = (b0 j + b1 i + b2) / k,
+    with k = c0 j + c1 i + 1. The coordinates go through map_coordinate, then
+    "bilinear" mixes the four pixels around (v, u), each weighted by its nearness,
+        y = (1 - s)(1 - t) x[v0, u0] + (1 - s) t x[v0, u0 + 1] + s (1 - t) x[v0 + 1, u0] + s t x[v0 + 1, u0 + 1]
+    with v0 = floor(v), s = v - v0, u0 = floor(u), t = u - u0; "nearest" takes the pixel at
+    (round(v), round(u)). A read outside the image gives fill_value. ctx keeps the pixels read
+    and their weights: the backward sends each output's gradient back along them.
+    """
+    xp = array_module(x)
+    N, H, W, _ = x.shape
+    t = xp.asarray(transforms, dtype=xp.float32).reshape(N, 8, 1, 1)
+    i = xp.arange(H, dtype=xp.float32).reshape(1, H, 1)  # output rows
+    j = xp.arange(W, dtype=xp.float32).reshape(1, 1, W)  # output columns
+    k = t[:, 6] * j + t[:, 7] * i + 1
+    u = map_coordinate((t[:, 0] * j + t[:, 1] * i + t[:, 2]) / k, W, fill_mode)  # (N, H, W): input columns
+    v = map_coordinate((t[:, 3] * j + t[:, 4] * i + t[:, 5]) / k, H, fill_mode)  # input rows
+    if interpolation == "nearest":  # round half away from zero, as C's std::round
+        corners = [(xp.sign(v) * xp.floor(xp.abs(v) + 0.5), xp.sign(u) * xp.floor(xp.abs(u) + 0.5),
+                    xp.ones_like(u))]
+    else:
+        v0, u0 = xp.floor(v), xp.floor(u)
+        s, t_ = v - v0, u - u0
+        corners = [(v0, u0, (1 - s) * (1 - t_)), (v0, u0 + 1, (1 - s) * t_),
+                   (v0 + 1, u0, s * (1 - t_)), (v0 + 1, u0 + 1, s * t_)]
+    n = xp.arange(N).reshape(N, 1, 1)
+    y = xp.zeros(x.shape, dtype=x.dtype)
+    reads = []
+    for rows, cols, weight in corners:
+        inside = (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
+        r, c = xp.clip(rows, 0, H - 1).astype(xp.intp), xp.clip(cols, 0, W - 1).astype(xp.intp)
+        pixel = xp.where(inside[..., None], x[n, r, c], x.dtype.type(fill_value))
+        y += (weight[..., None] * pixel).astype(x.dtype)
+        reads.append((r, c, (weight * inside).astype(x.dtype)))
+    return y, (x.shape, reads)
+
+
+def affine_transform_backward(dy, ctx):
+    """Gradient of affine_transform_forward: dy: (N, H, W, C) -> dx. The forward is linear in x,
+    so its backward is the adjoint: each output's gradient goes back to the pixels it read, times
+    the weight it read them with (reads of the fill value send nothing back)."""
+    xp = array_module(dy)
+    shape, reads = ctx
+    dx = xp.zeros(shape, dtype=dy.dtype)
+    n = xp.broadcast_to(xp.arange(shape[0]).reshape(-1, 1, 1), reads[0][0].shape)
+    for r, c, weight in reads:
+        xp.add.at(dx, (n, r, c), weight[..., None] * dy)  # add.at: several outputs may read one pixel
+    return dx

@@ -1,4 +1,12 @@
 """minicnn's layers, with Keras's names, arguments and defaults (channels-last)."""
+from minicnn.layers.augmentation import (
+    RandomContrast,
+    RandomCrop,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
 from minicnn.layers.core import (
@@ -46,6 +54,12 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "MaxPooling2D",
+    "RandomContrast",
+    "RandomCrop",
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
     "ReLU",
     "Rescaling",
     "Reshape",

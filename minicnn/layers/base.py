@@ -67,6 +67,11 @@ def _marks_built(build):
 class Layer:
     """Base class of minicnn layers. See the module docstring for the protocol."""
 
+    # A layer that only prepares the data (the random augmentation layers): no weights. A model
+    # whose first layers are all such needs no gradient of their outputs either, so the first
+    # layer after them skips dL/dx, as the first layer of a model does.
+    data_only = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         build = cls.__dict__.get("build")
