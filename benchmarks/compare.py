@@ -1,6 +1,7 @@
 """minicnn against Keras on the tutorial model, side by side, each engine in its own process.
 
     python benchmarks/compare.py [--epochs 5] [--threads 2] [--out benchmarks/results]
+    python benchmarks/compare.py --model recipe --epochs 3 --engines minicnn-numba keras
     python benchmarks/compare.py --engines minicnn-cupy torch-cuda --batch 64   # on a GPU machine
 
 Runs, one after another and never together: minicnn on the Numba backend (all 60,000 images),
@@ -9,6 +10,10 @@ Keras on TensorFlow CPU (`pip install ".[bench]"`; skipped when missing). Same d
 batch (64 unless --batch), same thread count. Prints a table, writes compare.json and
 compare.png to --out. The GPU columns: minicnn on CuPy (`pip install ".[gpu]"`) and the same
 model in PyTorch on CUDA, batches copied to the GPU one at a time in both.
+
+--model recipe trains the network of examples/fashion_mnist_recipe.py instead (BatchNormalization,
+Dropout, RandomFlip and RandomTranslation, AdamW with its warm-up and cosine schedule over --epochs,
+label smoothing): the same function builds it in minicnn and in Keras.
 
 Figures: steady-state seconds per epoch (the median of the epochs after the first), the first
 epoch's seconds (it pays JIT compilation or cache loading), training images/s, inference
@@ -43,7 +48,20 @@ def load(n_train):
     return x, to_categorical(y[:n_train], 10), xt, to_categorical(yt, 10)
 
 
-def build(lib):
+def recipe_module():
+    """examples/fashion_mnist_recipe.py, imported by path (examples/ is not a package)."""
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist_recipe.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(lib, model_name="tutorial", steps_per_epoch=938, epochs=5):
+    if model_name == "recipe":
+        recipe = recipe_module()
+        return recipe.compile_model(recipe.build_model(lib), lib, steps_per_epoch, epochs)
     L = lib.layers
     first = [L.Input((28, 28, 1)), L.Conv2D(64, (3, 3))] if hasattr(L, "Input") else \
         [L.Conv2D(64, (3, 3), input_shape=(28, 28, 1))]
@@ -95,7 +113,7 @@ class TorchModel:
         return [float(-np.log(np.clip((p * y).sum(1), 1e-7, 1)).mean()), float((p.argmax(1) == y.argmax(1)).mean())]
 
 
-def worker(engine, epochs, n_train, batch, seed=0):
+def worker(engine, epochs, n_train, batch, seed=0, model_name="tutorial"):
     """Train and measure one engine in this process; print one JSON line."""
     if engine == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -112,7 +130,9 @@ def worker(engine, epochs, n_train, batch, seed=0):
         lib.backend.set_backend(engine.split("-")[1])
         lib.utils.set_random_seed(seed)
     x, y, xt, yt = load(n_train)
-    model = TorchModel(seed) if lib is None else build(lib)
+    if lib is None and model_name != "tutorial":
+        raise SystemExit("torch-cuda runs the tutorial model only")
+    model = TorchModel(seed) if lib is None else build(lib, model_name, -(-n_train // batch), epochs)
     epoch_times = []
     for _ in range(epochs):  # one fit per epoch, so each epoch is timed alone
         t = time.perf_counter()
@@ -120,7 +140,7 @@ def worker(engine, epochs, n_train, batch, seed=0):
         epoch_times.append(time.perf_counter() - t)
     scale = 60000 / n_train
     steady = statistics.median(epoch_times[1:]) if epochs > 1 else epoch_times[0]
-    result = {"engine": engine, "seed": seed, "train_images": n_train, "epochs": epochs, "batch": batch,
+    result = {"engine": engine, "model": model_name, "seed": seed, "train_images": n_train, "epochs": epochs, "batch": batch,
               "epoch_seconds": [t * scale for t in epoch_times], "seconds_per_epoch": steady * scale,
               "first_epoch_seconds": epoch_times[0] * scale, "train_images_per_s": n_train / steady}
     for b in (64, 1000):
@@ -138,7 +158,7 @@ def run(engine, args):
     n_train = args.numpy_subset if engine == "minicnn-numpy" else 60000
     epochs = 2 if engine == "minicnn-numpy" else args.epochs
     cmd = [sys.executable, __file__, "--worker", engine, "--epochs", str(epochs), "--train", str(n_train),
-           "--seed", str(args.seed), "--batch", str(args.batch)]
+           "--seed", str(args.seed), "--batch", str(args.batch), "--model", args.model]
     print(f"running {engine} ({n_train} images, {epochs} epochs, batch {args.batch})...", flush=True)
     proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
@@ -174,18 +194,19 @@ def main():
     p.add_argument("--seed", type=int, default=0, help="seeds weights and shuffling in every engine")
     p.add_argument("--engines", nargs="+", default=list(CPU_ENGINES), choices=ENGINES)
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--model", choices=("tutorial", "recipe"), default="tutorial")
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     p.add_argument("--train", type=int, default=60000, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        return worker(args.worker, args.epochs, args.train, args.batch, args.seed)
+        return worker(args.worker, args.epochs, args.train, args.batch, args.seed, args.model)
     results = [r for r in (run(engine, args) for engine in args.engines) if r]
     peer = next((r for r in results if r["engine"] in ("keras", "torch-cuda")), None)
     versus = "x " + ("Keras" if peer and peer["engine"] == "keras" else "torch")
     head = f"{'engine':14} {'s/epoch':>8} {versus:>8} {'1st epoch':>9} {'train img/s':>11} " \
            f"{'infer b64':>9} {'infer b1000':>11} {'peak RSS MB':>11} {'test acc':>8}"
-    print(f"\n{args.threads} threads, batch {args.batch}\n{head}")
+    print(f"\n{args.model} model, {args.threads} threads, batch {args.batch}\n{head}")
     for r in results:
         ratio = f"{r['seconds_per_epoch'] / peer['seconds_per_epoch']:8.2f}" if peer else " " * 8
         acc = f"{r['test_accuracy']:8.4f}" if r["test_accuracy"] is not None else "  subset"
@@ -194,10 +215,11 @@ def main():
               f"{r['inference_images_per_s_b1000']:11.0f} {r['peak_rss_mb']:11.0f} {acc}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.json").write_text(json.dumps({"threads": args.threads, "batch": args.batch, "results": results},
-                                                 indent=1))
-    chart(results, out / "compare.png")
-    print(f"wrote {out / 'compare.json'} and {out / 'compare.png'}")
+    stem = "compare" if args.model == "tutorial" else f"compare-{args.model}"
+    (out / f"{stem}.json").write_text(json.dumps({"model": args.model, "threads": args.threads, "batch": args.batch,
+                                                  "results": results}, indent=1))
+    chart(results, out / f"{stem}.png")
+    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The execution plan: Conv2D -> ReLU -> MaxPooling2D run as one step, when the kernels fuse them.
+"""The execution plan: Conv2D -> ReLU -> MaxPooling2D run as one step, when the kernels fuse them;
+Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D) with the normalization folded into the
+convolution's weights at inference.
 
 This is not a layer you add, and it changes no layer: it is how Sequential runs them. Sequential looks for the three layers in a row (or a Conv2D
 with activation="relu" followed by MaxPooling2D) and, when the backend has a fused kernel
@@ -9,12 +11,20 @@ and their backward take one pass instead of four. The three layers keep their pa
 the math is the composition (see reference.conv_relu_pool_forward), and the tests hold the
 fused step to the layer-by-layer one. model.trace always runs layer by layer, to show each.
 """
-from minicnn import backend
-from minicnn.layers import Activation, Conv2D, MaxPooling2D
+from minicnn import backend, gpu
+from minicnn.layers import Activation, BatchNormalization, Conv2D, MaxPooling2D
 
 
 def _is_relu(layer):
     return isinstance(layer, Activation) and layer.activation == "relu" and not layer.options
+
+
+def _pool_size(layer):
+    """P for a MaxPooling2D of P x P windows, stride P, "valid" (non-overlapping), else None."""
+    P = layer.pool_size[0] if isinstance(layer, MaxPooling2D) else None
+    if P is None or layer.pool_size != (P, P) or layer.strides != (P, P) or layer.padding != "valid":
+        return None
+    return P
 
 
 def match(layers, i, kernels):
@@ -29,21 +39,35 @@ def match(layers, i, kernels):
         pool, n = layers[i + 1], 2
     else:
         return 0
-    P = pool.pool_size[0] if isinstance(pool, MaxPooling2D) else None
-    if P is None or pool.pool_size != (P, P) or pool.strides != (P, P) or pool.padding != "valid":
+    return n if _pool_size(pool) else 0
+
+
+def match_bn(layers, i, kernels):
+    """How many layers from layers[i] one ConvBNReLU can run (4 with a MaxPooling2D after, 3), or 0."""
+    chain = layers[i:i + 4]
+    if not (len(chain) >= 3 and isinstance(chain[0], Conv2D) and chain[0].built and chain[0].activation is None
+            and isinstance(chain[1], BatchNormalization) and chain[1].built and _is_relu(chain[2])
+            and kernels.speeds_up("conv2d_forward")):  # the reference runs layer by layer, to be read
         return 0
-    return n
+    return 4 if len(chain) == 4 and _pool_size(chain[3]) else 3
 
 
-class ConvReLUPool:
+class FusedStep:
+    """Several layers run as one step; `layers` keeps them, whose params and grads it uses."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        self._cache = None
+
+
+class ConvReLUPool(FusedStep):
     """One step of a model: conv -> relu -> pool. x: (N, H, W, C) -> y: (N, PH, PW, F).
     Its forward and backward have the layer protocol's signatures; the gradients land in the
     conv layer's grads, as if the three layers had run one by one."""
 
     def __init__(self, layers):
-        self.layers = layers
+        super().__init__(layers)
         self.conv, self.pool = layers[0], layers[-1]
-        self._cache = None
 
     def forward(self, x, training=False):
         conv = self.conv
@@ -68,11 +92,78 @@ class ConvReLUPool:
         return dx
 
 
+class ConvBNReLU(FusedStep):
+    """Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D). In training the layers run one by
+    one (the normalization needs the batch's statistics of the conv's output). At inference the
+    normalization is a fixed affine map per channel, y = s z + t with s = gamma / sqrt(moving_var + eps)
+    and t = beta - s moving_mean, and a convolution followed by it is one convolution:
+
+        s (x * W + b) + t = x * (s W) + (s b + t)
+
+    (s scales each filter's weights: W: (KH, KW, C, F) times s: (F,)). So inference runs one
+    convolution with the folded weights, and with a MaxPooling2D after it, the fused
+    conv -> relu -> pool kernel: the normalized maps are never made."""
+
+    def __init__(self, layers):
+        super().__init__(layers)
+        self.conv, self.bn = layers[0], layers[1]
+        self.pool = layers[3] if len(layers) == 4 else None
+
+    def folded(self):
+        """The conv's weights with the normalization folded in: W': (KH, KW, C, F), b': (F,)."""
+        conv, bn = self.conv, self.bn
+        W = conv.dilated(conv.params["W"])
+        xp = gpu.array_module(W)
+        s = 1 / xp.sqrt(bn.state["moving_variance"] + bn.dtype.type(bn.epsilon))
+        if bn.scale:
+            s = s * bn.params["gamma"]
+        b = conv.params["b"] if conv.use_bias else xp.zeros_like(s)
+        t = -s * bn.state["moving_mean"] + (bn.params["beta"] if bn.center else 0)
+        return (W * s).astype(W.dtype), (s * b + t).astype(W.dtype)
+
+    def forward(self, x, training=False):
+        if training and self.bn.trainable:  # batch statistics: layer by layer, each keeping its cache
+            for layer in self.layers:
+                x = layer.forward(x, training)
+            self._cache = True
+            return x
+        conv = self.conv
+        x = conv.as_input(x)
+        kernels = backend.kernels_for(x)
+        W, b = self.folded()
+        for layer in self.layers:
+            layer.forget()
+        self._cache = None
+        P = self.pool.pool_size[0] if self.pool else None
+        if P and conv.strides == (1, 1) and conv.dilation_rate == (1, 1) and kernels.speeds_up("conv_relu_pool_forward"):
+            return kernels.conv_relu_pool_forward(x, W, b, P, conv.pads)[0]
+        y = kernels.relu_forward(kernels.conv2d_forward(x, W, b, conv.strides, conv.pads)[0])
+        return self.pool.forward(y) if self.pool else y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("call forward(x, training=True) before backward(dy)")
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+
+def step_at(layers, i, kernels):
+    """The fused step that runs layers[i:i + n], and n; or (None, 0) where none applies."""
+    n = match(layers, i, kernels)
+    if n:
+        return ConvReLUPool(layers[i:i + n]), n
+    n = match_bn(layers, i, kernels)
+    if n:
+        return ConvBNReLU(layers[i:i + n]), n
+    return None, 0
+
+
 def plan(layers, kernels):
-    """The steps a model runs for layers with these kernels: each a layer, or a ConvReLUPool of several."""
+    """The steps a model runs for layers with these kernels: each a layer, or a fused step of several."""
     steps, i = [], 0
     while i < len(layers):
-        n = match(layers, i, kernels)
-        steps.append(ConvReLUPool(layers[i:i + n]) if n else layers[i])
+        step, n = step_at(layers, i, kernels)
+        steps.append(step or layers[i])
         i += n or 1
     return steps

@@ -139,8 +139,9 @@ class Model(Trainer):
     # -- the passes ----------------------------------------------------------------------------
     def execution_plan(self):
         """The Nodes forward runs: the graph's own, in topological order, except that a chain
-        Conv2D -> ReLU -> MaxPooling2D that nothing else reads into becomes one fused step where
-        the kernels have one (minicnn/fusion.py), as in a Sequential."""
+        Conv2D -> ReLU -> MaxPooling2D (or Conv2D -> BatchNormalization -> ReLU) that nothing else
+        reads into becomes one fused step where the kernels have one (minicnn/fusion.py), as in a
+        Sequential."""
         kernels = backend.kernels() if self.device == "cpu" else None
         key = (backend.get_backend(), self.device)
         if getattr(self, "_plan_key", None) != key:
@@ -155,12 +156,12 @@ class Model(Trainer):
         calls = Counter(id(n.layer) for n in nodes)
         plan, i = [], 0
         while i < len(nodes):
-            chain = nodes[i:i + 3]
-            n = fusion.match([c.layer for c in chain], 0, kernels)
+            chain = nodes[i:i + 4]
+            fused, n = fusion.step_at([c.layer for c in chain], 0, kernels)
             private = all(calls[id(c.layer)] == 1 for c in chain[:n]) and all(
                 chain[k].inputs == [chain[k - 1].output] and readers[id(chain[k - 1].output)] == 1 for k in range(1, n))
             if n and private:  # the intermediate maps are read by the chain alone: fuse it
-                step = Node(fusion.ConvReLUPool([c.layer for c in chain[:n]]), chain[0].inputs)
+                step = Node(fused, chain[0].inputs)
                 step.output = chain[n - 1].output
                 plan.append(step)
                 i += n
@@ -229,7 +230,7 @@ class Model(Trainer):
             node.layer._cache = node.cache
             g = grads.pop(id(node.output))
             dx = watch(node, lambda node=node, g=g: node.layer.backward(g)) if watch else node.layer.backward(g)
-            fused = isinstance(node.layer, fusion.ConvReLUPool)
+            fused = isinstance(node.layer, fusion.FusedStep)
             for layer in node.layer.layers if fused else [node.layer]:
                 if layer.params:
                     if id(layer) in totals:

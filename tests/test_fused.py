@@ -106,3 +106,47 @@ def test_no_fusion_where_it_would_change_the_math():
         assert model.execution_plan() == model.layers
     finally:
         minicnn.backend._state["name"] = None
+
+
+@pytest.mark.parametrize("pool, strides, padding", [(True, 1, "same"), (False, 1, "valid"), (True, 2, "same"),
+                                                    (False, 2, "same")])
+@pytest.mark.parametrize("use_bias, center, scale", [(False, True, True), (True, False, False)])
+def test_batchnorm_folded_into_the_conv_at_inference(pool, strides, padding, use_bias, center, scale, rng):
+    """Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D): one step; in training the layers one by one
+    (the same numbers), at inference one convolution with s W and s b + t: the same predictions."""
+    from minicnn.fusion import ConvBNReLU
+    from minicnn.layers import BatchNormalization, Input
+    minicnn.backend.set_backend("numba")
+    try:
+        minicnn.utils.set_random_seed(1)
+        layers = [Input((9, 9, 3), dtype="float64"),
+                  Conv2D(4, 3, strides=strides, padding=padding, use_bias=use_bias, dtype="float64"),
+                  BatchNormalization(center=center, scale=scale, dtype="float64"), Activation("relu", dtype="float64"),
+                  *([MaxPooling2D(2, dtype="float64")] if pool else []), Flatten(dtype="float64"),
+                  Dense(3, activation="softmax", dtype="float64")]
+        model = Sequential(layers)
+        bn = model.layers[1]
+        bn.state["moving_mean"][:] = rng.standard_normal(4)  # statistics and weights far from their initial values
+        bn.state["moving_variance"][:] = rng.uniform(0.2, 3, 4)
+        for layer in model.layers:
+            for v in layer.params.values():
+                v[...] = rng.standard_normal(v.shape)
+        steps = model.execution_plan()
+        assert isinstance(steps[0], ConvBNReLU) and len(steps[0].layers) == (4 if pool else 3)
+        x = rng.standard_normal((5, 9, 9, 3))
+        by_layer = x
+        for layer in model.layers:
+            by_layer = layer.forward(by_layer)
+        np.testing.assert_allclose(model.predict(x, verbose=0), by_layer, rtol=1e-10, atol=1e-12)
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
+        y = minicnn.utils.to_categorical(rng.integers(0, 3, 5), 3).astype(np.float64)
+        errors = check_model(model, x, y)  # training through the step: batch statistics, exact gradients
+        if use_bias:  # a bias before a batch normalization is removed with the mean: its gradient is 0
+            assert np.abs(model.layers[0].grads["b"]).max() < 1e-12
+            errors.pop(f"{model.layers[0].name}/b")
+        assert max(errors.values()) < 1e-6, errors
+        moving = bn.state["moving_mean"].copy()
+        model.train_on_batch(x, y)
+        assert not np.array_equal(bn.state["moving_mean"], moving)  # the batch statistics still update
+    finally:
+        minicnn.backend._state["name"] = None

@@ -100,3 +100,54 @@ def test_numba_relu_matches_reference(dtype, rng):
     assert got.dtype == np.dtype(dtype) and got[0, 0, 0, 0] == 0
     with np.errstate(invalid="ignore"):  # the reference's inf * 0 = NaN is the point here
         np.testing.assert_array_equal(got, reference.relu_backward(y, dy))
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 40])
+@pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", [g for g in GRID if g[1] * g[2] * g[3] > 32][:3])
+def test_numba_conv_in_chunks_of_images_matches_reference(monkeypatch, chunk_rows, N, H, W, C, F, kernel, strides,
+                                                           padding, rng):
+    """The im2col path works through the batch in chunks of images (CHUNK_ROWS rows of cols each):
+    many chunks, an uneven last one, one image per chunk; the fused step too."""
+    monkeypatch.setattr(numba_kernels, "CHUNK_ROWS", chunk_rows)
+    N = N + 3
+    x = rng.standard_normal((N, H, W, C))
+    Wt, b = rng.standard_normal((*kernel, C, F)), rng.standard_normal(F)
+    pads = plan(x.shape, kernel, strides, padding)
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+    if strides == (1, 1):
+        p_ref, c_ref = reference.conv_relu_pool_forward(x, Wt, b, 2, pads)
+        p, c = numba_kernels.conv_relu_pool_forward(x, Wt, b, 2, pads)
+        np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-12)
+        dp = rng.standard_normal(p.shape)
+        for got, want in zip(numba_kernels.conv_relu_pool_backward(dp, c, Wt),
+                             reference.conv_relu_pool_backward(dp, c_ref, Wt)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 2e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 4), (3, 5, 7, 3), (2, 6), (1, 9, 9, 1), (4, 3, 3, 16)], ids=str)
+def test_numba_batchnorm_matches_reference(dtype, tol, shape, rng):
+    x = (rng.standard_normal(shape) * 3 + 5).astype(dtype)  # a mean far from 0: E[x^2] - mean^2 must hold up
+    gamma, beta = rng.standard_normal(shape[-1]).astype(dtype), rng.standard_normal(shape[-1]).astype(dtype)
+    eps = np.dtype(dtype).type(1e-3)
+    for g, b_ in ((gamma, beta), (None, None)):
+        moments = numba_kernels.batchnorm_moments(x)
+        for got, want in zip(moments, reference.batchnorm_moments(x)):
+            assert got.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(x).max() ** 2)
+        y_ref, ctx_ref = reference.batchnorm_forward(x, g, b_, *reference.batchnorm_moments(x), eps)
+        y, ctx = numba_kernels.batchnorm_forward(x, g, b_, *reference.batchnorm_moments(x), eps)
+        assert y.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+        dy = rng.standard_normal(shape).astype(dtype)
+        for batch_stats in (True, False):
+            got = numba_kernels.batchnorm_backward(dy, ctx, g, batch_stats)
+            want = reference.batchnorm_backward(dy, ctx_ref, g, batch_stats)
+            for a, w in zip(got, want):
+                assert a.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(a, w, rtol=tol, atol=tol * max(1, np.abs(w).max()))

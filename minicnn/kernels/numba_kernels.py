@@ -24,6 +24,7 @@ from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
 CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (determinism)
+CHUNK_ROWS = 8192  # im2col rows per chunk of images: with KH KW C = 576, 19 MB of cols (measured best of 1k-100k)
 
 
 def _out_size(padded, k, s):
@@ -152,11 +153,9 @@ def conv2d_forward(x, W, b, stride, pads):
         y = np.empty((N, OH, OW, F), dtype=x.dtype)
         conv_direct_forward(xpad, W, b, SH, SW, y)
         return y, ("direct", xpad, stride, pads)
-    cols = np.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
-    im2col(xpad, KH, KW, SH, SW, OH, OW, cols)
-    y = cols @ W.reshape(KH * KW * C, F)
+    y = _gemm_forward(xpad, W, stride, OH, OW)
     y += b
-    return y.reshape(N, OH, OW, F), ("gemm", cols, xpad.shape, stride, pads)
+    return y.reshape(N, OH, OW, F), ("gemm", xpad, stride, pads)
 
 
 def conv2d_backward(dy, ctx, W, need_dx=True):
@@ -176,23 +175,54 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape, dtype=dy.dtype)
         conv_direct_dx(dy, W, SH, SW, dxpad)
         return unpad_nhwc(dxpad, pads), dW, db
-    _, cols, xpad_shape, stride, pads = ctx
-    return _gemm_backward(dy, cols, W, xpad_shape, stride, pads, need_dx)
+    _, xpad, stride, pads = ctx
+    return _gemm_backward(dy, xpad, W, stride, pads, need_dx)
 
 
-def _gemm_backward(dy, cols, W, xpad_shape, stride, pads, need_dx):
-    """The im2col path's gradients: dW = cols^T dy, db = sum dy, dx = col2im(dy W^T)."""
+def _chunks(N, OH, OW):
+    """Image ranges of about CHUNK_ROWS im2col rows each: one chunk's cols (a few MB) stays in
+    cache between im2col and the matrix product, and no (N OH OW, KH KW C) array, tens of MB
+    freshly allocated (and page-faulted) at every call, is ever made. The ranges depend on the
+    shapes only, never on the thread count."""
+    step = max(1, CHUNK_ROWS // (OH * OW))
+    return [(n, min(n + step, N)) for n in range(0, N, step)]
+
+
+def _gemm_forward(xpad, W, stride, OH, OW):
+    """im2col and the matrix product, chunk by chunk: y: (N OH OW, F) = cols @ W, without bias."""
+    KH, KW, C, F = W.shape
+    N = xpad.shape[0]
+    Wm = W.reshape(KH * KW * C, F)
+    y = np.empty((N * OH * OW, F), dtype=xpad.dtype)
+    cols = np.empty((min(N, _chunks(N, OH, OW)[0][1]) * OH * OW, KH * KW * C), dtype=xpad.dtype)
+    for n0, n1 in _chunks(N, OH, OW):
+        rows = (n1 - n0) * OH * OW
+        im2col(xpad[n0:n1], KH, KW, stride[0], stride[1], OH, OW, cols[:rows])
+        np.matmul(cols[:rows], Wm, out=y[n0 * OH * OW:n1 * OH * OW])
+    return y
+
+
+def _gemm_backward(dy, xpad, W, stride, pads, need_dx):
+    """The im2col path's gradients, chunk by chunk (the chunk's cols made again from xpad):
+    dW = sum of cols^T dy, db = sum dy, dx = col2im(dy W^T)."""
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape
     dy2 = dy.reshape(N * OH * OW, F)
     db = dy2.sum(axis=0)
-    dW = (cols.T @ dy2).reshape(W.shape)
-    if not need_dx:
-        return None, dW, db
-    dcols = dy2 @ W.reshape(KH * KW * C, F).T
-    dxpad = np.zeros(xpad_shape, dtype=dy.dtype)
-    col2im(dcols, KH, KW, stride[0], stride[1], OH, OW, dxpad)
-    return unpad_nhwc(dxpad, pads), dW, db
+    Wm = W.reshape(KH * KW * C, F)
+    dW = np.zeros((KH * KW * C, F), dtype=dy.dtype)
+    chunks = _chunks(N, OH, OW)
+    cols = np.empty((chunks[0][1] * OH * OW, KH * KW * C), dtype=dy.dtype)
+    dxpad = np.zeros(xpad.shape, dtype=dy.dtype) if need_dx else None
+    for n0, n1 in chunks:  # in a fixed order: the sum does not depend on the threads
+        rows = slice(0, (n1 - n0) * OH * OW)
+        g = dy2[n0 * OH * OW:n1 * OH * OW]
+        im2col(xpad[n0:n1], KH, KW, stride[0], stride[1], OH, OW, cols[rows])
+        dW += cols[rows].T @ g
+        if need_dx:
+            np.matmul(g, Wm.T, out=cols[rows])  # dcols, in the same buffer
+            col2im(cols[rows], KH, KW, stride[0], stride[1], OH, OW, dxpad[n0:n1])
+    return (unpad_nhwc(dxpad, pads) if need_dx else None), dW.reshape(W.shape), db
 
 
 @njit(parallel=True, cache=True)
@@ -403,12 +433,10 @@ def conv_relu_pool_forward(x, W, b, pool, pads):
         _conv_relu_pool_forward(xpad, W, b, pool, y, arg)
         return y, ("direct", xpad, y, arg, pool, pads)
     OH, OW = PH * pool, PW * pool
-    cols = np.empty((N * OH * OW, KH * KW * C), dtype=x.dtype)
-    im2col(xpad, KH, KW, 1, 1, OH, OW, cols)
-    z = cols @ W.reshape(KH * KW * C, F)
+    z = _gemm_forward(xpad, W, (1, 1), OH, OW)
     z += b
     _relu_pool_forward(z.reshape(N, OH, OW, F), pool, y, arg)
-    return y, ("gemm", (cols, xpad.shape), y, arg, pool, pads)
+    return y, ("gemm", xpad, y, arg, pool, pads)
 
 
 def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
@@ -424,12 +452,96 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape if need_dx else (1, 1, 1, 1), dtype=dy.dtype)
         _conv_relu_pool_backward(xpad, W, dy, y, arg, pool, partial, partial_db, dxpad, need_dx)
         return (unpad_nhwc(dxpad, pads) if need_dx else None), partial.sum(axis=0), partial_db.sum(axis=0)
-    cols, xpad_shape = saved
     N, PH, PW, _ = dy.shape
     OH, OW = PH * pool, PW * pool
     dz = np.empty((N, OH, OW, F), dtype=dy.dtype)
     _relu_pool_backward(dy, y, arg, pool, dz)
-    return _gemm_backward(dz, cols, W, xpad_shape, (1, 1), pads, need_dx)
+    return _gemm_backward(dz, saved, W, (1, 1), pads, need_dx)
+
+
+# -- BatchNormalization: statistics, forward and backward, one compiled pass each -------------------
+@njit(parallel=True, cache=True)
+def _bn_sums(a, b, partial_a, partial_ab):
+    """partial_a[t], partial_ab[t]: (C,) float64 sums of a and of a * b over chunk t of the rows of
+    a, b: (M, C). A fixed number of chunks, added in order afterwards: no dependence on threads."""
+    M, C = a.shape
+    T = partial_a.shape[0]
+    for t in prange(T):
+        sa, sab = partial_a[t], partial_ab[t]
+        sa[:] = 0
+        sab[:] = 0
+        for r in range(t * M // T, (t + 1) * M // T):
+            for c in range(C):
+                sa[c] += a[r, c]
+                sab[c] += a[r, c] * b[r, c]
+
+
+def _channel_sums(a, b):
+    """(sum a, sum a b) per channel of a, b: (N, ..., C), in float64."""
+    C = a.shape[-1]
+    a2, b2 = a.reshape(-1, C), b.reshape(-1, C)
+    T = min(CHUNKS, len(a2))
+    partial_a, partial_ab = np.empty((T, C)), np.empty((T, C))
+    _bn_sums(a2, b2, partial_a, partial_ab)
+    return partial_a.sum(axis=0), partial_ab.sum(axis=0)
+
+
+def batchnorm_moments(x):
+    """Same contract as reference.batchnorm_moments: one pass for sum x and sum x^2 (in float64,
+    so var = E[x^2] - mean^2 loses nothing that matters for float32 data)."""
+    x = np.ascontiguousarray(x)
+    M = x.size // x.shape[-1]
+    s, ss = _channel_sums(x, x)
+    mean = s / M
+    return mean.astype(x.dtype), np.maximum(ss / M - mean * mean, 0).astype(x.dtype)
+
+
+@njit(parallel=True, cache=True)
+def _bn_forward(x, mean, inv_std, gamma, beta, xhat, y):
+    M, C = x.shape
+    for r in prange(M):
+        for c in range(C):
+            h = (x[r, c] - mean[c]) * inv_std[c]
+            xhat[r, c] = h
+            y[r, c] = h * gamma[c] + beta[c]
+
+
+def batchnorm_forward(x, gamma, beta, mean, var, epsilon):
+    """Same contract as reference.batchnorm_forward: xhat and y in one pass."""
+    x = np.ascontiguousarray(x)
+    C = x.shape[-1]
+    inv_std = (1 / np.sqrt(var + epsilon)).astype(x.dtype)
+    gamma = np.ones(C, x.dtype) if gamma is None else gamma
+    beta = np.zeros(C, x.dtype) if beta is None else beta
+    xhat, y = np.empty_like(x), np.empty_like(x)
+    _bn_forward(x.reshape(-1, C), mean.astype(x.dtype), inv_std, gamma, beta, xhat.reshape(-1, C), y.reshape(-1, C))
+    return y, (xhat, inv_std)
+
+
+@njit(parallel=True, cache=True)
+def _bn_backward_dx(dy, xhat, k, dbeta, dgamma, M, dx):
+    """dx = k (M dy - dbeta - xhat dgamma), k = gamma inv_std / M per channel (batch statistics)."""
+    R, C = dy.shape
+    for r in prange(R):
+        for c in range(C):
+            dx[r, c] = k[c] * (M * dy[r, c] - dbeta[c] - xhat[r, c] * dgamma[c])
+
+
+def batchnorm_backward(dy, ctx, gamma, batch_stats):
+    """Same contract as reference.batchnorm_backward: one pass for dbeta and dgamma, one for dx."""
+    xhat, inv_std = ctx
+    dy = np.ascontiguousarray(dy)
+    C = dy.shape[-1]
+    sb, sg = _channel_sums(dy, xhat)
+    dbeta, dgamma = sb.astype(dy.dtype), sg.astype(dy.dtype)
+    scale = inv_std if gamma is None else gamma * inv_std
+    if not batch_stats:
+        return dy * scale, dgamma, dbeta
+    M = dy.size // C
+    dx = np.empty_like(dy)
+    _bn_backward_dx(dy.reshape(-1, C), xhat.reshape(-1, C), (scale / M).astype(dy.dtype), dbeta, dgamma,
+                    dy.dtype.type(M), dx.reshape(-1, C))
+    return dx, dgamma, dbeta
 
 
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------

@@ -24,7 +24,7 @@ CONTRACT = (
     "conv2d_forward", "conv2d_backward",  # Conv2D
     "maxpool_forward", "maxpool_backward",  # MaxPooling2D
     "avgpool_forward", "avgpool_backward",  # AveragePooling2D
-    "batchnorm_forward", "batchnorm_backward",  # BatchNormalization
+    "batchnorm_moments", "batchnorm_forward", "batchnorm_backward",  # BatchNormalization
     "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
@@ -176,6 +176,13 @@ def avgpool_backward(dy, ctx):
     share = array_module(dy).broadcast_to((dy / count)[:, :, :, None, None, :], (N, OH, OW, KH, KW, C))
     xpad_shape = (N, x_shape[1] + pads[0] + pads[1], x_shape[2] + pads[2] + pads[3], C)
     return unpad_nhwc(scatter_windows(share, xpad_shape, stride), pads)
+
+
+def batchnorm_moments(x):
+    """The batch's statistics per channel: x: (N, ..., C) -> mean, var: (C,), the variance biased
+    (divided by the M = N H W values of a channel, not M - 1), as Keras normalises with."""
+    axes = tuple(range(x.ndim - 1))
+    return x.mean(axis=axes), x.var(axis=axes)
 
 
 def batchnorm_forward(x, gamma, beta, mean, var, epsilon):

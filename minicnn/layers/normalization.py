@@ -41,8 +41,7 @@ class BatchNormalization(Layer):
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
         batch_stats = bool(training and self.trainable)
         if batch_stats:
-            axes = tuple(range(x.ndim - 1))
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            mean, var = backend.kernels_for(x).batchnorm_moments(x)
             m = self.momentum
             self.state["moving_mean"][...] = self.state["moving_mean"] * m + mean * (1 - m)
             self.state["moving_variance"][...] = self.state["moving_variance"] * m + var * (1 - m)
