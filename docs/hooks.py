@@ -71,7 +71,7 @@ def on_page_markdown(markdown, page, config, files):
         if resolved.is_relative_to(docs) or not resolved.is_relative_to(ROOT):
             return match.group(0)
         rel = resolved.relative_to(ROOT).as_posix()
-        if rel.endswith(".py") and rel in source_files():
+        if rel.endswith(".py") and rel.split("/")[0] in SOURCES and resolved.is_file():  # a page on_files made
             new = page_of(rel)
         elif rel.startswith("examples/notebooks/") and rel.endswith(".ipynb"):
             new = "notebooks/" + rel.removeprefix("examples/notebooks/")  # docs/notebooks links to that folder

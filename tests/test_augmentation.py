@@ -271,6 +271,8 @@ def test_functional_model_skips_the_gradient_through_augmentation():
     (lambda: RandomCrop(0, 4), "height"),
     (lambda: RandomContrast(0.2, value_range=(1, 0)), "value_range"),
     (lambda: RandomFlip(seed="x"), "seed"),
+    (lambda: RandomFlip().forward(np.zeros((2, 8, 8), np.float32), training=True), r"\(N, H, W, C\).*\(None, 8, 8\)"),
+    (lambda: RandomCrop(4, 4).forward(np.zeros((2, 8, 8), np.float32)), r"\(N, H, W, C\)"),
 ])
 def test_bad_arguments_are_named(make, message):
     with pytest.raises((ValueError, NotImplementedError), match=message):

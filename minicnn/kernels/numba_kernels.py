@@ -194,8 +194,9 @@ def _gemm_forward(xpad, W, stride, OH, OW):
     N = xpad.shape[0]
     Wm = W.reshape(KH * KW * C, F)
     y = np.empty((N * OH * OW, F), dtype=xpad.dtype)
-    cols = np.empty((min(N, _chunks(N, OH, OW)[0][1]) * OH * OW, KH * KW * C), dtype=xpad.dtype)
-    for n0, n1 in _chunks(N, OH, OW):
+    chunks = _chunks(N, OH, OW)
+    cols = np.empty((chunks[0][1] * OH * OW, KH * KW * C), dtype=xpad.dtype)  # the first chunk is the largest
+    for n0, n1 in chunks:
         rows = (n1 - n0) * OH * OW
         im2col(xpad[n0:n1], KH, KW, stride[0], stride[1], OH, OW, cols[:rows])
         np.matmul(cols[:rows], Wm, out=y[n0 * OH * OW:n1 * OH * OW])
@@ -622,7 +623,7 @@ def _source(t, i, j, H, W, mode, bilinear):
 def _affine_forward(x, transforms, mode, bilinear, fill, y):
     N, H, W, C = x.shape
     for n in prange(N):
-        t = transforms[n].astype(np.float32)
+        t = transforms[n]  # float32, as TensorFlow computes the coordinates
         for i in range(H):
             for j in range(W):
                 rows, cols, weights = _source(t, np.float32(i), np.float32(j), H, W, mode, bilinear)
@@ -641,7 +642,7 @@ def _affine_forward(x, transforms, mode, bilinear, fill, y):
 def _affine_backward(dy, transforms, mode, bilinear, dx):
     N, H, W, C = dy.shape
     for n in prange(N):  # each image writes only its own dx[n]: no race
-        t = transforms[n].astype(np.float32)
+        t = transforms[n]  # float32, as TensorFlow computes the coordinates
         for i in range(H):
             for j in range(W):
                 rows, cols, weights = _source(t, np.float32(i), np.float32(j), H, W, mode, bilinear)

@@ -52,6 +52,11 @@ class RandomImageLayer(Layer):
         self.seed = None if seed is None else int(seed)
         self._rng = None if seed is None else np.random.default_rng(self.seed)
 
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"layer {self.name!r} takes batches of images (N, H, W, C), got inputs of shape "
+                             f"{input_shape}")
+
     def random(self):
         """The generator of the draws: the layer's own (seed=) or minicnn's."""
         return self._rng or rng()
