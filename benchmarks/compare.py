@@ -1,15 +1,23 @@
-"""minicnn against Keras on the tutorial model, side by side, each engine in its own process.
+"""minicnn against Keras and PyTorch, on the tutorial model or the recipe's, side by side, each engine in its own process.
 
     python benchmarks/compare.py [--epochs 5] [--threads 2] [--out benchmarks/results]
-    python benchmarks/compare.py --model recipe --epochs 3 --engines minicnn-numba keras
+    python benchmarks/compare.py --model recipe --epochs 3 --engines minicnn-numba keras torch-cpu
     python benchmarks/compare.py --engines minicnn-cupy torch-cuda --batch 64   # on a GPU machine
 
 Runs, one after another and never together: minicnn on the Numba backend (all 60,000 images),
-minicnn on the NumPy reference backend (a subset, its times scaled to 60,000 images), and
-Keras on TensorFlow CPU (`pip install ".[bench]"`; skipped when missing). Same data, same
+minicnn on the NumPy reference backend (a subset, its times scaled to 60,000 images),
+Keras on TensorFlow CPU (`pip install ".[bench]"`; skipped when missing), PyTorch CPU (below). Same data, same
 batch (64 unless --batch), same thread count. Prints a table, writes compare.json and
-compare.png to --out. The GPU columns: minicnn on CuPy (`pip install ".[gpu]"`) and the same
-model in PyTorch on CUDA, batches copied to the GPU one at a time in both.
+compare.png to --out. PyTorch on the CPU (torch-cpu; not in any extra: `pip install torch
+--index-url https://download.pytorch.org/whl/cpu`, a plain `pip install torch` on Linux pulls
+the CUDA build): the same model, channels-last, torch's threads set to --threads. The GPU
+columns: minicnn on CuPy (`pip install ".[gpu]"`) and the same model in PyTorch on CUDA,
+batches copied to the GPU one at a time in both.
+
+Ratios: "x best" is minicnn's epoch time over the best peer's (Keras, PyTorch) in the same run,
+and its inference images/s over the best peer's; "x limit" is the epoch time over the FLOP
+limit: the training multiply-adds (counted by minicnn's layers) at NumPy's sgemm peak, measured
+in the same run with the same threads.
 
 --model recipe trains the network of examples/fashion_mnist_recipe.py instead (BatchNormalization,
 Dropout, RandomFlip and RandomTranslation, AdamW with its warm-up and cosine schedule over --epochs,
@@ -29,8 +37,9 @@ import sys
 import time
 from pathlib import Path
 
-ENGINES = ("minicnn-numba", "minicnn-numpy", "keras", "minicnn-cupy", "torch-cuda")
-CPU_ENGINES = ENGINES[:3]
+ENGINES = ("minicnn-numba", "minicnn-numpy", "keras", "torch-cpu", "minicnn-cupy", "torch-cuda")
+CPU_ENGINES = ENGINES[:4]
+PEERS = ("keras", "torch-cpu", "torch-cuda")
 
 
 def thread_env(threads):
@@ -72,45 +81,134 @@ def build(lib, model_name="tutorial", steps_per_epoch=938, epochs=5):
     return model
 
 
-class TorchModel:
-    """The tutorial model in PyTorch on CUDA, with fit / predict / evaluate as Keras names them."""
+def keras_lr(step, steps_per_epoch, epochs, peak=2e-3):
+    """The recipe's learning rate at step (0-based), as Keras's CosineDecay computes it with the
+    recipe's arguments: linear warm-up from peak / 10 to peak over the first epoch, then a cosine
+    decay to 0 over the remaining steps (examples/fashion_mnist_recipe.py: compile_model)."""
+    import math
+    warmup, decay = steps_per_epoch, max(1, steps_per_epoch * epochs - steps_per_epoch)
+    if step < warmup:
+        return peak / 10 + (peak - peak / 10) * step / warmup
+    return peak * 0.5 * (1 + math.cos(math.pi * min(step - warmup, decay) / decay))
 
-    def __init__(self, seed, device="cuda"):
+
+class TorchModel:
+    """The tutorial model, or the recipe's, in PyTorch, with fit / predict / evaluate as Keras names
+    them. On the CPU: channels-last tensors (oneDNN's fast layout) and torch's own thread pool
+    with --threads threads; on CUDA: batches copied to the GPU one at a time, as minicnn-cupy's.
+
+    The recipe, layer for layer: Conv(3x3, same, no bias) -> BatchNorm (Keras's momentum 0.99 is
+    torch's 0.01, epsilon 1e-3) -> ReLU -> MaxPool, three times (32, 64, 128), Dropout 0.1/0.2/0.3,
+    Dense 128; random left-right flips and shifts of up to 10% (2-3 whole pixels, zeros filled in,
+    as RandomTranslation's "nearest" and "constant" do); AdamW (weight decay 5e-4, epsilon 1e-7)
+    with the same warm-up and cosine schedule, set each step. Weights start from torch's
+    initializers, not Keras's: the accuracies are comparable, not equal."""
+
+    def __init__(self, seed, device="cuda", model_name="tutorial", steps_per_epoch=938, epochs=5):
+        import numpy as np
         import torch
         from torch import nn
         torch.manual_seed(seed)
-        self.torch, self.dev = torch, torch.device(device)
-        self.net = nn.Sequential(nn.Conv2d(1, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 64, 3), nn.ReLU(),
-                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 64), nn.Linear(64, 10)).to(self.dev)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, eps=1e-7)
+        self.torch, self.dev, self.np, self.rng = torch, torch.device(device), np, np.random.default_rng(seed)
+        self.recipe = model_name == "recipe"
+        if self.recipe:
+            def block(c_in, c_out):
+                return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out, eps=1e-3, momentum=0.01),
+                        nn.ReLU(), nn.MaxPool2d(2)]
+            self.net = nn.Sequential(*block(1, 32), *block(32, 64), nn.Dropout(0.1), *block(64, 128), nn.Dropout(0.2),
+                                     nn.Flatten(), nn.Linear(1152, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
+            self.opt = torch.optim.AdamW(self.net.parameters(), lr=keras_lr(0, steps_per_epoch, epochs), eps=1e-7,
+                                         weight_decay=5e-4)
+            self.schedule = lambda step: keras_lr(step, steps_per_epoch, epochs)
+        else:
+            self.net = nn.Sequential(nn.Conv2d(1, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(64, 64, 3), nn.ReLU(),
+                                     nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1600, 64), nn.Linear(64, 10))
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=1e-3, eps=1e-7)
+            self.schedule = None
+        self.net = self.net.to(self.dev)
+        if self.dev.type == "cpu":
+            self.net = self.net.to(memory_format=torch.channels_last)
         self.loss = nn.CrossEntropyLoss()
-        import numpy as np
-        self.np, self.rng = np, np.random.default_rng(seed)
+        self.step = 0
 
-    def _batch(self, x):  # NHWC float32 on the host -> NCHW on the GPU, one batch at a time
-        return self.torch.from_numpy(self.np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.dev)
+    def _batch(self, x):  # NHWC float32 on the host -> a (N, C, H, W) tensor on the device
+        t = self.torch.from_numpy(x).permute(0, 3, 1, 2)  # a view: NHWC memory is channels-last already
+        return t.contiguous(memory_format=self.torch.channels_last) if self.dev.type == "cpu" else \
+            t.contiguous().to(self.dev)
+
+    def _augment(self, x):
+        """Random flips and whole-pixel shifts of a (N, 28, 28, 1) batch, on the host (as Keras's layers)."""
+        np, n = self.np, len(x)
+        flip = self.rng.random(n) < 0.5
+        x = np.where(flip[:, None, None, None], x[:, :, ::-1], x)
+        shifts = np.rint(self.rng.uniform(-0.1, 0.1, (n, 2)) * 28).astype(int)
+        pad = np.zeros((n, 34, 34, 1), x.dtype)
+        pad[:, 3:31, 3:31] = x
+        rows = 3 - shifts[:, 0, None] + np.arange(28)
+        cols = 3 - shifts[:, 1, None] + np.arange(28)
+        return np.ascontiguousarray(pad[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]])
 
     def fit(self, x, y, batch_size, epochs=1, verbose=0):
         labels = y.argmax(1)
+        self.net.train()
         for _ in range(epochs):
             order = self.rng.permutation(len(x))
             for start in range(0, len(x), batch_size):
                 idx = order[start:start + batch_size]
+                xb = self._augment(x[idx]) if self.recipe else x[idx]
+                if self.schedule:
+                    for group in self.opt.param_groups:
+                        group["lr"] = self.schedule(self.step)
                 target = self.torch.from_numpy(labels[idx]).to(self.dev)
                 self.opt.zero_grad(set_to_none=True)
-                self.loss(self.net(self._batch(x[idx])), target).backward()
+                self.loss(self.net(self._batch(xb)), target).backward()
                 self.opt.step()
+                self.step += 1
         if self.dev.type == "cuda":
             self.torch.cuda.synchronize()
 
     def predict(self, x, batch_size, verbose=0):
-        with self.torch.no_grad():
+        self.net.eval()
+        with self.torch.inference_mode():
             return self.np.concatenate([self.net(self._batch(x[s:s + batch_size])).softmax(1).cpu().numpy()
-                                   for s in range(0, len(x), batch_size)])
+                                        for s in range(0, len(x), batch_size)])
 
     def evaluate(self, x, y, batch_size, verbose=0):
         np, p = self.np, self.predict(x, batch_size)
         return [float(-np.log(np.clip((p * y).sum(1), 1e-7, 1)).mean()), float((p.argmax(1) == y.argmax(1)).mean())]
+
+
+def training_macs(model_name):
+    """Multiply-adds of one training image: forward, weight gradients, input gradients (all but the
+    first layer's), counted by minicnn's layers for the model benchmarks run."""
+    import minicnn
+    model = build(minicnn, model_name)
+    shape, fwd, bwd, first = model.input_shape, 0, 0, True
+    for layer in model.layers:
+        m = layer.count_macs(shape)
+        fwd += m
+        bwd += m * (1 if first and m else 2)
+        first = first and not m
+        shape = layer.compute_output_shape(shape)
+    return fwd + bwd
+
+
+def sgemm_peak():
+    """Best GFLOP/s of NumPy's float32 matrix product (its BLAS) on this machine, with these threads:
+    the FLOP limit that an epoch's multiply-adds are held to."""
+    import minicnn  # noqa: F401  (before NumPy: its OpenBLAS thread timeout)
+
+    # isort: split
+    import numpy as np
+    best = 0.0
+    for n in (1024, 2048):
+        a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+        a @ a
+        for _ in range(3):
+            t = time.perf_counter()
+            a @ a
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best
 
 
 def worker(engine, epochs, n_train, batch, seed=0, model_name="tutorial"):
@@ -123,16 +221,18 @@ def worker(engine, epochs, n_train, batch, seed=0, model_name="tutorial"):
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         lib.utils.set_random_seed(seed)
-    elif engine == "torch-cuda":
+    elif engine.startswith("torch"):
+        import torch
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         lib = None
     else:
         import minicnn as lib
         lib.backend.set_backend(engine.split("-")[1])
         lib.utils.set_random_seed(seed)
     x, y, xt, yt = load(n_train)
-    if lib is None and model_name != "tutorial":
-        raise SystemExit("torch-cuda runs the tutorial model only")
-    model = TorchModel(seed) if lib is None else build(lib, model_name, -(-n_train // batch), epochs)
+    steps = -(-n_train // batch)
+    model = TorchModel(seed, engine.split("-")[1], model_name, steps, epochs) if lib is None else \
+        build(lib, model_name, steps, epochs)
     epoch_times = []
     for _ in range(epochs):  # one fit per epoch, so each epoch is timed alone
         t = time.perf_counter()
@@ -169,6 +269,15 @@ def run(engine, args):
     return None
 
 
+def flop_limit(args):
+    """Seconds per epoch if every multiply-add of training ran at NumPy's sgemm peak, measured now
+    in a process with the same threads (its BLAS reads the thread count when it loads)."""
+    cmd = [sys.executable, __file__, "--sgemm-peak", "--model", args.model]
+    proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -198,26 +307,47 @@ def main():
     p.add_argument("--out", default=str(Path(__file__).parent / "results"))
     p.add_argument("--worker", choices=ENGINES, help=argparse.SUPPRESS)
     p.add_argument("--train", type=int, default=60000, help=argparse.SUPPRESS)
+    p.add_argument("--sgemm-peak", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.sgemm_peak:
+        gflops, macs = sgemm_peak(), training_macs(args.model)
+        gflop = 2 * macs * 60000 / 1e9
+        print(json.dumps({"sgemm_gflops": gflops, "training_macs_per_image": macs, "training_gflop_per_epoch": gflop,
+                          "seconds_per_epoch": gflop / gflops}))
+        return None
     if args.worker:
         return worker(args.worker, args.epochs, args.train, args.batch, args.seed, args.model)
     results = [r for r in (run(engine, args) for engine in args.engines) if r]
-    peer = next((r for r in results if r["engine"] in ("keras", "torch-cuda")), None)
-    versus = "x " + ("Keras" if peer and peer["engine"] == "keras" else "torch")
-    head = f"{'engine':14} {'s/epoch':>8} {versus:>8} {'1st epoch':>9} {'train img/s':>11} " \
-           f"{'infer b64':>9} {'infer b1000':>11} {'peak RSS MB':>11} {'test acc':>8}"
-    print(f"\n{args.model} model, {args.threads} threads, batch {args.batch}\n{head}")
+    limit = flop_limit(args)
+    print(f"\n{args.model} model, {args.threads} threads, batch {args.batch}; FLOP limit: {limit['seconds_per_epoch']:.1f} s "
+          f"per epoch ({limit['training_gflop_per_epoch']:,.0f} GFLOP at NumPy's sgemm peak, "
+          f"{limit['sgemm_gflops']:.0f} GFLOP/s)")
+    peers = [r for r in results if r["engine"] in PEERS]
+    best = min(peers, key=lambda r: r["seconds_per_epoch"]) if peers else None
+    best64 = max(peers, key=lambda r: r["inference_images_per_s_b64"]) if peers else None
+    best1000 = max(peers, key=lambda r: r["inference_images_per_s_b1000"]) if peers else None
+    print(f"{'engine':14} {'s/epoch':>8} {'x best':>7} {'x limit':>7} {'1st epoch':>9} {'infer b64':>9} {'x best':>7} "
+          f"{'infer b1000':>11} {'x best':>7} {'peak RSS MB':>11} {'test acc':>8}")
     for r in results:
-        ratio = f"{r['seconds_per_epoch'] / peer['seconds_per_epoch']:8.2f}" if peer else " " * 8
+        r["x_limit"] = r["seconds_per_epoch"] / limit["seconds_per_epoch"]
+        if best:  # training: time over the best peer's (lower is better); inference: images/s over the best's
+            r["x_best_peer_epoch"] = r["seconds_per_epoch"] / best["seconds_per_epoch"]
+            r["x_best_peer_b64"] = r["inference_images_per_s_b64"] / best64["inference_images_per_s_b64"]
+            r["x_best_peer_b1000"] = r["inference_images_per_s_b1000"] / best1000["inference_images_per_s_b1000"]
+        def ratio(key, r=r):
+            return f"{r[key]:7.2f}" if best else " " * 7
         acc = f"{r['test_accuracy']:8.4f}" if r["test_accuracy"] is not None else "  subset"
-        print(f"{r['engine']:14} {r['seconds_per_epoch']:8.1f} {ratio} {r['first_epoch_seconds']:9.1f} "
-              f"{r['train_images_per_s']:11.0f} {r['inference_images_per_s_b64']:9.0f} "
-              f"{r['inference_images_per_s_b1000']:11.0f} {r['peak_rss_mb']:11.0f} {acc}")
+        print(f"{r['engine']:14} {r['seconds_per_epoch']:8.1f} {ratio('x_best_peer_epoch')} {r['x_limit']:7.2f} "
+              f"{r['first_epoch_seconds']:9.1f} {r['inference_images_per_s_b64']:9.0f} {ratio('x_best_peer_b64')} "
+              f"{r['inference_images_per_s_b1000']:11.0f} {ratio('x_best_peer_b1000')} {r['peak_rss_mb']:11.0f} {acc}")
+    if best:
+        print(f"x best: against the best peer ({', '.join(PEERS)}) in this run: {best['engine']} for training, "
+              f"{best64['engine']} / {best1000['engine']} for inference")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "compare" if args.model == "tutorial" else f"compare-{args.model}"
     (out / f"{stem}.json").write_text(json.dumps({"model": args.model, "threads": args.threads, "batch": args.batch,
-                                                  "results": results}, indent=1))
+                                                  "flop_limit": limit, "results": results}, indent=1))
     chart(results, out / f"{stem}.png")
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
 

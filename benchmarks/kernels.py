@@ -1,9 +1,11 @@
 """Per-kernel micro-benchmark: where one training step of the tutorial model spends its time.
 
     python benchmarks/kernels.py [--backend numba numpy] [--batch 64] [--repeat 20] [--json out.json]
+    python benchmarks/kernels.py --model recipe --backend numba    # examples/fashion_mnist_recipe.py's network
 
-For each step of the tutorial model at the given batch size (a layer, or on the Numba backend
-the fused Conv2D -> ReLU -> MaxPooling2D block that Sequential runs as one), times forward and
+For each step of the tutorial model (or the recipe's) at the given batch size (a layer, or on
+the Numba backend a fused block that Sequential runs as one: Conv2D -> ReLU -> MaxPooling2D,
+Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D), times forward and
 backward (median of --repeat runs, after a warm-up run that pays any JIT compilation) and
 reports milliseconds per batch and, where there are multiply-adds, GFLOP/s (2 FLOPs per
 multiply-add). The last line times whole train_on_batch calls: the loss, Adam and the
@@ -13,13 +15,13 @@ import argparse
 import json
 import time
 
-import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread timeout, see minicnn/__init__.py)
+import minicnn
 
 # isort: split
 import numpy as np
 
 from minicnn import backend
-from minicnn.fusion import ConvReLUPool
+from minicnn.fusion import FusedStep
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
 from minicnn.models import Sequential
 from minicnn.utils import set_random_seed, to_categorical
@@ -29,6 +31,18 @@ def tutorial_layers():
     return [Conv2D(64, (3, 3), input_shape=(28, 28, 1)), Activation("relu"), MaxPooling2D((2, 2)),
             Conv2D(64, (3, 3)), Activation("relu"), MaxPooling2D((2, 2)), Flatten(), Dense(64), Dense(10),
             Activation("softmax")]
+
+
+def recipe_model():
+    """The network of examples/fashion_mnist_recipe.py, compiled as it trains (examples/ is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist_recipe.py"
+    spec = importlib.util.spec_from_file_location("fashion_mnist_recipe", path)
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    return recipe.compile_model(recipe.build_model(minicnn), minicnn, 938, 36)
 
 
 def median_ms(fn, repeat):
@@ -41,17 +55,20 @@ def median_ms(fn, repeat):
     return 1000 * float(np.median(times))
 
 
-def profile(name, batch, repeat):
+def profile(name, batch, repeat, model_name="tutorial"):
     backend.set_backend(name)
     set_random_seed(0)
-    model = Sequential(tutorial_layers())
-    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    if model_name == "recipe":
+        model = recipe_model()
+    else:
+        model = Sequential(tutorial_layers())
+        model.compile(loss="categorical_crossentropy", optimizer="adam")
     x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
     x0 = x
     rows = []
     shape = model.input_shape
     for step in model.execution_plan():
-        layers = step.layers if isinstance(step, ConvReLUPool) else [step]
+        layers = step.layers if isinstance(step, FusedStep) else [step]
         y = step.forward(x, training=True)
         dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
         macs = bwd_macs = 0
@@ -82,21 +99,22 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--json", help="write the rows to this JSON file")
+    parser.add_argument("--model", choices=("tutorial", "recipe"), default="tutorial")
     args = parser.parse_args()
-    rows = [row for name in args.backend for row in profile(name, args.batch, args.repeat)]
-    print(f"batch {args.batch}, median of {args.repeat} runs, ms per batch")
-    print(f"{'backend':8} {'step':40} {'forward':>9} {'GFLOP/s':>8} {'backward':>9} {'GFLOP/s':>8}")
+    rows = [row for name in args.backend for row in profile(name, args.batch, args.repeat, args.model)]
+    print(f"{args.model} model, batch {args.batch}, median of {args.repeat} runs, ms per batch")
+    print(f"{'backend':8} {'step':52} {'forward':>9} {'GFLOP/s':>8} {'backward':>9} {'GFLOP/s':>8}")
     for name in args.backend:
         total = 0.0
         for r in (r for r in rows if r["backend"] == name and "step_ms" not in r):
             total += r["forward_ms"] + r["backward_ms"]
             gf = lambda v: f"{v:8.1f}" if v else " " * 8
-            print(f"{name:8} {r['layer']:40} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
+            print(f"{name:8} {r['layer']:52} {r['forward_ms']:9.3f} {gf(r['forward_gflops'])} "
                   f"{r['backward_ms']:9.3f} {gf(r['backward_gflops'])}")
         steps = -(-60000 // args.batch)
         real = next(r["step_ms"] for r in rows if r["backend"] == name and "step_ms" in r)
-        print(f"{name:8} {'kernels alone':40} {total:9.3f} ms per training step (x {steps} = {total * steps / 1000:.1f} s)")
-        print(f"{name:8} {'train_on_batch':40} {real:9.3f} ms per training step (x {steps} = {real * steps / 1000:.1f} s)")
+        print(f"{name:8} {'kernels alone':52} {total:9.3f} ms per training step (x {steps} = {total * steps / 1000:.1f} s)")
+        print(f"{name:8} {'train_on_batch':52} {real:9.3f} ms per training step (x {steps} = {real * steps / 1000:.1f} s)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -15,9 +15,11 @@ printed is `Test accuracy 0.XXXX`. See docs/recipe.md for what each ingredient a
 import argparse
 import time
 
+import minicnn  # before NumPy: minicnn sets OpenBLAS's thread timeout (minicnn/__init__.py); 39 s per epoch otherwise
+
+# isort: split
 import numpy as np
 
-import minicnn
 from minicnn.datasets import fashion_mnist
 from minicnn.utils import to_categorical
 
@@ -64,10 +66,31 @@ def compile_model(model, lib, steps_per_epoch, epochs, schedule=True, peak=2e-3,
     return model
 
 
+def save_figures(logs, x_test, y_test, probs, folder):
+    """training_curves.png (loss and accuracy per epoch, on the augmented training batches) and
+    mistakes.png (the first 30 misclassified test images, with the prediction and its confidence)."""
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from minicnn import plot
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fig = plot.training_curves(logs)
+    fig.savefig(folder / "training_curves.png", dpi=80)
+    wrong = np.flatnonzero(probs.argmax(axis=1) != y_test)[:30]
+    fig2 = plot.prediction_grid(x_test[wrong], y_test[wrong], probs[wrong], fashion_mnist.CLASS_NAMES, columns=10)
+    fig2.savefig(folder / "mistakes.png", dpi=70)
+    plt.close(fig)
+    plt.close(fig2)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=26)
+    parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--fast", action="store_true", help="12,000 training images, 2 epochs (CI)")
     parser.add_argument("--no-batchnorm", dest="batchnorm", action="store_false")
@@ -75,7 +98,11 @@ def main(argv=None):
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--no-schedule", dest="schedule", action="store_false", help="a constant learning rate")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--no-tta", dest="tta", action="store_false",
+                        help="predict each test image once, not as the mean of it and its mirror image")
     parser.add_argument("--history", help="write the per-epoch loss and accuracy to this CSV file")
+    parser.add_argument("--save", help="save the trained model to this .keras file")
+    parser.add_argument("--figures", help="draw the training curves and the misclassified test images into this folder")
     args = parser.parse_args(argv)
 
     minicnn.utils.set_random_seed(args.seed)
@@ -91,12 +118,19 @@ def main(argv=None):
     model.summary()
     callbacks = [minicnn.callbacks.CSVLogger(args.history)] if args.history else []
     start = time.perf_counter()
-    model.fit(x_train, to_categorical(y_train, 10), batch_size=args.batch_size, epochs=args.epochs, verbose=2,
-              callbacks=callbacks)
+    history = model.fit(x_train, to_categorical(y_train, 10), batch_size=args.batch_size, epochs=args.epochs,
+                        verbose=2, callbacks=callbacks)
     seconds = time.perf_counter() - start
     print(f"Training: {seconds:.0f} s, {seconds / args.epochs:.1f} s per epoch")
+    if args.save:
+        model.save(args.save)
     probs = model.predict(x_test, batch_size=1000, verbose=0)
+    if args.tta:  # test-time augmentation: the mean of the predictions for the image and its mirror image
+        print(f"Test accuracy, one view: {np.mean(probs.argmax(axis=1) == y_test):.4f}")
+        probs = (probs + model.predict(x_test[:, :, ::-1], batch_size=1000, verbose=0)) / 2
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
+    if args.figures:
+        save_figures(history.history, x_test, y_test, probs, args.figures)
     print(f"Test accuracy {accuracy:.4f}")
     return model, accuracy
 

@@ -93,8 +93,9 @@ class ConvReLUPool(FusedStep):
 
 
 class ConvBNReLU(FusedStep):
-    """Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D). In training the layers run one by
-    one (the normalization needs the batch's statistics of the conv's output). At inference the
+    """Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D). In training the convolution runs
+    first (the normalization needs the batch's statistics of its output), then, with a pooling
+    layer after, normalize -> ReLU -> pool as one step (bn_relu_pool_forward). At inference the
     normalization is a fixed affine map per channel, y = s z + t with s = gamma / sqrt(moving_var + eps)
     and t = beta - s moving_mean, and a convolution followed by it is one convolution:
 
@@ -122,11 +123,8 @@ class ConvBNReLU(FusedStep):
         return (W * s).astype(W.dtype), (s * b + t).astype(W.dtype)
 
     def forward(self, x, training=False):
-        if training and self.bn.trainable:  # batch statistics: layer by layer, each keeping its cache
-            for layer in self.layers:
-                x = layer.forward(x, training)
-            self._cache = True
-            return x
+        if training and self.bn.trainable:  # batch statistics
+            return self._train_forward(x)
         conv = self.conv
         x = conv.as_input(x)
         kernels = backend.kernels_for(x)
@@ -140,12 +138,42 @@ class ConvBNReLU(FusedStep):
         y = kernels.relu_forward(kernels.conv2d_forward(x, W, b, conv.strides, conv.pads)[0])
         return self.pool.forward(y) if self.pool else y
 
+    def _train_forward(self, x):
+        """The convolution, then the batch's statistics of its output z; with a MaxPooling2D after and
+        a kernel that fuses them, normalize -> ReLU -> pool in one step (bn_relu_pool_forward: the
+        normalized maps and their ReLU are never stored); otherwise layer by layer."""
+        conv, bn = self.conv, self.bn
+        z = conv.forward(x, training=True)
+        kernels = backend.kernels_for(z)
+        if not (self.pool and kernels.speeds_up("bn_relu_pool_forward")):
+            for layer in self.layers[1:]:
+                z = layer.forward(z, training=True)
+            self._cache = ("layers",)
+            return z
+        z = bn.as_input(z)
+        mean, var = bn.batch_statistics(z)
+        y, ctx = kernels.bn_relu_pool_forward(z, bn.params.get("gamma"), bn.params.get("beta"), mean, var,
+                                              bn.dtype.type(bn.epsilon), self.pool.pool_size[0])
+        for layer in self.layers[1:]:
+            layer.forget()  # they did not run: their own backward must not use an older forward's cache
+        self._cache = ("fused", kernels, ctx)
+        return y
+
     def backward(self, dy):
         if self._cache is None:
             raise RuntimeError("call forward(x, training=True) before backward(dy)")
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+        if self._cache[0] == "layers":
+            for layer in reversed(self.layers):
+                dy = layer.backward(dy)
+            return dy
+        _, kernels, ctx = self._cache
+        bn = self.bn
+        dz, dgamma, dbeta = kernels.bn_relu_pool_backward(dy, ctx, bn.params.get("gamma"), True)
+        if bn.scale:
+            bn.grads["gamma"] = dgamma
+        if bn.center:
+            bn.grads["beta"] = dbeta
+        return self.conv.backward(dz)
 
 
 def step_at(layers, i, kernels):

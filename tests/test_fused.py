@@ -150,3 +150,84 @@ def test_batchnorm_folded_into_the_conv_at_inference(pool, strides, padding, use
         assert not np.array_equal(bn.state["moving_mean"], moving)  # the batch statistics still update
     finally:
         minicnn.backend._state["name"] = None
+
+
+BN_GRID = [  # N, OH, OW, C, pool
+    (1, 28, 28, 8, 2),  # batch 1, the recipe's first block
+    (3, 7, 7, 5, 2),  # odd: the last row and column are read by no window (but have a gradient)
+    (2, 9, 6, 3, 3),  # pool 3
+    (4, 2, 2, 2, 2),  # one window per image
+    (2, 5, 8, 16, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", [True, False], ids=["gamma-beta", "no-gamma-beta"])
+@pytest.mark.parametrize("N,OH,OW,C,pool", BN_GRID)
+def test_bn_relu_pool_kernel_matches_the_composition(N, OH, OW, C, pool, affine, dtype, rng):
+    """normalize -> ReLU -> pool in one step (Numba) against batchnorm, relu and maxpool one by one."""
+    z = rng.standard_normal((N, OH, OW, C)).astype(dtype)
+    z[:, 1::3, ::2] = 0.5  # flat patches: ties in the pooling windows
+    z[..., 0] = 0.25  # channel 0 constant: every window ties, the variance is 0
+    gamma = rng.standard_normal(C).astype(dtype) if affine else None
+    beta = rng.standard_normal(C).astype(dtype) if affine else None
+    eps = np.dtype(dtype).type(1e-3)
+    tol = {"rtol": 2e-5, "atol": 2e-5} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-12}
+    mean, var = reference.batchnorm_moments(z)
+    y, ctx = reference.bn_relu_pool_forward(z, gamma, beta, mean, var, eps, pool)
+    y2, ctx2 = numba_kernels.bn_relu_pool_forward(z, gamma, beta, mean, var, eps, pool)
+    assert y2.shape == y.shape == (N, OH // pool, OW // pool, C) and y2.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(y2, y, **tol)
+    assert (y[..., 1:] > 0).any()
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for batch_stats in (False, True):
+        ours = numba_kernels.bn_relu_pool_backward(dy, ctx2, gamma, batch_stats)
+        ref = reference.bn_relu_pool_backward(dy, ctx, gamma, batch_stats)
+        for a, e in zip(ours, ref):
+            assert a.shape == e.shape and a.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(a, e, **tol)
+    if OH % pool:  # with batch statistics, rows no window read still get a gradient
+        assert np.abs(ours[0][:, -1, :, 1:]).max() > 0
+
+
+def test_fused_batchnorm_training_step_matches_the_layers(rng):
+    """Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D trained through bn_relu_pool (Numba): the same
+    outputs, gradients and moving statistics as the four layers run one by one."""
+    from minicnn.fusion import ConvBNReLU
+    from minicnn.layers import BatchNormalization, Input
+    minicnn.backend.set_backend("numba")
+    try:
+        gamma = rng.uniform(0.5, 2, 6)
+
+        def build():
+            minicnn.utils.set_random_seed(2)
+            model = Sequential([Input((11, 10, 3), dtype="float64"), Conv2D(6, 3, use_bias=False, dtype="float64"),
+                                BatchNormalization(dtype="float64"), Activation("relu", dtype="float64"),
+                                MaxPooling2D(2, dtype="float64"), Flatten(dtype="float64"), Dense(3, dtype="float64"),
+                                Activation("softmax", dtype="float64")])
+            model.compile(loss="categorical_crossentropy", optimizer="adam")
+            model.layers[1].params["gamma"][:] = gamma
+            return model
+        x = rng.standard_normal((4, 11, 10, 3))
+        y = minicnn.utils.to_categorical(rng.integers(0, 3, 4), 3).astype(np.float64)
+        fused, layered = build(), build()
+        step = fused.execution_plan()[0]
+        assert isinstance(step, ConvBNReLU) and len(step.layers) == 4
+        p = fused.forward(x, training=True)
+        assert step._cache[0] == "fused"
+        fused.backward(y, p)
+        h = x
+        for layer in layered.layers:
+            h = layer.forward(h, training=True)
+        np.testing.assert_allclose(p, h, rtol=1e-12)
+        dy = layered.loss.softmax_gradient(y, h)
+        for layer in reversed(layered.layers[:-1]):
+            dy = layer.backward(dy)
+        for (a, _), (e, _) in zip(fused.grads_and_params(), layered.grads_and_params()):
+            np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-13)
+        for key in ("moving_mean", "moving_variance"):
+            np.testing.assert_allclose(fused.layers[1].state[key], layered.layers[1].state[key], rtol=1e-12)
+        errors = check_model(fused, x, y)
+        assert max(errors.values()) < 1e-6, errors
+    finally:
+        minicnn.backend._state["name"] = None

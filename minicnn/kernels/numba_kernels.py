@@ -545,6 +545,103 @@ def batchnorm_backward(dy, ctx, gamma, batch_stats):
     return dx, dgamma, dbeta
 
 
+# -- BatchNormalization -> ReLU -> MaxPooling2D in training: the normalized maps never stored ----------
+@njit(parallel=True, cache=True)
+def _bn_relu_pool_forward(z, mean, inv_std, gamma, beta, P, y, arg, zmax):
+    """y: (N, PH, PW, C) = max(0, max over each P x P window of (z - mean) inv_std gamma + beta);
+    arg: where in the window the first maximum was; zmax: z there. The same operations, in the
+    same order, as batchnorm_forward, so the maxima (and their ties) are the reference's."""
+    N, PH, PW, C = y.shape
+    for n in prange(N):
+        for pi in range(PH):
+            for pj in range(PW):
+                out, best, at = y[n, pi, pj], arg[n, pi, pj], zmax[n, pi, pj]
+                for k in range(P * P):
+                    row = z[n, pi * P + k // P, pj * P + k % P]
+                    for c in range(C):
+                        h = (row[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c]
+                        if k == 0 or h > out[c]:  # strict: ties keep the first maximum
+                            out[c] = h
+                            best[c] = k
+                            at[c] = row[c]
+                for c in range(C):
+                    if out[c] < 0:  # noqa: PLR1730  (NaN stays NaN)
+                        out[c] = 0
+
+
+@njit(parallel=True, cache=True)
+def _bn_relu_pool_sums(dy, y, zmax, mean, inv_std, partial_b, partial_g):
+    """partial_b[t], partial_g[t]: (C,) float64 sums over chunk t of the pooled cells (rows of
+    dy, y, zmax: (R, C)) of g and g xhat, g the gradient reaching the normalized map: dy at each
+    window's maximum where y > 0, 0 elsewhere. Only the pooled cells are visited; xhat there is
+    recomputed from the z kept at the maximum."""
+    R, C = dy.shape
+    T = partial_b.shape[0]
+    for t in prange(T):
+        sb, sg = partial_b[t], partial_g[t]
+        sb[:] = 0
+        sg[:] = 0
+        for r in range(t * R // T, (t + 1) * R // T):
+            for c in range(C):
+                g = dy[r, c] if y[r, c] > 0 else 0
+                sb[c] += g
+                sg[c] += g * ((zmax[r, c] - mean[c]) * inv_std[c])
+
+
+@njit(parallel=True, cache=True)
+def _bn_relu_pool_dz(dy, y, arg, z, mean, inv_std, scale, dbeta, dgamma, M, P, dz):
+    """dz = scale / M (M g - dbeta - xhat dgamma) for every cell of z (batchnorm_backward's dx)."""
+    N, OH, OW, C = z.shape
+    PH, PW = dy.shape[1], dy.shape[2]
+    for n in prange(N):
+        for i in range(OH):
+            pi = i // P
+            for j in range(OW):
+                pj, k = j // P, (i % P) * P + j % P
+                read = pi < PH and pj < PW  # rows and columns past the last window: g = 0
+                for c in range(C):
+                    g = dy[n, pi, pj, c] if read and arg[n, pi, pj, c] == k and y[n, pi, pj, c] > 0 else 0
+                    xhat = (z[n, i, j, c] - mean[c]) * inv_std[c]
+                    dz[n, i, j, c] = scale[c] * (M * g - dbeta[c] - xhat * dgamma[c])
+
+
+def bn_relu_pool_forward(z, gamma, beta, mean, var, epsilon, pool):
+    """Same contract as reference.bn_relu_pool_forward: one pass over z, writing only the pooled
+    maps, the position of each maximum and z there (a quarter of z each, for pool 2); the
+    backward recomputes xhat from z instead of reading a stored copy."""
+    z = np.ascontiguousarray(z)
+    N, OH, OW, C = z.shape
+    inv_std = (1 / np.sqrt(var + epsilon)).astype(z.dtype)
+    mean = mean.astype(z.dtype)
+    gamma = np.ones(C, z.dtype) if gamma is None else gamma
+    beta = np.zeros(C, z.dtype) if beta is None else beta
+    y = np.empty((N, OH // pool, OW // pool, C), dtype=z.dtype)
+    arg, zmax = np.empty(y.shape, dtype=np.int32), np.empty_like(y)
+    _bn_relu_pool_forward(z, mean, inv_std, gamma, beta, pool, y, arg, zmax)
+    return y, (z, mean, inv_std, y, arg, zmax, pool)
+
+
+def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
+    """Same contract as reference.bn_relu_pool_backward: one pass over the pooled cells for dbeta and
+    dgamma, one over z for dz."""
+    z, mean, inv_std, y, arg, zmax, pool = ctx
+    dy = np.ascontiguousarray(dy)
+    C = z.shape[-1]
+    T = min(CHUNKS, len(dy))
+    partial_b, partial_g = np.empty((T, C)), np.empty((T, C))
+    _bn_relu_pool_sums(dy.reshape(-1, C), y.reshape(-1, C), zmax.reshape(-1, C), mean, inv_std, partial_b, partial_g)
+    dbeta, dgamma = partial_b.sum(axis=0).astype(dy.dtype), partial_g.sum(axis=0).astype(dy.dtype)
+    scale = inv_std if gamma is None else gamma * inv_std
+    M = z.size // C
+    if batch_stats:
+        k, sb, sg = scale / M, dbeta, dgamma
+    else:  # fixed statistics: dz = scale g
+        k, sb, sg = scale / M, np.zeros_like(dbeta), np.zeros_like(dgamma)
+    dz = np.empty_like(z)
+    _bn_relu_pool_dz(dy, y, arg, z, mean, inv_std, k.astype(dy.dtype), sb, sg, dy.dtype.type(M), pool, dz)
+    return dz, dgamma, dbeta
+
+
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------
 @njit(cache=True)
 def _adam(p, g, m, v, alpha, c1, c2, eps, write):

@@ -27,6 +27,7 @@ CONTRACT = (
     "batchnorm_moments", "batchnorm_forward", "batchnorm_backward",  # BatchNormalization
     "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
+    "bn_relu_pool_forward", "bn_relu_pool_backward",  # BatchNormalization -> ReLU -> MaxPooling2D (same)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
     "affine_transform_forward", "affine_transform_backward",  # RandomTranslation, RandomRotation, RandomZoom
 )
@@ -252,6 +253,32 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
     conv_ctx, y, pool_ctx = ctx
     dz = maxpool_backward(dy * (y > 0), pool_ctx)
     return conv2d_backward(dz, conv_ctx, W, need_dx)
+
+
+def bn_relu_pool_forward(z, gamma, beta, mean, var, epsilon, pool):
+    """BatchNormalization -> ReLU -> MaxPooling2D (pool x pool, stride pool, valid) as one step:
+    what a Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D block runs after its convolution
+    in training (minicnn/fusion.py), with the batch's mean and var (batchnorm_moments of z).
+
+    z: (N, OH, OW, C) -> y: (N, OH // pool, OW // pool, C), ctx for the backward. Here, the
+    composition of the three kernels; the fast twin writes neither the normalized maps nor
+    their ReLU, only the pooled maximum and where it came from.
+    """
+    h, bn_ctx = batchnorm_forward(z, gamma, beta, mean, var, epsilon)
+    y, pool_ctx = maxpool_forward(relu_forward(h), (pool, pool), (pool, pool), (0, 0, 0, 0))
+    return y, (bn_ctx, y, pool_ctx)
+
+
+def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
+    """Gradients of bn_relu_pool_forward: dy: (N, PH, PW, C) -> dz: (N, OH, OW, C), dgamma, dbeta.
+
+    dy goes to each window's maximum where it was positive (as in conv_relu_pool_backward), and
+    batchnorm_backward takes it from there: with batch statistics every z gets a gradient, even
+    those no window read (the mean and variance depend on them).
+    """
+    bn_ctx, y, pool_ctx = ctx
+    dh = maxpool_backward(dy * (y > 0), pool_ctx)
+    return batchnorm_backward(dh, bn_ctx, gamma, batch_stats)
 
 
 def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):

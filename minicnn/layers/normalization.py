@@ -41,16 +41,23 @@ class BatchNormalization(Layer):
         gamma, beta = self.params.get("gamma"), self.params.get("beta")
         batch_stats = bool(training and self.trainable)
         if batch_stats:
-            mean, var = backend.kernels_for(x).batchnorm_moments(x)
-            m = self.momentum
-            self.state["moving_mean"][...] = self.state["moving_mean"] * m + mean * (1 - m)
-            self.state["moving_variance"][...] = self.state["moving_variance"] * m + var * (1 - m)
+            mean, var = self.batch_statistics(x)
         else:
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
         y, ctx = backend.kernels_for(x).batchnorm_forward(x, gamma, beta, mean, var, self.dtype.type(self.epsilon))
         if training:
             self._cache = (ctx, batch_stats)
         return y
+
+    def batch_statistics(self, x):
+        """The batch's mean and (biased) variance per channel, (C,) each; the moving averages follow
+        them: moving = moving * momentum + batch * (1 - momentum). (Also called by the fused
+        Conv2D -> BatchNormalization -> ReLU -> MaxPooling2D step, minicnn/fusion.py.)"""
+        mean, var = backend.kernels_for(x).batchnorm_moments(x)
+        m = self.momentum
+        self.state["moving_mean"][...] = self.state["moving_mean"] * m + mean * (1 - m)
+        self.state["moving_variance"][...] = self.state["moving_variance"] * m + var * (1 - m)
+        return mean, var
 
     def backward(self, dy):
         """dy: (N, ..., C) -> dx: same shape; fills grads["gamma"], grads["beta"]."""
