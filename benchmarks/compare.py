@@ -278,6 +278,27 @@ def flop_limit(args):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def markdown(results, limit, args):
+    """The table, as docs/benchmarks.md shows it."""
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+    title = (f"{args.model} model, {args.threads} threads, batch {args.batch}, seed {args.seed}; FLOP limit "
+             f"{limit['seconds_per_epoch']:.1f} s per epoch (sgemm {limit['sgemm_gflops']:.0f} GFLOP/s)")
+    head = ("| engine | s / epoch | x best peer | x FLOP limit | 1st epoch s | infer img/s b64 | x best peer | "
+            "infer img/s b1000 | x best peer | peak RSS MB | test acc |")
+    lines = [title, "", head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in results:
+        lines.append(f"| {r['engine']} | {r['seconds_per_epoch']:.1f} | {num(r.get('x_best_peer_epoch'), '.2f')} | "
+                     f"{r['x_limit']:.2f} | {r['first_epoch_seconds']:.1f} | {r['inference_images_per_s_b64']:,.0f} | "
+                     f"{num(r.get('x_best_peer_b64'), '.2f')} | {r['inference_images_per_s_b1000']:,.0f} | "
+                     f"{num(r.get('x_best_peer_b1000'), '.2f')} | {r['peak_rss_mb']:,.0f} | "
+                     f"{num(r['test_accuracy'], '.4f') or 'subset'} |")
+    lines.append("")
+    lines.append("Epochs, seconds: " + "; ".join(f"{r['engine']} " + ", ".join(f"{t:.1f}" for t in r["epoch_seconds"])
+                                                for r in results))
+    return "\n".join(lines) + "\n"
+
+
 def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -287,7 +308,7 @@ def chart(results, path):
     for ax, key, title in [(axes[0], "seconds_per_epoch", "training: seconds per epoch (lower is better)"),
                            (axes[1], "inference_images_per_s_b64", "inference images/s, batch 64"),
                            (axes[2], "inference_images_per_s_b1000", "inference images/s, batch 1000")]:
-        bars = ax.bar(names, [r[key] for r in results], color=["#2a7", "#9bd", "#e73", "#275", "#c51"][:len(names)])
+        bars = ax.bar(names, [r[key] for r in results], color=["#2a7", "#9bd", "#e73", "#c51", "#275", "#a35"][:len(names)])
         ax.bar_label(bars, fmt="%.1f" if key == "seconds_per_epoch" else "%.0f")
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelsize=8)
@@ -349,7 +370,8 @@ def main():
     (out / f"{stem}.json").write_text(json.dumps({"model": args.model, "threads": args.threads, "batch": args.batch,
                                                   "flop_limit": limit, "results": results}, indent=1))
     chart(results, out / f"{stem}.png")
-    print(f"wrote {out / (stem + '.json')} and {out / (stem + '.png')}")
+    (out / f"{stem}.md").write_text(markdown(results, limit, args))
+    print(f"wrote {out / (stem + '.json')}, .png and .md")
 
 
 if __name__ == "__main__":
