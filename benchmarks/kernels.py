@@ -33,18 +33,6 @@ def tutorial_layers():
             Activation("softmax")]
 
 
-def recipe_model():
-    """The network of examples/fashion_mnist_recipe.py, compiled as it trains (examples/ is not a package)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist_recipe.py"
-    spec = importlib.util.spec_from_file_location("fashion_mnist_recipe", path)
-    recipe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recipe)
-    return recipe.compile_model(recipe.build_model(minicnn), minicnn, 938, 36)
-
-
 def median_ms(fn, repeat):
     fn()  # warm-up: JIT compilation or cache load is not timed
     times = []
@@ -59,7 +47,8 @@ def profile(name, batch, repeat, model_name="tutorial"):
     backend.set_backend(name)
     set_random_seed(0)
     if model_name == "recipe":
-        model = recipe_model()
+        from compare import build  # benchmarks/compare.py, beside this script: the recipe as it trains
+        model = build(minicnn, "recipe", 938, 36)
     else:
         model = Sequential(tutorial_layers())
         model.compile(loss="categorical_crossentropy", optimizer="adam")

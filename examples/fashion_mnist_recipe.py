@@ -71,7 +71,8 @@ def compile_model(model, lib, steps_per_epoch, epochs, schedule=True, peak=2e-3,
 
 def save_figures(logs, x_test, y_test, probs, folder):
     """training_curves.png (loss and accuracy per epoch, on the augmented training batches) and
-    mistakes.png (the first 30 misclassified test images, with the prediction and its confidence)."""
+    mistakes.png (the first 30 misclassified test images, with the prediction and its confidence).
+    logs: History.history; x_test: (N, 28, 28, 1); y_test: labels (N,); probs: (N, 10)."""
     from pathlib import Path
 
     import matplotlib
@@ -83,11 +84,12 @@ def save_figures(logs, x_test, y_test, probs, folder):
     folder.mkdir(parents=True, exist_ok=True)
     fig = plot.training_curves(logs)
     fig.savefig(folder / "training_curves.png", dpi=80)
-    wrong = np.flatnonzero(probs.argmax(axis=1) != y_test)[:30]
-    fig2 = plot.prediction_grid(x_test[wrong], y_test[wrong], probs[wrong], fashion_mnist.CLASS_NAMES, columns=10)
-    fig2.savefig(folder / "mistakes.png", dpi=70)
     plt.close(fig)
-    plt.close(fig2)
+    wrong = np.flatnonzero(probs.argmax(axis=1) != y_test)[:30]
+    if len(wrong):  # (no mistakes: no picture)
+        fig = plot.prediction_grid(x_test[wrong], y_test[wrong], probs[wrong], fashion_mnist.CLASS_NAMES, columns=10)
+        fig.savefig(folder / "mistakes.png", dpi=70)
+        plt.close(fig)
 
 
 def main(argv=None):

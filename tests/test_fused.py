@@ -50,6 +50,17 @@ def test_fused_kernel_matches_the_composition(N, H, W, C, F, kernel, padding, po
                 np.testing.assert_allclose(a, e, **tol)
 
 
+def layer_by_layer(model, x, y):
+    """The model's output and grads when its layers run one by one (no fused step)."""
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+    dy = model.loss.softmax_gradient(y, h)
+    for layer in reversed(model.layers[:-1]):
+        dy = layer.backward(dy)
+    return h, [np.array(g) for g, _ in model.grads_and_params()]
+
+
 def models(inline):
     """Two fused blocks (the first as three layers, or a Conv2D with activation="relu" and a
     pool): the first on direct loops (window 3x3x2), the second on im2col + BLAS (3x3x4 = 36)."""
@@ -75,14 +86,9 @@ def test_a_model_runs_the_fused_step_and_gets_the_same_results(inline, rng):
         assert [s._cache[1][0] for s in steps if isinstance(s, ConvReLUPool)] == ["direct", "gemm"]
         model.backward(y, p)
         fused = [np.array(g) for g, _ in model.grads_and_params()]
-        h = x  # the same, layer by layer
-        for layer in model.layers:
-            h = layer.forward(h, training=True)
+        h, grads = layer_by_layer(model, x, y)
         np.testing.assert_allclose(h, p, rtol=1e-12)
-        dy = model.loss.softmax_gradient(y, h)
-        for layer in reversed(model.layers[:-1]):
-            dy = layer.backward(dy)
-        for a, (g, _) in zip(fused, model.grads_and_params()):
+        for a, g in zip(fused, grads):
             np.testing.assert_allclose(a, g, rtol=1e-10, atol=1e-13)
         errors = check_model(model, x, y)  # the fused step against finite differences
         assert max(errors.values()) < 1e-6, errors
@@ -216,14 +222,9 @@ def test_fused_batchnorm_training_step_matches_the_layers(rng):
         p = fused.forward(x, training=True)
         assert step._cache[0] == "fused"
         fused.backward(y, p)
-        h = x
-        for layer in layered.layers:
-            h = layer.forward(h, training=True)
+        h, grads = layer_by_layer(layered, x, y)
         np.testing.assert_allclose(p, h, rtol=1e-12)
-        dy = layered.loss.softmax_gradient(y, h)
-        for layer in reversed(layered.layers[:-1]):
-            dy = layer.backward(dy)
-        for (a, _), (e, _) in zip(fused.grads_and_params(), layered.grads_and_params()):
+        for (a, _), e in zip(fused.grads_and_params(), grads):
             np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-13)
         for key in ("moving_mean", "moving_variance"):
             np.testing.assert_allclose(fused.layers[1].state[key], layered.layers[1].state[key], rtol=1e-12)

@@ -56,6 +56,17 @@ def test_test_time_flips_average_the_two_views(monkeypatch, capsys):
     assert len(seen) == 1 and "one view" not in capsys.readouterr().out
 
 
+def test_save_figures_draws_the_curves_and_the_mistakes(tmp_path):
+    r = recipe()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 40)
+    probs = rng.dirichlet(np.ones(10), 40)
+    r.save_figures({"loss": [1.0, 0.5], "accuracy": [0.6, 0.8]}, rng.random((40, 28, 28, 1)), y, probs, tmp_path / "f")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["mistakes.png", "training_curves.png"]
+    with pytest.raises(ValueError, match="loss"):  # minicnn.plot names what is missing
+        r.save_figures({}, rng.random((40, 28, 28, 1)), y, probs, tmp_path / "g")
+
+
 def test_each_flag_removes_its_ingredient():
     r = recipe()
     names = [type(layer).__name__ for layer in r.build_model().layers]

@@ -574,7 +574,8 @@ def _bn_relu_pool_sums(dy, y, zmax, mean, inv_std, partial_b, partial_g):
     """partial_b[t], partial_g[t]: (C,) float64 sums over chunk t of the pooled cells (rows of
     dy, y, zmax: (R, C)) of g and g xhat, g the gradient reaching the normalized map: dy at each
     window's maximum where y > 0, 0 elsewhere. Only the pooled cells are visited; xhat there is
-    recomputed from the z kept at the maximum."""
+    recomputed from the z kept at the maximum. (_bn_sums on a NumPy-made g would do the same with
+    one more pass and array: measured 1.40 ms instead of 0.99 for the first block's backward.)"""
     R, C = dy.shape
     T = partial_b.shape[0]
     for t in prange(T):
