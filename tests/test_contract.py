@@ -88,10 +88,12 @@ def test_unknown_names_are_clear_errors():
         Kernels("numpy", reference).speeds_up("conv3d_forward")
 
 
+@pytest.mark.parametrize("decay", [None, (0.3, 0.01)], ids=["Adam", "AdamW"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numba_adam_step_matches_the_reference(dtype):
+def test_numba_adam_step_matches_the_reference(dtype, decay):
     shapes = [(3, 3, 2, 4), (4,), (5, 7)]
     runs = []
+    typed = None if decay is None else tuple(np.dtype(dtype).type(v) for v in decay)
     for step in (reference.adam_step, numba_kernels.adam_step):
         rng = np.random.default_rng(0)  # the same params and gradients for both
         params = [rng.standard_normal(s).astype(dtype) for s in shapes]
@@ -100,12 +102,15 @@ def test_numba_adam_step_matches_the_reference(dtype):
             grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
             alpha = 0.01 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
             scalars = [np.dtype(dtype).type(v) for v in (alpha, 0.1, 0.001, 1e-7)]
-            assert step(params, grads, slots, *scalars, commit=False)
-            assert step(params, grads, slots, *scalars, commit=True)
+            assert step(params, grads, slots, *scalars, commit=False, decay=typed)
+            assert step(params, grads, slots, *scalars, commit=True, decay=typed)
         huge = [np.full_like(p, np.finfo(dtype).max) for p in params]  # g * g overflows
+        huge[2][1, 3] = 0.5  # one finite element among them: the check counts, it does not stop at the first
         before = [p.copy() for p in params]
         with np.errstate(over="ignore", invalid="ignore"):
-            assert not step(params, huge, slots, *scalars, commit=False)
+            assert not step(params, huge, slots, *scalars, commit=False, decay=typed)
+            last = [np.zeros_like(g) for g in huge[:2]] + [np.where(huge[2] == 0.5, np.inf, 0).astype(dtype)]
+            assert not step(params, last, slots, *scalars, commit=False, decay=typed)  # one bad element, in the last param
         assert all(np.array_equal(a, b) for a, b in zip(params, before))  # a refused check changes nothing
         runs.append((params, slots))
     tol = 1e-6 if dtype == "float32" else 1e-14
@@ -113,3 +118,12 @@ def test_numba_adam_step_matches_the_reference(dtype):
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
     for sa, sb in zip(runs[0][1], runs[1][1]):
         np.testing.assert_allclose(sa["v"], sb["v"], rtol=tol, atol=tol)
+    if decay is not None:  # with zero gradients and moments, the step is the decay alone: p - p * wd * lr
+        for step in (reference.adam_step, numba_kernels.adam_step):
+            params = [np.random.default_rng(1).standard_normal(s).astype(dtype) for s in shapes]
+            expected = [p - p * typed[0] * typed[1] for p in params]
+            slots = [{"m": np.zeros_like(p), "v": np.zeros_like(p)} for p in params]
+            step(params, [np.zeros_like(p) for p in params], slots, *scalars, commit=True, decay=typed)
+            assert all(np.array_equal(a, b) for a, b in zip(params, expected))
+
+

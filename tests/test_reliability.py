@@ -13,7 +13,7 @@ from minicnn.callbacks import Callback
 from minicnn.io import interrupts_deferred
 from minicnn.layers import Dense
 from minicnn.models import Sequential
-from minicnn.optimizers import SGD, Adam, NonFiniteError
+from minicnn.optimizers import SGD, Adam, AdamW, NonFiniteError
 from minicnn.utils import set_random_seed
 
 
@@ -136,9 +136,9 @@ def test_interrupt_inside_a_batch_applies_nothing(each_backend, monkeypatch):
             raise KeyboardInterrupt
         real_update(self, p, g, slots, t)
 
-    def check_then_interrupt(params, grads, slots, *scalars, commit):
+    def check_then_interrupt(params, grads, slots, *scalars, commit, decay=None):
         assert not commit  # the interrupt comes before anything is written
-        real_step(params[:2], grads[:2], slots[:2], *scalars, commit=False)
+        real_step(params[:2], grads[:2], slots[:2], *scalars, commit=False, decay=decay)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Adam, "update", update_then_interrupt)
@@ -152,16 +152,19 @@ def test_interrupt_inside_a_batch_applies_nothing(each_backend, monkeypatch):
     assert model.optimizer.iterations == state[2] + 2
 
 
-def test_compiled_adam_takes_the_numpy_steps_and_refuses_overflow():
-    """The Numba twin of Adam.update: the same float32 operations, so the same new values;
-    and an update that overflows is refused with nothing changed, as on the NumPy path."""
+@pytest.mark.parametrize("make", [lambda: Adam(learning_rate=0.01), lambda: AdamW(learning_rate=0.01, weight_decay=0.3)],
+                         ids=["Adam", "AdamW"])
+def test_compiled_adam_takes_the_numpy_steps_and_refuses_overflow(make):
+    """The Numba twin of Adam.update (and of AdamW's weight decay before it): the same float32
+    operations, so the same new values; and an update that overflows is refused with nothing
+    changed, as on the NumPy path."""
     from minicnn import backend
     rng = np.random.default_rng(0)
     p0 = [rng.standard_normal(s).astype(np.float32) for s in ((3, 3, 1, 4), (4,), (7, 5))]
     runs = []
     for name in ("numpy", "numba"):
         backend.set_backend(name)
-        params, opt = [p.copy() for p in p0], Adam(learning_rate=0.01)
+        params, opt = [p.copy() for p in p0], make()
         for step in range(3):
             opt.apply_gradients((np.float32(step + 1) * p * p - 0.5, p) for p in params)
         runs.append((params, opt))
@@ -170,10 +173,15 @@ def test_compiled_adam_takes_the_numpy_steps_and_refuses_overflow():
         np.testing.assert_allclose(a, b, rtol=2e-7, atol=1e-9)
     for sa, sb in zip(runs[0][1].slots, runs[1][1].slots):
         np.testing.assert_allclose(sa["v"], sb["v"], rtol=2e-7)
+    plain = [p.copy() for p in p0]
+    Adam(learning_rate=0.01).apply_gradients((np.ones_like(p), p) for p in plain)
+    decayed = [p.copy() for p in p0]
+    make().apply_gradients((np.ones_like(p), p) for p in decayed)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, decayed)) == (type(make()) is Adam)  # the decay is applied
     backend.set_backend("numba")
     try:
         params = [p.copy() for p in p0]
-        opt = Adam(learning_rate=1e39)  # beyond float32: every step is Inf
+        opt = type(make())(learning_rate=1e39)  # beyond float32: every step is Inf
         with pytest.raises(NonFiniteError, match="update of param 0"):
             opt.apply_gradients((np.ones_like(p), p) for p in params)
         assert opt.iterations == 0 and all(np.array_equal(a, b) for a, b in zip(params, p0))

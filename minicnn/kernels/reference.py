@@ -281,10 +281,12 @@ def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
     return batchnorm_backward(dh, bn_ctx, gamma, batch_stats)
 
 
-def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
+def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):
     """Keras's Adam update for every param, as optimizers.Adam.update writes it:
     m += (g - m) c1;  v += (g g - v) c2;  p -= (m alpha) / (sqrt(v) + eps),
     with c1 = 1 - beta_1, c2 = 1 - beta_2 and alpha the bias-corrected learning rate.
+    decay = (weight_decay, learning_rate), for AdamW: p -= p * weight_decay * learning_rate
+    first, as Keras's Optimizer applies weight decay before the update.
 
     params, grads: lists of arrays of equal shapes; slots: one {"m", "v"} per param.
     commit=False only checks that every new value is finite (returns False if not, changing
@@ -292,9 +294,10 @@ def adam_step(params, grads, slots, alpha, c1, c2, eps, commit):
     """
     for p, g, s in zip(params, grads, slots):
         xp = array_module(p)
+        decayed = p if decay is None else p - p * decay[0] * decay[1]
         m = s["m"] + (g - s["m"]) * c1
         v = s["v"] + (g * g - s["v"]) * c2
-        new = p - (m * alpha) / (xp.sqrt(v) + eps)
+        new = decayed - (m * alpha) / (xp.sqrt(v) + eps)
         if commit:
             s["m"][...], s["v"][...], p[...] = m, v, new
         elif not (xp.isfinite(m).all() and xp.isfinite(v).all() and xp.isfinite(new).all()):
