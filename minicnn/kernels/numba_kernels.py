@@ -4,7 +4,9 @@ Two strategies for convolution, chosen by the size of one window (KH * KW * C):
 - small windows (the first layer: 3x3x1 = 9 values) loop directly, vectorised over the F
   filters, which are contiguous in channels-last memory; a 9-deep matrix product wastes BLAS.
 - larger windows (3x3x64 = 576) unfold the input with a compiled im2col and hand the matrix
-  products to NumPy's BLAS, which no hand loop beats.
+  products to NumPy's BLAS, which no hand loop beats; except the forward pass of 3x3 stride-1
+  convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
+  (minicnn/kernels/winograd.py: 2.25x fewer multiplies; where it pays, _winograd_pays).
 Every prange loop writes to its own slice of the output (per image, or per chunk of images
 whose partial sums are added in a fixed order afterwards): no racing +=, and the result does
 not depend on how many threads run it.
@@ -20,6 +22,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 from numba import njit, prange
 
+from minicnn.kernels import winograd
 from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
@@ -165,6 +168,8 @@ def conv2d_forward(x, W, b, stride, pads):
         y = np.empty((N, OH, OW, F), dtype=x.dtype)
         conv_direct_forward(xpad, W, b, SH, SW, y)
         return y, ("direct", xpad, stride, pads)
+    if _winograd_pays(W, stride, OH, OW):
+        return winograd.conv3x3_forward_compiled(xpad, W, b, (0, 0, 0, 0)), ("gemm", xpad, stride, pads)
     y = _gemm_forward(xpad, W, stride, OH, OW)
     y += b
     return y.reshape(N, OH, OW, F), ("gemm", xpad, stride, pads)
@@ -189,6 +194,17 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         return unpad_nhwc(dxpad, pads), dW, db
     _, xpad, stride, pads = ctx
     return _gemm_backward(dy, xpad, W, stride, pads, need_dx)
+
+
+def _winograd_pays(W, stride, OH, OW):
+    """True where the forward pass takes Winograd F(2x2, 3x3) (minicnn/kernels/winograd.py) instead
+    of im2col + sgemm: 3 x 3 windows of stride 1, too wide for the direct loops, and an output of
+    even height and width, which the 2 x 2 tiles cover exactly. Measured (benchmarks/winograd.py,
+    docs/winograd.md): faster there, with AVX-512 and held to AVX2; on a 7 x 7 output the tiles
+    hanging over the edge (16 for 12.25) ate the gain. The backward passes stay on im2col."""
+    KH, KW, C, _ = W.shape
+    return (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and KH * KW * C > DIRECT_MAX_WINDOW \
+        and OH % 2 == 0 and OW % 2 == 0
 
 
 def _chunks(N, OH, OW):
@@ -452,6 +468,9 @@ def conv_relu_pool_forward(x, W, b, pool, pads):
         _conv_relu_pool_forward(xpad, W, b, pool, y, arg)
         return y, ("direct", xpad, y, arg, pool, pads)
     OH, OW = PH * pool, PW * pool
+    if pool == 2 and _winograd_pays(W, (1, 1), OH, OW):  # each 2 x 2 output tile is a pooling window
+        y, arg = winograd.conv3x3_relu_pool2_compiled(xpad, W, b, (0, 0, 0, 0))
+        return y, ("gemm", xpad, y, arg, pool, pads)
     z = _gemm_forward(xpad, W, (1, 1), OH, OW)
     z += b
     _relu_pool_forward(z.reshape(N, OH, OW, F), pool, y, arg)
