@@ -145,3 +145,22 @@ def test_numba_backend_takes_winograd_where_it_pays(monkeypatch, shape):
     dp = np.random.default_rng(2).standard_normal(p.shape)
     for got, want in zip(numba_kernels.conv_relu_pool_backward(dp, c, Wt), reference.conv_relu_pool_backward(dp, c_ref, Wt)):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+def test_the_benchmark_times_the_same_layers_both_ways(monkeypatch):
+    """benchmarks/winograd.py on a batch of 2, once: both methods give the same outputs (it checks),
+    the multiply-adds it counts are 9 C F per output against 16 C F per tile, and the engine's
+    choice of Winograd is back in place after it timed the im2col path."""
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("winograd_bench",
+                                                  Path(__file__).resolve().parents[1] / "benchmarks" / "winograd.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    chosen = numba_kernels._winograd_pays
+    row = bench.measure("recipe conv 2", (14, 14, 32), 64, (1, 1, 1, 1), batch=2, repeat=1)
+    assert row["im2col_macs"] == 2 * 14 * 14 * 9 * 32 * 64 and row["winograd_macs"] == 16 * 2 * 7 * 7 * 32 * 64
+    assert all(row[k] > 0 for k in ("im2col_ms", "winograd_ms", "input_ms", "products_ms", "output_ms"))
+    fused = bench.measure_fused("tutorial conv 2", (13, 13, 64), 8, (0, 0, 0, 0), batch=2, repeat=1)
+    assert fused["im2col_ms"] > 0 and fused["winograd_ms"] > 0
+    assert numba_kernels._winograd_pays is chosen

@@ -24,11 +24,13 @@ product back (Y = A^T M A). Neighbouring tiles overlap by two rows and columns (
 
 This file holds the readable version (NumPy, every transform an einsum over the matrices
 written out) and a compiled twin (Numba for the transforms, BLAS for the 16 products); the
-tests tie both to the direct convolution (reference.conv2d_forward). The engine does not
-train through them: on the CPUs measured, the 16 products with only C = 32..64 terms each run
-at half the speed of im2col's one product with 9 C terms, and the transformed tiles are more
-memory to move than the unfolded windows, so the 2.25x fewer multiplies do not make a faster
-layer. docs/winograd.md has the measurements (benchmarks/winograd.py).
+tests tie both to the direct convolution (reference.conv2d_forward). The Numba backend runs the
+twin for the forward pass where it measured faster than im2col (numba_kernels._winograd_pays):
+3 x 3 stride-1 windows of more than 32 values and an output of even size, and above all fused
+with ReLU and 2 x 2 max pooling, each output tile one pooling window (conv3x3_relu_pool2).
+Not everywhere: the 16 products have only C terms each, and BLAS runs such short products at
+about half the speed of im2col's one product with 9 C terms, so the 2.25x fewer multiplies
+become 3-20% less time for a convolution alone (docs/winograd.md, benchmarks/winograd.py).
 """
 import numpy as np
 from numba import njit, prange
