@@ -178,6 +178,17 @@ def _input_transform(xpad, TH, TW, V):
                         V[4 * a + 3, t, c] = r[a, 1, c] - r[a, 3, c]
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _combine_rows(M, t, r):
+    """r: (2, 4, F) = A^T m, the rows of tile t's m = M[:, t, :] (position a * 4 + b) combined;
+    the output transforms then combine r's columns (r A)."""
+    F = r.shape[2]
+    for col in range(4):
+        for f in range(F):
+            r[0, col, f] = M[col, t, f] + M[4 + col, t, f] + M[8 + col, t, f]
+            r[1, col, f] = M[4 + col, t, f] - M[8 + col, t, f] - M[12 + col, t, f]
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def _output_transform(M, b, TH, TW, y):
     """y: (N, OH, OW, F) = A^T m A + b for each tile's m = M[:, t, :] (16, F); tile cells past
@@ -188,10 +199,7 @@ def _output_transform(M, b, TH, TW, y):
         for ti in range(TH):
             for tj in range(TW):
                 t = (n * TH + ti) * TW + tj
-                for col in range(4):  # r = A^T m: combine rows
-                    for f in range(F):
-                        r[0, col, f] = M[col, t, f] + M[4 + col, t, f] + M[8 + col, t, f]
-                        r[1, col, f] = M[4 + col, t, f] - M[8 + col, t, f] - M[12 + col, t, f]
+                _combine_rows(M, t, r)
                 for a in range(2):  # Y = r A: combine columns
                     i = 2 * ti + a
                     if i < OH:
@@ -213,10 +221,7 @@ def _output_relu_pool(M, b, y, arg):
         for pi in range(PH):
             for pj in range(PW):
                 t = (n * PH + pi) * PW + pj
-                for col in range(4):
-                    for f in range(F):
-                        r[0, col, f] = M[col, t, f] + M[4 + col, t, f] + M[8 + col, t, f]
-                        r[1, col, f] = M[4 + col, t, f] - M[8 + col, t, f] - M[12 + col, t, f]
+                _combine_rows(M, t, r)
                 out, where = y[n, pi, pj], arg[n, pi, pj]
                 for f in range(F):  # the cells in the order (0, 0), (0, 1), (1, 0), (1, 1); strict >: ties keep the first
                     best, k = r[0, 0, f] + r[0, 1, f] + r[0, 2, f] + b[f], 0
