@@ -13,12 +13,12 @@ with the im2col path and with Winograd's tiles as the pooling windows.
 docs/winograd.md shows the tables and what they say.
 """
 import argparse
-import time
 
 import minicnn  # noqa: F401  (before NumPy: OpenBLAS's thread settings)
 
 # isort: split
 import numpy as np
+from kernels import median_ms  # benchmarks/kernels.py, beside this script
 
 from minicnn.kernels import numba_kernels, winograd
 
@@ -27,16 +27,6 @@ LAYERS = [  # name, input (H, W, C), filters F, pads
     ("recipe conv 2: 14x14x32 -> 14x14x64", (14, 14, 32), 64, (1, 1, 1, 1)),
     ("recipe conv 3: 7x7x64 -> 7x7x128", (7, 7, 64), 128, (1, 1, 1, 1)),
 ]
-
-
-def median_ms(fn, repeat):
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
 
 
 def im2col_only(fn, *args):

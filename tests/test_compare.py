@@ -1,21 +1,14 @@
 """benchmarks/compare.py's peers: the PyTorch models are the ones minicnn trains (same layers,
 same parameter count, the recipe's schedule and augmentation), so the times compare like with like."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from toy import load_script
 
 import minicnn
 
-PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
-
 
 def compare():
-    spec = importlib.util.spec_from_file_location("compare", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/compare.py")
 
 
 def test_the_torch_schedule_is_the_recipes():

@@ -1,22 +1,15 @@
 """examples/fashion_mnist_recipe.py: a short run learns and ends with the line the README quotes,
 its ablation flags remove what they say, and the same function builds the same network in Keras
 (which benchmarks/compare.py relies on)."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
+from toy import load_script
 
 import minicnn
 
-PATH = Path(__file__).resolve().parents[1] / "examples" / "fashion_mnist_recipe.py"
-
 
 def recipe():
-    spec = importlib.util.spec_from_file_location("fashion_mnist_recipe", PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/fashion_mnist_recipe.py")
 
 
 @pytest.mark.slow

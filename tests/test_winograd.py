@@ -4,6 +4,7 @@ and even sizes, padding same / valid / uneven, batch 1, one channel, one filter)
 (to round-off) and float32 (within float32's round-off of the output's scale)."""
 import numpy as np
 import pytest
+from toy import load_script
 
 from minicnn.kernels import numba_kernels, reference, winograd
 
@@ -113,7 +114,7 @@ def test_conv_relu_pool_by_tiles_that_are_the_pooling_windows(shape, dtype):
                                                       2, pads), Wt)
     for got, ref in zip(ours, reference.conv_relu_pool_backward(dy, ctx, Wt)):
         close(got, ref, dtype)
-    y0, arg0 = winograd.conv3x3_relu_pool2_compiled(x, Wt, None, pads)
+    y0, _ = winograd.conv3x3_relu_pool2_compiled(x, Wt, None, pads)
     close(y0, reference.conv_relu_pool_forward(x, Wt, None, 2, pads)[0], dtype)
 
 
@@ -151,12 +152,7 @@ def test_the_benchmark_times_the_same_layers_both_ways(monkeypatch):
     """benchmarks/winograd.py on a batch of 2, once: both methods give the same outputs (it checks),
     the multiply-adds it counts are 9 C F per output against 16 C F per tile, and the engine's
     choice of Winograd is back in place after it timed the im2col path."""
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("winograd_bench",
-                                                  Path(__file__).resolve().parents[1] / "benchmarks" / "winograd.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/winograd.py")
     chosen = numba_kernels._winograd_pays
     row = bench.measure("recipe conv 2", (14, 14, 32), 64, (1, 1, 1, 1), batch=2, repeat=1)
     assert row["im2col_macs"] == 2 * 14 * 14 * 9 * 32 * 64 and row["winograd_macs"] == 16 * 2 * 7 * 7 * 32 * 64
@@ -164,3 +160,10 @@ def test_the_benchmark_times_the_same_layers_both_ways(monkeypatch):
     fused = bench.measure_fused("tutorial conv 2", (13, 13, 64), 8, (0, 0, 0, 0), batch=2, repeat=1)
     assert fused["im2col_ms"] > 0 and fused["winograd_ms"] > 0
     assert numba_kernels._winograd_pays is chosen
+
+
+def test_input_gradient_refuses_paddings_no_padded_convolution_can_undo():
+    """A pad of 3 rows on top puts a row of xpad under no window: its dx would need a negative pad."""
+    with pytest.raises(ValueError, match=r"pads \(3, 0, 0, 0\) leave no input gradient"):
+        winograd.input_gradient_pads((1, 5, 5, 2), (1, 6, 3, 4), (3, 0, 0, 0))
+    assert winograd.input_gradient_pads((1, 13, 13, 2), (1, 10, 10, 4), (0, 0, 0, 0)) == (2, 3, 2, 3)

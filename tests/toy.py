@@ -1,4 +1,8 @@
-"""Small models and data the tests share."""
+"""Small models and data the tests share, and a loader for the scripts they test."""
+import importlib.util
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
@@ -31,3 +35,18 @@ def small_model(dtype="float32"):
     return Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 1), dtype=dtype), Activation("relu", dtype=dtype),
                        MaxPooling2D(dtype=dtype), Flatten(dtype=dtype), Dense(2, dtype=dtype),
                        Activation("softmax", dtype=dtype)])
+
+
+def load_script(relative_path):
+    """The module of a script of the project (e.g. "benchmarks/compare.py"), loaded from its file
+    as `python relative_path` would run it: with its own folder first on sys.path, so that it can
+    import the scripts beside it."""
+    path = Path(__file__).resolve().parents[1] / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module

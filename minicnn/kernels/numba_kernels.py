@@ -462,15 +462,15 @@ def conv_relu_pool_forward(x, W, b, pool, pads):
     PH, PW = (Hp - KH + 1) // pool, (Wp - KW + 1) // pool
     if b is None:
         b = np.zeros(F, dtype=x.dtype)
+    OH, OW = PH * pool, PW * pool
+    if KH * KW * C > DIRECT_MAX_WINDOW and pool == 2 and _winograd_pays(W, (1, 1), OH, OW):
+        y, arg = winograd.conv3x3_relu_pool2_compiled(xpad, W, b, (0, 0, 0, 0))  # each 2 x 2 tile one window
+        return y, ("gemm", xpad, y, arg, pool, pads)
     y = np.empty((N, PH, PW, F), dtype=x.dtype)
     arg = np.empty((N, PH, PW, F), dtype=np.int32)
     if KH * KW * C <= DIRECT_MAX_WINDOW:
         _conv_relu_pool_forward(xpad, W, b, pool, y, arg)
         return y, ("direct", xpad, y, arg, pool, pads)
-    OH, OW = PH * pool, PW * pool
-    if pool == 2 and _winograd_pays(W, (1, 1), OH, OW):  # each 2 x 2 output tile is a pooling window
-        y, arg = winograd.conv3x3_relu_pool2_compiled(xpad, W, b, (0, 0, 0, 0))
-        return y, ("gemm", xpad, y, arg, pool, pads)
     z = _gemm_forward(xpad, W, (1, 1), OH, OW)
     z += b
     _relu_pool_forward(z.reshape(N, OH, OW, F), pool, y, arg)
@@ -671,12 +671,10 @@ def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
     dbeta, dgamma = partial_b.sum(axis=0).astype(dy.dtype), partial_g.sum(axis=0).astype(dy.dtype)
     scale = inv_std if gamma is None else gamma * inv_std
     M = z.size // C
-    if batch_stats:
-        k, sb, sg = scale / M, dbeta, dgamma
-    else:  # fixed statistics: dz = scale g
-        k, sb, sg = scale / M, np.zeros_like(dbeta), np.zeros_like(dgamma)
+    # fixed statistics: dz = scale g, the same pass with the two sums' terms left out
+    sb, sg = (dbeta, dgamma) if batch_stats else (np.zeros_like(dbeta), np.zeros_like(dgamma))
     dz = np.empty_like(z)
-    _bn_relu_pool_dz(dy, y, arg, z, mean, inv_std, k.astype(dy.dtype), sb, sg, dy.dtype.type(M), pool, dz)
+    _bn_relu_pool_dz(dy, y, arg, z, mean, inv_std, (scale / M).astype(dy.dtype), sb, sg, dy.dtype.type(M), pool, dz)
     return dz, dgamma, dbeta
 
 

@@ -77,7 +77,7 @@ def filter_transform(W):
 
 def input_tiles(xpad, TH, TW):
     """d: (N, TH, TW, 4, 4, C), the overlapping 4 x 4 tiles at stride 2 (zeros past the edge)."""
-    N, Hp, Wp, C = xpad.shape
+    _, Hp, Wp, _ = xpad.shape
     xpad = np.pad(xpad, ((0, 0), (0, max(0, 2 * TH + 2 - Hp)), (0, max(0, 2 * TW + 2 - Wp)), (0, 0)))
     xpad = xpad[:, :2 * TH + 2, :2 * TW + 2]  # the rows and columns the tiles read
     d = np.lib.stride_tricks.sliding_window_view(xpad, (4, 4), axis=(1, 2))[:, ::2, ::2]  # (N, TH, TW, C, 4, 4)
@@ -234,7 +234,7 @@ def _output_relu_pool(M, b, y, arg):
                     v = r[1, 1, f] - r[1, 2, f] - r[1, 3, f] + b[f]
                     if v > best:
                         best, k = v, 3
-                    out[f] = 0 if best < 0 else best  # ReLU after the max; NaN stays NaN
+                    out[f] = 0 if best < 0 else best  # noqa: FURB136  (ReLU after the max; NaN stays NaN)
                     where[f] = k
 
 
