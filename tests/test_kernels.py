@@ -14,6 +14,8 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
     (1, 4, 4, 16, 3, (1, 1), (1, 1), "valid"),
     (2, 8, 5, 6, 3, (3, 3), (2, 2), "same"),  # im2col path, odd extra padding
     (1, 3, 3, 2, 2, (3, 3), (1, 1), "valid"),  # output 1x1
+    (2, 9, 11, 2, 5, (3, 3), (1, 1), "same"),  # direct, rows of 11: four pixels a statement, three left
+    (1, 10, 13, 3, 4, (3, 3), (2, 2), "valid"),  # direct, stride 2, rows of 6 (window 27)
 ]
 
 

@@ -69,11 +69,30 @@ def col2im(dcols, KH, KW, SH, SW, OH, OW, dxpad):
 # pixel's F values updated by one vectorised multiply-add. Written pixel by pixel instead (all
 # taps of one window, then the next pixel), each pixel's F sums are a chain of dependent loads and
 # stores through memory: 1.5-1.7x slower, measured on the 28x28x1 -> 32 and -> 64 layers.
+# Each += reads and writes F values in memory (Numba cannot prove that the output and the weights
+# never overlap, so it keeps nothing in registers across statements): the fewer statements, the
+# fewer trips. So a 3 x 3 window adds its nine taps in one statement, and the weight gradient
+# four pixels; measured 1.4x faster on the first blocks of both models (forward and backward).
 @njit(cache=True, inline="always", error_model="numpy")  # inlined into the caller: as fast as writing the loops there
 def _row_forward(xpad, n, i0, SW, W, out):
     """out: (OW, F) += the output row whose windows start at row i0 of xpad[n] (no bias)."""
     KH, KW, C, F = W.shape
     OW = out.shape[0]
+    if KH == 3 and KW == 3:  # the common window: its nine taps in one multiply-add chain per pixel
+        for c in range(C):
+            w0, w1, w2 = W[0, 0, c], W[0, 1, c], W[0, 2, c]
+            w3, w4, w5 = W[1, 0, c], W[1, 1, c], W[1, 2, c]
+            w6, w7, w8 = W[2, 0, c], W[2, 1, c], W[2, 2, c]
+            r0, r1, r2 = xpad[n, i0, :, c], xpad[n, i0 + 1, :, c], xpad[n, i0 + 2, :, c]
+            for j in range(OW):
+                q = j * SW
+                x0, x1, x2, x3, x4 = r0[q], r0[q + 1], r0[q + 2], r1[q], r1[q + 1]
+                x5, x6, x7, x8 = r1[q + 2], r2[q], r2[q + 1], r2[q + 2]
+                o = out[j]
+                for f in range(F):
+                    o[f] += (x0 * w0[f] + x1 * w1[f] + x2 * w2[f] + x3 * w3[f] + x4 * w4[f]
+                             + x5 * w5[f] + x6 * w6[f] + x7 * w7[f] + x8 * w8[f])
+        return
     for kh in range(KH):
         for kw in range(KW):
             for c in range(C):
@@ -87,15 +106,24 @@ def _row_forward(xpad, n, i0, SW, W, out):
 
 @njit(cache=True, inline="always", error_model="numpy")  # inlined into the caller: as fast as writing the loops there
 def _row_dW(xpad, n, i0, SW, g, acc):
-    """acc: (KH, KW, C, F) += sum over the row's pixels j of window (i0, j * SW) times g[j]: (F,)."""
+    """acc: (KH, KW, C, F) += sum over the row's pixels j of window (i0, j * SW) times g[j]: (F,),
+    four pixels per statement (then the one to three left over)."""
     KH, KW, C, F = acc.shape
     OW = g.shape[0]
+    J4 = OW - OW % 4
     for kh in range(KH):
         for kw in range(KW):
             for c in range(C):
                 a = acc[kh, kw, c]
-                for j in range(OW):
-                    v = xpad[n, i0 + kh, j * SW + kw, c]
+                xr = xpad[n, i0 + kh, :, c]
+                for j in range(0, J4, 4):
+                    q = j * SW + kw
+                    v0, v1, v2, v3 = xr[q], xr[q + SW], xr[q + 2 * SW], xr[q + 3 * SW]
+                    g0, g1, g2, g3 = g[j], g[j + 1], g[j + 2], g[j + 3]
+                    for f in range(F):
+                        a[f] += v0 * g0[f] + v1 * g1[f] + v2 * g2[f] + v3 * g3[f]
+                for j in range(J4, OW):
+                    v = xr[j * SW + kw]
                     gj = g[j]
                     for f in range(F):
                         a[f] += v * gj[f]
