@@ -80,6 +80,16 @@ def test_the_three_transforms_in_a_row_sum_each_window():
                                   np.full((1, 1, 1, 2, 2, 1), 9.0))
 
 
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-6), ("float64", 1e-14)])
+def test_filter_transform_is_g_g_gt_for_every_filter(dtype, tol, rng):
+    """The one product by kron(G, G) is G g G^T, filter by filter, as the paper writes it."""
+    W = rng.standard_normal((3, 3, 5, 7)).astype(dtype)
+    U = winograd.filter_transform(W)
+    assert U.shape == (4, 4, 5, 7) and U.dtype == np.dtype(dtype)
+    for c, f in [(0, 0), (2, 3), (4, 6)]:
+        np.testing.assert_allclose(U[:, :, c, f], winograd.G @ W[:, :, c, f] @ winograd.G.T, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("fn", [winograd.conv3x3_forward, winograd.conv3x3_forward_compiled])
 def test_refuses_what_f2x2_3x3_cannot_compute(fn):
     x = np.zeros((1, 6, 6, 2))
