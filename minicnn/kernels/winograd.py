@@ -47,6 +47,7 @@ G = np.array([[1, 0, 0],
               [0, 0, 1]], dtype=np.float64)  # filter transform: G g G^T
 AT = np.array([[1, 1, 1, 0],
                [0, 1, -1, -1]], dtype=np.float64)  # output transform: A^T m A
+GG = np.kron(G, G)  # (16, 9): row a * 4 + b, column i * 3 + j holds G[a, i] G[b, j] (filter_transform)
 
 
 def _check(x, W, stride=(1, 1)):
@@ -65,9 +66,6 @@ def tiling(xpad_shape):
     if OH < 1 or OW < 1:
         raise ValueError(f"the padded input is {Hp} x {Wp}: a 3 x 3 window does not fit")
     return OH, OW, -(-OH // 2), -(-OW // 2)
-
-
-GG = np.kron(G, G)  # (16, 9): row a * 4 + b, column i * 3 + j holds G[a, i] G[b, j]
 
 
 def filter_transform(W):
