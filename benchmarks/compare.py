@@ -270,8 +270,13 @@ def run(engine, args):
     proc = subprocess.run(cmd, env={**os.environ, **thread_env(args.threads)}, capture_output=True, text=True, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    tail = proc.stderr.strip().splitlines()[-3:]
+            r = json.loads(line[7:])  # said at once, so that a run cut short keeps what it measured
+            print(f"  {engine}: {r['seconds_per_epoch']:.2f} s per epoch (epochs "
+                  f"{', '.join(f'{t:.2f}' for t in r['epoch_seconds'])}), inference "
+                  f"{r['inference_images_per_s_b64']:,.0f} / {r['inference_images_per_s_b1000']:,.0f} img/s "
+                  "at batch 64 / 1000", flush=True)
+            return r
+    tail = proc.stderr.strip().splitlines()[-8:]
     print(f"  {engine} did not finish: {' | '.join(tail)}")
     return None
 

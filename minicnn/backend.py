@@ -3,7 +3,8 @@
     MINICNN_BACKEND=numpy   the reference kernels in minicnn/kernels/reference.py
     MINICNN_BACKEND=numba   the compiled kernels in minicnn/kernels/numba_kernels.py
     MINICNN_BACKEND=cupy    models keep their params on the GPU (CuPy), where the reference
-                            kernels run on device arrays (see minicnn/gpu.py)
+                            kernels run on device arrays (see minicnn/gpu.py), but for the
+                            few that minicnn/kernels/cupy_kernels.py writes in CUDA
 
 Without the variable, numba is used when it imports and numpy otherwise. In code:
 `minicnn.backend.set_backend("numpy")`; for one model, `model.to("gpu")`. The choice takes
@@ -20,7 +21,7 @@ from minicnn.kernels import Kernels
 
 BACKENDS = ("numpy", "numba")  # the CPU backends; "cupy" is selectable too, where a GPU is
 _MODULES = {"numpy": "minicnn.kernels.reference", "numba": "minicnn.kernels.numba_kernels",
-            "cupy": "minicnn.kernels.reference"}
+            "cupy": "minicnn.kernels.cupy_kernels"}
 _state = {"name": None}
 _kernels = {}
 
@@ -29,7 +30,8 @@ def register_backend(name, module):
     """Make a CPU backend selectable by name: module (a module or its import path) defines the
     kernels of minicnn.kernels.CONTRACT that it speeds up; the reference serves the rest."""
     _MODULES[name] = module
-    _kernels.pop(name, None)
+    for key in [k for k in _kernels if k[0] == name]:
+        del _kernels[key]
 
 
 def _numba_available():
@@ -64,10 +66,13 @@ def get_backend():
 
 def kernels_named(name):
     """The Kernels of the backend `name` (see minicnn.kernels for the contract)."""
-    if name not in _kernels:
-        module = _MODULES[name]
-        _kernels[name] = Kernels(name, importlib.import_module(module) if isinstance(module, str) else module)
-    return _kernels[name]
+    module = _MODULES[name]
+    if name == "cupy" and not hasattr(gpu.cupy(), "ElementwiseKernel"):
+        module = "minicnn.kernels.reference"  # the tests' stand-in for CuPy compiles no CUDA
+    key = (name, module if isinstance(module, str) else id(module))
+    if key not in _kernels:
+        _kernels[key] = Kernels(name, importlib.import_module(module) if isinstance(module, str) else module)
+    return _kernels[key]
 
 
 def kernels():
@@ -76,8 +81,12 @@ def kernels():
 
 
 def kernels_for(x):
-    """The kernels for the array x: the xp-generic reference for a device array, else kernels()."""
-    return kernels_named("cupy") if gpu.is_device_array(x) else kernels()
+    """The kernels for the array x: the GPU's for a device array (minicnn/kernels/cupy_kernels.py,
+    the xp-generic reference for the rest); for a host array the selected CPU backend's, the
+    reference's under "cupy" (a layer without params leaves a host array on the host)."""
+    if gpu.is_device_array(x):
+        return kernels_named("cupy")
+    return kernels_named("numpy") if get_backend() == "cupy" else kernels()
 
 
 def default_device():

@@ -20,7 +20,7 @@ def numerical_gradient(f, v, eps=1e-6):
     grad = np.zeros(v.shape, dtype=np.float64)
     flat = v.reshape(-1)  # a view: writes reach v
     for i in range(flat.size):
-        old = flat[i]
+        old = flat[i].item()  # a Python number: CuPy's flat[i] is a view, and would follow the writes
         flat[i] = old + eps
         up = f()
         flat[i] = old - eps
@@ -65,6 +65,7 @@ def check_model(model, x, y, eps=1e-6):
     Returns {"<layer name>/<key>": error}.
     """
     p = model.forward(x, training=True)
+    y = as_like(y, p)  # the targets where the outputs are (on the GPU for a model there)
     model.backward(y, p)
     analytic = {(layer.name, k): np.array(to_host(g)) for layer in model.layers for k, g in layer.grads.items()}
 

@@ -180,6 +180,8 @@ class Model(Trainer):
         topological order. training=True keeps what backward needs (and makes Dropout train).
         steps: the Nodes to run (default: execution_plan()); watch(node, run) -> run() lets a
         caller time or inspect each step (model.trace does)."""
+        if self.device == "gpu":  # a layer without params leaves arrays where they are: a
+            x = gpu.to_device(x)   # branch of those could meet a device branch on the host
         values = {id(self.inputs[0]): x}
         for node in steps or self.execution_plan():
             args = [values[id(t)] for t in node.inputs]
@@ -195,6 +197,9 @@ class Model(Trainer):
         """(dy, n): the gradient of the batch's mean loss to send into layers[n - 1].backward.
         A final softmax with a cross-entropy gives dL/dlogits = (p - y) / N, exact and stable:
         then the softmax layer's own (general) backward is skipped, n = len(layers) - 1."""
+        y = gpu.as_like(y, p)  # the targets go where the outputs are
+        if sample_weight is not None:
+            sample_weight = gpu.as_like(sample_weight, p)
         last = self.layers[-1]
         if self.loss.softmax_gradient is not None and isinstance(last, Activation) and last.activation == "softmax" \
                 and not last.options:  # over the last axis

@@ -208,15 +208,16 @@ class Adam(Optimizer):
         p -= (m * alpha) / (array_module(v).sqrt(v) + dt(self.epsilon))
 
     def _compiled_step(self, pairs, slots):
-        """On the Numba backend, with host arrays of one dtype: the same update (AdamW's weight
-        decay included) in compiled passes per param (numba_kernels.adam_step), checked for
-        finiteness first, then applied: all or nothing as the NumPy path, without its copies
-        (a training step of the tutorial model: about 1 ms less, of the recipe's AdamW: 3 ms)."""
+        """On the Numba backend (host arrays) or a GPU (device arrays), arrays of one dtype: the
+        same update (AdamW's weight decay included) in compiled passes per param
+        (numba_kernels.adam_step, cupy_kernels.adam_step), checked for finiteness first, then
+        applied: all or nothing as the NumPy path, without its copies (a training step of the
+        tutorial model: about 1 ms less, of the recipe's AdamW: 3 ms)."""
         from minicnn import backend, gpu
-        kernels = backend.kernels()
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
+        kernels = backend.kernels_for(params[0])
         if self.amsgrad or not kernels.speeds_up("adam_step") \
-                or any(gpu.is_device_array(a) for a in params + grads) \
+                or len({gpu.is_device_array(a) for a in params + grads}) != 1 \
                 or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
             return False
         dt = params[0].dtype.type

@@ -144,7 +144,7 @@ def _set_weights(model, arrays, path):
                                      f"file, the model's is {p.shape}")
             if not np.isfinite(w).all():
                 raise ModelFileError(f"{path}: layer {layer.name!r} weight {key!r} holds NaN or Inf")
-            p[...] = w
+            p[...] = gpu.as_like(w, p)  # into a model on the GPU: the file's arrays go to the device first
 
 
 def load_model(path, custom_objects=None, compile=True):
@@ -173,7 +173,8 @@ def load_model(path, custom_objects=None, compile=True):
                 missing = [n for n in names if f"optimizer{j}/{n}" not in arrays]
                 if missing:
                     raise ModelFileError(f"{path}: optimizer state of param {j} lacks {missing}")
-                slots.append({n: arrays[f"optimizer{j}/{n}"].astype(p.dtype, copy=False) for n in names})
+                slots.append({n: gpu.as_like(arrays[f"optimizer{j}/{n}"].astype(p.dtype, copy=False), p)
+                              for n in names})  # beside its param: on the device under the cupy backend
                 if any(v.shape != p.shape for v in slots[-1].values()):
                     raise ModelFileError(f"{path}: optimizer state of param {j} does not match its shape {p.shape}")
             opt.slots, opt.iterations = slots, int(state["iterations"])

@@ -2,7 +2,9 @@
 
 Its arrays live in host memory, but behave as CuPy's do where it matters to minicnn: their
 type's module is "cupy" (so minicnn.gpu sees device arrays), `.get()` copies them to NumPy,
-and mixing them with plain NumPy arrays in any operation raises TypeError, as CuPy does. A
+mixing them with plain NumPy arrays in any operation raises TypeError, as CuPy does, and so does
+writing a NumPy array into one (a[...] = host); an element read by index is a 0-d array that
+views the element, as CuPy's is, not a NumPy scalar (a copy). A
 missed host-to-device move therefore fails here as it would on a GPU. It cannot find what
 only a GPU shows (kernel bugs, speed); the tests marked `gpu` run on a real one.
 """
@@ -27,6 +29,17 @@ class ndarray(np.ndarray):
     def __array_function__(self, func, types_, args, kwargs):
         _refuse_host(_flatten(args) + _flatten(tuple(kwargs.values())))
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+
+    def __getitem__(self, key):
+        item = np.ndarray.__getitem__(self, key)
+        if isinstance(item, np.generic):  # CuPy gives a 0-d array that views the element, not a copy
+            return np.ndarray.__getitem__(self, (*(key if isinstance(key, tuple) else (key,)), Ellipsis))
+        return item
+
+    def __setitem__(self, key, value):
+        if type(value) is np.ndarray and value.ndim > 0:  # CuPy's words
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill (fake cupy)")
+        np.ndarray.__setitem__(self, key, value)
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("Implicit conversion to a NumPy array is not allowed (fake cupy); use .get()")
@@ -71,6 +84,27 @@ def _function(f):
     return call
 
 
+class _ufunc:
+    """cupy.add and the like: callable, with the ufunc methods (`cupy.add.at`) as NumPy's."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __call__(self, *args, **kwargs):
+        return _wrap(self.f(*args, **kwargs))
+
+    def __getattr__(self, name):
+        return _function(getattr(self.f, name))
+
+
+def _attribute(name):
+    """cupy.<name>: dtypes (cupy.float32 is numpy.float32) as they are, ufuncs and functions wrapped."""
+    a = getattr(np, name)
+    if isinstance(a, type):
+        return a
+    return _ufunc(a) if isinstance(a, np.ufunc) else _function(a)
+
+
 def asarray(a, dtype=None):
     if isinstance(a, ndarray):
         return a if dtype is None else a.astype(dtype)
@@ -81,7 +115,7 @@ def module():
     """A fresh fake `cupy` module."""
     m = types.ModuleType("cupy")
     m.ndarray, m.asarray, m.inf = ndarray, asarray, np.inf
-    m.__getattr__ = lambda name: _function(getattr(np, name))
+    m.__getattr__ = _attribute
     m.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
         sliding_window_view=_function(np.lib.stride_tricks.sliding_window_view)))
     stream = types.SimpleNamespace(synchronize=lambda: None)
