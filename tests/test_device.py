@@ -148,7 +148,11 @@ def residual_graph():
 @pytest.mark.parametrize("which", ["recipe", "graph"])
 def test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host(which, device):
     """Two steps of SGD from the same weights, with the same random draws (flips, shifts and
-    dropout are drawn on the host): the same losses and weights, to float32 round-off."""
+    dropout are drawn on the host): the same losses and weights. The host runs the reference
+    kernels, as the device does: the stand-in then gives the same numbers to the bit. A real
+    GPU sums in other orders (cuBLAS), and through a few hundred thousand ReLU and max-pooling
+    decisions one may fall the other way (as between the Numba and NumPy backends for about one
+    start in six of this model): that moves one weight's gradient by ~1e-3 of its scale."""
     if which == "recipe":
         build, shape = load_script("examples/fashion_mnist_recipe.py").build_model, (16, 28, 28, 1)
     else:
@@ -156,19 +160,26 @@ def test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host(which, device
     rng = np.random.default_rng(2)
     x = rng.random(shape, dtype=np.float32)
     y = to_categorical(rng.integers(0, 10 if which == "recipe" else 3, len(x)), 10 if which == "recipe" else 3)
-    host, dev = build(), build()
-    dev.set_weights(host.get_weights())
-    for m in (host, dev):  # SGD: Adam would magnify the round-off in the weights before BatchNorm
-        m.compile(loss="categorical_crossentropy", optimizer=SGD(0.05))
-    dev.to("gpu")
-    losses = []
-    for m in (host, dev):
-        set_random_seed(7)
-        losses.append(m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
-    for a, b in zip(host.get_weights(), dev.get_weights()):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(dev.predict(x, verbose=0), host.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
+    tol = {"rtol": 1e-6, "atol": 1e-7} if device == "stand-in" else {"rtol": 1e-2, "atol": 1e-4}
+    previous = minicnn.backend.get_backend()
+    minicnn.backend.set_backend("numpy")
+    try:
+        set_random_seed(0)
+        host, dev = build(), build()
+        dev.set_weights(host.get_weights())
+        for m in (host, dev):  # SGD: Adam would magnify the round-off in the weights before BatchNorm
+            m.compile(loss="categorical_crossentropy", optimizer=SGD(0.05))
+        dev.to("gpu")
+        losses = []
+        for m in (host, dev):
+            set_random_seed(7)
+            losses.append(m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"])
+        np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
+        for a, b in zip(host.get_weights(), dev.get_weights()):
+            np.testing.assert_allclose(b, a, **tol)
+        np.testing.assert_allclose(dev.predict(x, verbose=0), host.predict(x, verbose=0), **tol)
+    finally:
+        minicnn.backend.set_backend(previous)
 
 
 def test_host_batches_meet_a_paramless_branch_and_the_loss_on_the_device(device):
