@@ -385,3 +385,37 @@ def test_the_gpu_kernels_keep_the_reference_signatures():
                         "batchnorm_backward", "adam_step"}
     for fn in own:
         assert inspect.signature(getattr(cupy_kernels, fn)) == inspect.signature(getattr(reference, fn)), fn
+
+
+def test_the_gpu_step_benchmark_runs_on_the_stand_in(device, monkeypatch):
+    """benchmarks/gpu_step.py, its CUDA event timer replaced by a host one (the stand-in has no
+    events): a row per layer of each model, then the two whole steps, every time a number."""
+    import time
+    import types
+    if device == "cuda":
+        pytest.skip("the real run is benchmarks/gpu_check.sh")
+
+    def benchmark(fn, n_repeat, n_warmup):
+        times = []
+        for _ in range(n_warmup + n_repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return types.SimpleNamespace(cpu_times=np.array(times[n_warmup:]), gpu_times=np.array([times[n_warmup:]]))
+    cupyx = types.ModuleType("cupyx")
+    cupyx.profiler = types.SimpleNamespace(benchmark=benchmark)
+    monkeypatch.setitem(sys.modules, "cupyx", cupyx)
+    monkeypatch.setitem(sys.modules, "cupyx.profiler", cupyx.profiler)
+    script = load_script("benchmarks/gpu_step.py")
+    previous = minicnn.backend.get_backend()
+    try:
+        for model in ("tutorial", "recipe"):
+            rows = script.profile(model, 4, 1, "reference")
+            layers = [r for r in rows if "forward_gpu_ms" in r]
+            steps = [r for r in rows if "step_gpu_ms" in r]
+            assert len(layers) == (10 if model == "tutorial" else 20) and len(steps) == 2
+            assert all(r[k] > 0 for r in layers for k in ("forward_host_ms", "forward_gpu_ms"))
+            assert all(r["step_host_ms"] > 0 for r in steps)
+    finally:
+        minicnn.backend.register_backend("cupy", "minicnn.kernels.cupy_kernels")
+        minicnn.backend.set_backend(previous)
