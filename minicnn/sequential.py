@@ -1,6 +1,6 @@
 """Sequential: a linear stack of layers, the special case of Model whose layers form a chain,
 run as a plan of steps (Conv2D -> ReLU -> MaxPooling2D fused where the kernels allow)."""
-from minicnn import backend, fusion, registry
+from minicnn import backend, fusion, gpu, registry
 from minicnn.layers.base import Layer
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor
@@ -93,6 +93,8 @@ class Sequential(Model):
         steps (Nodes) or watch, it runs as a graph (see Model.forward)."""
         if steps is not None or watch is not None:
             return super().forward(x, training, steps, watch)
+        if self.device == "gpu":  # as Model.forward: layers without params first (augmentation)
+            x = gpu.to_device(x)  # run on the device too
         for step in self.execution_plan():
             x = step.forward(x, training)
         return x

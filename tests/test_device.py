@@ -419,3 +419,17 @@ def test_the_gpu_step_benchmark_runs_on_the_stand_in(device, monkeypatch):
     finally:
         minicnn.backend.register_backend("cupy", "minicnn.kernels.cupy_kernels")
         minicnn.backend.set_backend(previous)
+
+
+def test_a_sequential_on_the_device_takes_its_batch_there_first(device):
+    """The first layers have no params (augmentation, rescaling): they run on the device too."""
+    seen = []
+
+    class Spy(Rescaling):
+        def call(self, x, training=False):
+            seen.append(gpu.is_device_array(x))
+            return super().call(x, training)
+
+    model = minicnn.models.Sequential([Spy(0.5, input_shape=(4, 4, 1)), Flatten(), Dense(2)]).to("gpu")
+    y = model.forward(np.ones((3, 4, 4, 1), np.float32))
+    assert seen == [True] and gpu.is_device_array(y)

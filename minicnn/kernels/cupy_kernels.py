@@ -6,8 +6,8 @@ pooling makes one operation per window position and several copies; its Adam ste
 per weight array, plus copies for the all-or-nothing check. Here each is one CUDA kernel per
 call (per weight array for Adam), written in CUDA C through CuPy's ElementwiseKernel, which
 runs the loop body once per element, `i` its flat index. The sums over each channel's values
-(BatchNormalization's, a convolution's bias gradient) become matrix products (_channel_sums). The rest of the contract is the
-reference's, on device arrays (minicnn.kernels).
+(BatchNormalization's, a convolution's bias gradient) become matrix products (_channel_sums).
+The rest of the contract is the reference's, on device arrays (minicnn.kernels).
 
 Each kernel computes what its twin in reference.py computes, in the same order of operations,
 compiled without fused multiply-adds (`--fmad=false`), so that the results round as NumPy's do;
