@@ -1,5 +1,6 @@
 import http.server
 import os
+import sys
 import threading
 from functools import partial
 from pathlib import Path
@@ -9,7 +10,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import numpy as np
 import pytest
 
-from minicnn import backend
+from minicnn import backend, gpu
 from minicnn.datasets import fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,18 @@ def each_backend(request):
     backend.set_backend(request.param)
     yield request.param
     backend.set_backend(previous)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """The strict stand-in for CuPy (tests/fake_cupy.py) imported as `cupy`, with a GPU: its
+    device arrays run the reference kernels (it compiles no CUDA, so not cupy_kernels')."""
+    import fake_cupy
+    fake = fake_cupy.module()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setitem(gpu._state, "cupy", None)
+    monkeypatch.setitem(backend._MODULES, "cupy", "minicnn.kernels.reference")
+    return fake
 
 
 @pytest.fixture

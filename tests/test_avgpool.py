@@ -39,16 +39,10 @@ def test_avgpool_matches_keras(rng, tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-def test_avgpool_on_the_device_stand_in(monkeypatch, rng):
+def test_avgpool_on_the_device_stand_in(fake_gpu, rng):
     """The reference kernels are written against xp: on (stand-in) CuPy arrays they give the
     host's values, forward and backward."""
-    import sys
-
-    import fake_cupy
-
     from minicnn import gpu
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
-    monkeypatch.setitem(gpu._state, "cupy", None)
     x, dy = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((2, 4, 3, 3))
     host, dev = (AveragePooling2D(3, strides=2, padding="same", dtype="float64") for _ in range(2))
     dev.to("gpu")

@@ -2,7 +2,6 @@
 backend, the CuPy path included, offers all of them, its own with the reference's signature,
 and inherits the reference's where it has no fast twin."""
 import inspect
-import sys
 import types
 
 import numpy as np
@@ -18,13 +17,6 @@ def test_the_reference_defines_every_kernel_with_its_shapes():
     for fn in CONTRACT:
         f = getattr(reference, fn)
         assert callable(f) and f.__doc__ and ("(N" in f.__doc__ or "any shape" in f.__doc__ or fn == "adam_step"), fn
-
-
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    import fake_cupy
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
-    monkeypatch.setitem(gpu._state, "cupy", None)
 
 
 @pytest.mark.parametrize("name", ["numpy", "numba", "cupy"])

@@ -46,12 +46,10 @@ needs_a_gpu = pytest.mark.skipif(not gpu.available(), reason="needs CuPy and an 
 
 
 @pytest.fixture(params=["stand-in", pytest.param("cuda", marks=[pytest.mark.gpu, needs_a_gpu])])
-def device(request, monkeypatch):
-    """The device the test runs on: the stand-in for CuPy, or the real GPU."""
+def device(request):
+    """The device the test runs on: the stand-in for CuPy (conftest's fake_gpu), or the real GPU."""
     if request.param == "stand-in":
-        import fake_cupy
-        monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
-        monkeypatch.setitem(gpu._state, "cupy", None)
+        request.getfixturevalue("fake_gpu")
     return request.param
 
 
@@ -385,6 +383,8 @@ def test_the_gpu_kernels_keep_the_reference_signatures():
                         "batchnorm_backward", "adam_step"}
     for fn in own:
         assert inspect.signature(getattr(cupy_kernels, fn)) == inspect.signature(getattr(reference, fn)), fn
+    gpu_kernels = minicnn.backend.kernels_named("cupy")  # what device arrays get on a real GPU
+    assert {fn for fn in CONTRACT if gpu_kernels.speeds_up(fn)} == set(own)
 
 
 def test_the_gpu_step_benchmark_runs_on_the_stand_in(device, monkeypatch):
@@ -406,19 +406,14 @@ def test_the_gpu_step_benchmark_runs_on_the_stand_in(device, monkeypatch):
     cupyx.profiler = types.SimpleNamespace(benchmark=benchmark)
     monkeypatch.setitem(sys.modules, "cupyx", cupyx)
     monkeypatch.setitem(sys.modules, "cupyx.profiler", cupyx.profiler)
-    script = load_script("benchmarks/gpu_step.py")
-    previous = minicnn.backend.get_backend()
-    try:
-        for model in ("tutorial", "recipe"):
-            rows = script.profile(model, 4, 1, "reference")
-            layers = [r for r in rows if "forward_gpu_ms" in r]
-            steps = [r for r in rows if "step_gpu_ms" in r]
-            assert len(layers) == (10 if model == "tutorial" else 20) and len(steps) == 2
-            assert all(r[k] > 0 for r in layers for k in ("forward_host_ms", "forward_gpu_ms"))
-            assert all(r["step_host_ms"] > 0 for r in steps)
-    finally:
-        minicnn.backend.register_backend("cupy", "minicnn.kernels.cupy_kernels")
-        minicnn.backend.set_backend(previous)
+    script = load_script("benchmarks/gpu_step.py")  # its register_backend("cupy", ...) is undone by fake_gpu
+    for model in ("tutorial", "recipe"):
+        rows = script.profile(model, 4, 1, "reference")
+        layers = [r for r in rows if "forward_gpu_ms" in r]
+        steps = [r for r in rows if "step_gpu_ms" in r]
+        assert len(layers) == (10 if model == "tutorial" else 20) and len(steps) == 2
+        assert all(r[k] > 0 for r in layers for k in ("forward_host_ms", "forward_gpu_ms"))
+        assert all(r["step_host_ms"] > 0 for r in steps)
 
 
 def test_a_sequential_on_the_device_takes_its_batch_there_first(device):

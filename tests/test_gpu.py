@@ -47,14 +47,6 @@ def test_host_helpers_leave_numpy_alone():
     assert small_model().to("cpu").device == "cpu"
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
-    import fake_cupy
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
-    monkeypatch.setitem(gpu._state, "cupy", None)
-    return sys.modules["cupy"]
-
-
 def test_fake_device_refuses_host_arrays(fake_gpu):
     d = gpu.to_device(np.ones(3))
     assert gpu.is_device_array(d) and gpu.array_module(d) is fake_gpu

@@ -2,7 +2,6 @@
 `state` is saved, moved, listed by get_weights after the params, counted, and never seen by
 an optimizer; `training` reaches every layer the same way in fit, evaluate, predict and trace;
 `input_grad = False` lets the first layer skip dL/dx."""
-import sys
 
 import numpy as np
 import pytest
@@ -77,10 +76,7 @@ def test_state_is_a_weight_that_no_optimizer_sees(tmp_path, capsys):
         fresh.set_weights(model.get_weights()[:-1])
 
 
-def test_state_moves_with_the_model(monkeypatch):
-    import fake_cupy
-    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.module())
-    monkeypatch.setitem(gpu._state, "cupy", None)
+def test_state_moves_with_the_model(fake_gpu):
     model = model_with_state()
     model.to("gpu")
     assert gpu.is_device_array(model.layers[2].state["moving_mean"])

@@ -98,8 +98,9 @@ ADAM_COMMIT = """
 
 
 def maxpool_forward(x, pool, stride, pads):
-    """reference.maxpool_forward in one kernel: the same y and the same ctx (arg, the flat
-    index kh * KW + kw of each window's maximum), which either backward reads."""
+    """reference.maxpool_forward in one kernel. x: (N, H, W, C) -> y: (N, OH, OW, C) and the same
+    ctx as the reference (arg: the flat index kh * KW + kw of each window's maximum), which either
+    backward reads."""
     cp = gpu.cupy()
     N, H, W, C = x.shape
     (KH, KW), (SH, SW), (top, bottom, left, right) = pool, stride, pads
@@ -112,7 +113,7 @@ def maxpool_forward(x, pool, stride, pads):
 
 
 def maxpool_backward(dy, ctx):
-    """reference.maxpool_backward in one kernel (after the zeros of dx)."""
+    """reference.maxpool_backward in one kernel (after the zeros of dx). dy: (N, OH, OW, C) -> dx: (N, H, W, C)."""
     cp = gpu.cupy()
     arg, (N, Hp, Wp, C), (_, KW), (SH, SW), (top, bottom, left, right) = ctx
     _, OH, OW, _ = dy.shape
@@ -136,10 +137,11 @@ def _channel_sums(*arrays):
 
 
 def conv2d_backward(dy, ctx, W, need_dx=True):
-    """reference.conv2d_backward, the bias gradient (dy summed over every output pixel of the
-    batch, each filter's) as a product (_channel_sums): through CuPy's sum over the rows of
-    the (N OH OW, F) gradient, the tutorial's first convolution took 7.7 ms backward at batch
-    512 on an H200 (benchmarks/gpu_step.py). The rest as the reference writes it."""
+    """reference.conv2d_backward: dy: (N, OH, OW, F) -> dx (N, H, W, C) or None, dW (KH, KW, C, F),
+    db (F,). The bias gradient (dy summed over every output pixel of the batch) as a product
+    (_channel_sums): through CuPy's sum over the rows of the (N OH OW, F) gradient, the
+    tutorial's first convolution took 7.7 ms backward at batch 512 on an H200
+    (benchmarks/gpu_step.py). The rest as the reference writes it."""
     cols, xpad_shape, stride, pads = ctx
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape
@@ -154,8 +156,8 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
 
 
 def batchnorm_moments(x):
-    """reference.batchnorm_moments, the sums over the M = N H W values of each channel as
-    products (_channel_sums): mean = sum x / M, var = sum (x - mean)^2 / M."""
+    """reference.batchnorm_moments, x: (N, ..., C) -> mean, var: (C,), the sums over the M values
+    of each channel as products (_channel_sums): mean = sum x / M, var = sum (x - mean)^2 / M."""
     M = x.size // x.shape[-1]
     (total,) = _channel_sums(x)
     mean = total / M
@@ -165,7 +167,8 @@ def batchnorm_moments(x):
 
 
 def batchnorm_backward(dy, ctx, gamma, batch_stats):
-    """reference.batchnorm_backward, its two sums over the channel's values as products."""
+    """reference.batchnorm_backward, dy: (N, ..., C) -> dx (same shape), dgamma, dbeta: (C,); its
+    two sums over each channel's values as products (_channel_sums)."""
     xhat, inv_std = ctx
     dbeta, dgamma = _channel_sums(dy, dy * xhat)
     scale = inv_std if gamma is None else gamma * inv_std
@@ -177,9 +180,10 @@ def batchnorm_backward(dy, ctx, gamma, batch_stats):
 
 
 def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):
-    """reference.adam_step with one kernel per param: commit=False flags any entry whose new value
-    would not be finite (one kernel per param, one device sync for all); commit=True updates p, m
-    and v in place."""
+    """reference.adam_step (params, grads: lists of device arrays, each grad its param's shape;
+    slots: one {"m", "v"} per param), one kernel per param: commit=False flags any entry whose
+    new value would not be finite (one device sync for all params); commit=True updates p, m and
+    v in place."""
     cp = gpu.cupy()
     wd, lr = decay if decay is not None else (0, 0)
     if commit:
