@@ -15,11 +15,16 @@ from minicnn.version import __version__  # noqa: F401
 # OpenBLAS's worker threads spin for 2**28 cycles (a tenth of a second) after each matrix
 # product by default; on a 2-core machine they then hold the cores that minicnn's Numba loops
 # need next (measured: a training step of the tutorial model 15.9 ms with the default,
-# 12.4-13.0 ms with 2**10 cycles). OpenBLAS reads this when NumPy first loads it, so it takes
-# effect when minicnn is imported before NumPy (as in the tutorial); a value you set wins.
-# Imported after NumPy, minicnn says so once (an epoch of the recipe: 34.5 s instead of 30.7 s).
+# 12.4-13.0 ms with 2**10 cycles). Too short a wait costs too: a product that starts after its
+# workers went to sleep waits for them to wake. 2**15 cycles (about 12 us) measured best of
+# 2**10-2**17 (tutorial step 11.1 -> 10.2 ms, inference at batch 64 3.6 -> 3.0 ms; the recipe's
+# 28 -> 26 and 6.3 -> 5.4; the same held to AVX2: docs/benchmarks.md). OpenBLAS reads this when
+# NumPy first loads it, so it takes effect when minicnn is imported before NumPy (as in the
+# tutorial); a value you set wins. Imported after NumPy, minicnn says so once (an epoch of the
+# recipe: 34.5 s instead of 30.7 s).
+BLAS_THREAD_TIMEOUT = "15"
 _timeout_too_late = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "10")
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 
 def _warn_if_timeout_too_late():
@@ -31,9 +36,9 @@ def _warn_if_timeout_too_late():
     except Exception:  # noqa: BLE001  (a NumPy without show_config's dicts: say nothing)
         return
     if "openblas" in str(blas).lower():
-        warnings.warn("minicnn was imported after NumPy, too late to set OPENBLAS_THREAD_TIMEOUT=10: OpenBLAS's "
-                      "idle threads will spin on the cores minicnn's compiled loops need, and training runs 10-30% "
-                      "slower. Import minicnn before NumPy, or set OPENBLAS_THREAD_TIMEOUT=10 in the "
+        warnings.warn(f"minicnn was imported after NumPy, too late to set OPENBLAS_THREAD_TIMEOUT={BLAS_THREAD_TIMEOUT}: "
+                      "OpenBLAS's idle threads will spin on the cores minicnn's compiled loops need, and training runs "
+                      f"10-30% slower. Import minicnn before NumPy, or set OPENBLAS_THREAD_TIMEOUT={BLAS_THREAD_TIMEOUT} in the "
                       "environment.", RuntimeWarning, stacklevel=3)
 
 

@@ -61,6 +61,19 @@ def test_dropout_seeds_noise_shape_and_arguments(rng):
             Dropout(bad)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("rate", [0.1, 0.3, 0.7, 1 / 3])
+def test_dropout_mask_is_the_textbook_formula_to_the_bit(dtype, rate):
+    """Dropout.mask computes ((draw < keep) / keep).astype(dtype) with fewer passes; the same bits
+    (so a seed gives the masks it always gave), for rates whose 1 / keep is not exact."""
+    shape = (5, 7, 3)
+    keep = 1 - rate
+    want = ((np.random.default_rng(4).random(shape) < keep) / keep).astype(dtype)
+    got = Dropout(rate, seed=4, dtype=dtype).mask(shape)
+    assert got.dtype == np.dtype(dtype) and 0 < np.count_nonzero(got) < got.size
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
 def test_dropout_gradient_with_its_mask_fixed(rng):
     layer = Dropout(0.4, dtype="float64", seed=0)
     fixed = layer.mask((3, 6))

@@ -37,6 +37,6 @@ def test_importing_minicnn_after_numpy_says_the_thread_timeout_came_too_late():
     if "openblas" not in str(numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]).lower():
         import pytest
         pytest.skip("NumPy is not built on OpenBLAS here")
-    assert "OPENBLAS_THREAD_TIMEOUT=10" in stderr("import numpy; import minicnn")
+    assert f"OPENBLAS_THREAD_TIMEOUT={minicnn.BLAS_THREAD_TIMEOUT}" in stderr("import numpy; import minicnn")
     assert "RuntimeWarning" not in stderr("import minicnn; import numpy")
     assert "RuntimeWarning" not in stderr("import numpy; import minicnn", OPENBLAS_THREAD_TIMEOUT="10")

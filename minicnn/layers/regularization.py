@@ -32,7 +32,9 @@ class Dropout(Layer):
             shape = tuple(s if n is None else n for s, n in zip(shape, self.noise_shape))
         keep = 1 - self.rate
         draw = (self._rng or rng()).random(shape)
-        return ((draw < keep) / keep).astype(self.dtype)
+        # ((draw < keep) / keep).astype(dtype) to the bit: 1 / keep rounded once to the dtype, times
+        # 1 or 0; without that formula's float64 array and its cast (0.4 ms of the recipe's step)
+        return (draw < keep).astype(self.dtype) * self.dtype.type(1 / keep)
 
     def call(self, x, training=False):
         if not training or self.rate == 0:
