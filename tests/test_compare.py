@@ -60,3 +60,10 @@ def test_the_torch_augmentation_flips_and_shifts_whole_pixels():
         found.add(match[0])
         assert (b == 0).sum() == (28 * abs(dy) + 28 * abs(dx) - abs(dy * dx))  # the rows and columns shifted in
     assert {f for f, _, _ in found} == {0, 1} and {dy for _, dy, _ in found} >= {-2, 0, 2}
+
+
+def test_step_time_times_a_training_step_and_a_prediction():
+    """benchmarks/step_time.py on a batch of 4, once each: the recipe's model, built and trained."""
+    bench = load_script("benchmarks/step_time.py")
+    train, infer = bench.measure("recipe", batch=4, steps=1, repeat=1)
+    assert train > 0 and infer > 0
