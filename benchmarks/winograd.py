@@ -60,20 +60,19 @@ def measure(name, shape, F, pads, batch, repeat):
     direct = numba_kernels.conv2d_forward(x, W, b, (1, 1), pads)[0]
     np.testing.assert_allclose(winograd.conv3x3_forward_compiled(x, W, b, pads), direct, rtol=0,
                                atol=1e-5 * np.abs(direct).max())  # the same layer, or the timings mean nothing
-    xpad = np.ascontiguousarray(winograd.pad_nhwc(x, pads))
-    OH, OW, TH, TW = winograd.tiling(xpad.shape)
+    OH, OW, TH, TW = winograd.tiling(winograd.padded_shape(x.shape, pads))
     C, T = shape[2], batch * TH * TW
     U = winograd.filter_transform(W).reshape(16, C, F)
     V = np.empty((16, T, C), dtype=np.float32)
     M = np.empty((16, T, F), dtype=np.float32)
     y = np.empty((batch, OH, OW, F), dtype=np.float32)
-    winograd._input_transform(xpad, TH, TW, V)  # real values: np.empty's leftovers can be denormals, 20x slower
+    winograd._input_transform(x, pads[0], pads[2], TH, TW, V)  # real values: np.empty's leftovers can be denormals, 20x slower
     products = median_ms(lambda: np.matmul(V, U, out=M), repeat)
     return {
         "layer": name, "im2col_ms": median_ms(lambda: im2col_only(numba_kernels.conv2d_forward, x, W, b, (1, 1), pads),
                                               repeat),
         "winograd_ms": median_ms(lambda: winograd.conv3x3_forward_compiled(x, W, b, pads), repeat),
-        "input_ms": median_ms(lambda: winograd._input_transform(xpad, TH, TW, V), repeat),
+        "input_ms": median_ms(lambda: winograd._input_transform(x, pads[0], pads[2], TH, TW, V), repeat),
         "products_ms": products, "products_gflops": 2 * 16 * T * C * F / products / 1e6,
         "output_ms": median_ms(lambda: winograd._output_transform(M, b, TH, TW, y), repeat),
         "im2col_macs": batch * OH * OW * 9 * C * F, "winograd_macs": 16 * T * C * F,

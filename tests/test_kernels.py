@@ -153,3 +153,22 @@ def test_numba_batchnorm_matches_reference(dtype, tol, shape, rng):
             for a, w in zip(got, want):
                 assert a.dtype == np.dtype(dtype)
                 np.testing.assert_allclose(a, w, rtol=tol, atol=tol * max(1, np.abs(w).max()))
+
+
+@pytest.mark.parametrize("pads,stride", [((1, 1, 1, 1), (1, 1)), ((2, 0, 1, 3), (1, 1)), ((0, 1, 0, 1), (2, 2)),
+                                         ((1, 2, 2, 1), (2, 1))], ids=str)
+def test_im2col_reads_the_padding_as_zeros_and_col2im_is_its_adjoint(pads, stride, rng):
+    """numba_kernels.im2col never pads x: its windows, padding read as zeros, are those of the padded
+    copy (reference.windows); col2im, which drops what falls on the padding, is its adjoint:
+    <im2col(x), D> = <x, col2im(D)> for every x and D."""
+    x = rng.standard_normal((2, 5, 6, 3))
+    KH, KW = 3, 2
+    xpad = reference.pad_nhwc(x, pads)
+    OH, OW = (xpad.shape[1] - KH) // stride[0] + 1, (xpad.shape[2] - KW) // stride[1] + 1
+    cols = np.full((2 * OH * OW, KH * KW * 3), np.nan)
+    numba_kernels.im2col(x, pads[0], pads[2], KH, KW, *stride, OH, OW, cols)
+    np.testing.assert_array_equal(cols, reference.windows(xpad, KH, KW, stride).reshape(2 * OH * OW, -1))
+    D = rng.standard_normal(cols.shape)
+    dx = np.zeros_like(x)
+    numba_kernels.col2im(D, pads[0], pads[2], KH, KW, *stride, OH, OW, dx)
+    np.testing.assert_allclose((cols * D).sum(), (x * dx).sum(), rtol=1e-12)

@@ -68,6 +68,13 @@ def tiling(xpad_shape):
     return OH, OW, -(-OH // 2), -(-OW // 2)
 
 
+def padded_shape(shape, pads):
+    """The shape (N, Hp, Wp, C) of an input of shape (N, H, W, C) padded by (top, bottom, left, right)."""
+    N, H, W, C = shape
+    top, bottom, left, right = pads
+    return N, H + top + bottom, W + left + right, C
+
+
 def filter_transform(W):
     """U: (4, 4, C, F) = G g G^T for every filter g = W[:, :, c, f]; W: (3, 3, C, F). Entry (a, b)
     of G g G^T is the sum over i, j of G[a, i] G[b, j] g[i, j]: for all filters at once, one
@@ -151,21 +158,27 @@ def conv3x3_relu_pool2(x, W, b, pads):
 
 # -- the compiled twin: the transforms in Numba, the 16 products in BLAS ----------------------------
 @njit(parallel=True, cache=True, error_model="numpy")
-def _input_transform(xpad, TH, TW, V):
-    """V: (16, N TH TW, C): row t = (n TH + ti) TW + tj holds B^T d B of tile (ti, tj) of image n,
-    position (a, b) of the 4 x 4 at a * 4 + b; rows past xpad's edge read as zeros."""
-    N, Hp, Wp, C = xpad.shape
+def _input_transform(x, top, left, TH, TW, V):
+    """V: (16, N TH TW, C): row t = (n TH + ti) TW + tj holds B^T d B of tile (ti, tj) of image n
+    of x: (N, H, W, C) padded by `top` rows and `left` columns of zeros, position (a, b) of the
+    4 x 4 at a * 4 + b. The padding, and the rows and columns past x's edge, read as zeros:
+    no padded copy of x is made."""
+    N, H, W, C = x.shape
     for n in prange(N):
-        d = np.empty((4, 4, C), dtype=xpad.dtype)
-        r = np.empty((4, 4, C), dtype=xpad.dtype)
+        d = np.empty((4, 4, C), dtype=x.dtype)
+        r = np.empty((4, 4, C), dtype=x.dtype)
         for ti in range(TH):
             for tj in range(TW):
                 t = (n * TH + ti) * TW + tj
                 for a in range(4):
                     for b in range(4):
-                        i, j = 2 * ti + a, 2 * tj + b
-                        for c in range(C):
-                            d[a, b, c] = xpad[n, i, j, c] if i < Hp and j < Wp else 0
+                        i, j = 2 * ti + a - top, 2 * tj + b - left
+                        if 0 <= i < H and 0 <= j < W:
+                            for c in range(C):
+                                d[a, b, c] = x[n, i, j, c]
+                        else:
+                            for c in range(C):
+                                d[a, b, c] = 0
                 for b in range(4):  # r = B^T d: combine rows
                     for c in range(C):
                         r[0, b, c] = d[0, b, c] - d[2, b, c]
@@ -243,19 +256,20 @@ def _output_relu_pool(M, b, y, arg):
 TILE_ROWS = 4096  # tiles per chunk of images: V (16, tiles, C) and M (16, tiles, F) take a few MB, reused
 
 
-def _by_chunks(xpad, W, TH, TW, finish):
+def _by_chunks(x, pads, W, TH, TW, finish):
     """The compiled pipeline, chunk of images by chunk of images (about TILE_ROWS tiles each, so
-    that a large batch never needs hundreds of MB): transform the tiles, make the 16 products,
-    then finish(M, n0, n1) turns chunk n0:n1's products into outputs."""
-    N, C, F = xpad.shape[0], xpad.shape[3], W.shape[3]
+    that a large batch never needs hundreds of MB): transform the tiles of x padded by pads (read
+    as zeros), make the 16 products, then finish(M, n0, n1) turns chunk n0:n1's products into
+    outputs."""
+    N, C, F = x.shape[0], x.shape[3], W.shape[3]
     U = filter_transform(W).reshape(16, C, F)
     step = max(1, TILE_ROWS // (TH * TW))
-    V = np.empty((16, min(step, N) * TH * TW, C), dtype=xpad.dtype)
-    M = np.empty((16, min(step, N) * TH * TW, F), dtype=xpad.dtype)
+    V = np.empty((16, min(step, N) * TH * TW, C), dtype=x.dtype)
+    M = np.empty((16, min(step, N) * TH * TW, F), dtype=x.dtype)
     for n0 in range(0, N, step):
         n1 = min(n0 + step, N)
         T = (n1 - n0) * TH * TW
-        _input_transform(xpad[n0:n1], TH, TW, V[:, :T])
+        _input_transform(x[n0:n1], pads[0], pads[2], TH, TW, V[:, :T])
         np.matmul(V[:, :T], U, out=M[:, :T])  # 16 products (tiles x C) @ (C x F), by BLAS
         finish(M[:, :T], n0, n1)
 
@@ -268,11 +282,11 @@ def conv3x3_forward_compiled(x, W, b, pads):
     """conv3x3_forward compiled: the input and output transforms in one parallel pass each, the
     16 products by NumPy's batched matmul (BLAS)."""
     _check(x, W)
-    xpad = np.ascontiguousarray(pad_nhwc(x, pads))
-    OH, OW, TH, TW = tiling(xpad.shape)
+    x = np.ascontiguousarray(x)
+    OH, OW, TH, TW = tiling(padded_shape(x.shape, pads))
     y = np.empty((len(x), OH, OW, W.shape[3]), dtype=x.dtype)
     bias = _bias(b, W.shape[3], x.dtype)
-    _by_chunks(xpad, W, TH, TW, lambda M, n0, n1: _output_transform(M, bias, TH, TW, y[n0:n1]))
+    _by_chunks(x, pads, W, TH, TW, lambda M, n0, n1: _output_transform(M, bias, TH, TW, y[n0:n1]))
     return y
 
 
@@ -282,11 +296,11 @@ def conv3x3_relu_pool2_compiled(x, W, b, pads):
     backward pass. The tiles are the pooling windows: the output transform takes the maximum and
     the ReLU on the spot and writes one value per window and filter."""
     _check(x, W)
-    xpad = np.ascontiguousarray(pad_nhwc(x, pads))
-    OH, OW, _, _ = tiling(xpad.shape)
+    x = np.ascontiguousarray(x)
+    OH, OW, _, _ = tiling(padded_shape(x.shape, pads))
     PH, PW, F = OH // 2, OW // 2, W.shape[3]
     y = np.empty((len(x), PH, PW, F), dtype=x.dtype)
     arg = np.empty((len(x), PH, PW, F), dtype=np.int32)
     bias = _bias(b, F, x.dtype)
-    _by_chunks(xpad, W, PH, PW, lambda M, n0, n1: _output_relu_pool(M, bias, y[n0:n1], arg[n0:n1]))
+    _by_chunks(x, pads, W, PH, PW, lambda M, n0, n1: _output_relu_pool(M, bias, y[n0:n1], arg[n0:n1]))
     return y, arg
