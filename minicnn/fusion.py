@@ -12,6 +12,7 @@ the math is the composition (see reference.conv_relu_pool_forward), and the test
 fused step to the layer-by-layer one. model.trace always runs layer by layer, to show each.
 """
 from minicnn import backend, gpu
+from minicnn.kernels.derived import DerivedCache
 from minicnn.layers import Activation, BatchNormalization, Conv2D, MaxPooling2D
 
 
@@ -109,9 +110,18 @@ class ConvBNReLU(FusedStep):
         super().__init__(layers)
         self.conv, self.bn = layers[0], layers[1]
         self.pool = layers[3] if len(layers) == 4 else None
+        self._folded = DerivedCache(size=1)
 
     def folded(self):
-        """The conv's weights with the normalization folded in: W': (KH, KW, C, F), b': (F,)."""
+        """The conv's weights with the normalization folded in: W': (KH, KW, C, F), b': (F,). Kept
+        from one batch to the next while the weights and statistics it comes from keep their values
+        (minicnn/kernels/derived.py: they are compared, never assumed)."""
+        conv, bn = self.conv, self.bn
+        sources = (conv.params["W"], conv.params.get("b"), bn.params.get("gamma"), bn.params.get("beta"),
+                   bn.state["moving_mean"], bn.state["moving_variance"])
+        return self._folded.get((bn.epsilon, bn.scale, bn.center, conv.dilation_rate), sources, self._fold)
+
+    def _fold(self):
         conv, bn = self.conv, self.bn
         W = conv.dilated(conv.params["W"])
         xp = gpu.array_module(W)
