@@ -18,24 +18,15 @@ worktree of the older commit against the working tree, four rounds:
 settings). For where the time goes inside a step, benchmarks/kernels.py.
 """
 import argparse
-import time
 
 import minicnn
 
 # isort: split
 import numpy as np
 from compare import build  # benchmarks/compare.py, beside this script (Python puts the script's folder first)
+from kernels import median_ms  # benchmarks/kernels.py: a warm-up call, then the median of the repeats
 
 from minicnn.utils import set_random_seed, to_categorical
-
-
-def median_ms(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
 
 
 def measure(model_name, batch, steps, repeat):
@@ -48,7 +39,6 @@ def measure(model_name, batch, steps, repeat):
     for _ in range(5):  # compilation (or the cache's load) and the first allocations are not timed
         model.train_on_batch(x, y)
     train = median_ms(lambda: model.train_on_batch(x, y), steps)
-    model.predict(x, verbose=0, batch_size=batch)
     infer = median_ms(lambda: model.predict(x, verbose=0, batch_size=batch), repeat)
     return train, infer
 
