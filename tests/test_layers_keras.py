@@ -55,6 +55,7 @@ def test_dropout_seeds_noise_shape_and_arguments(rng):
     y = Dropout(0.5, noise_shape=(None, 1, 1, None), seed=0).forward(x, training=True)
     assert all(len(np.unique(y[n, :, :, c])) == 1 for n in range(4) for c in range(5))  # whole maps dropped
     assert np.all(Dropout(1.0).forward(x, training=True) == 0)
+    assert not Dropout(1.0).mask((2, 3)).any()  # its mask, asked directly: all dropped, no division by zero
     np.testing.assert_array_equal(Dropout(0.0).forward(x, training=True), x)
     for bad in (-0.1, 1.5, "0.5", None):
         with pytest.raises(ValueError, match="rate"):

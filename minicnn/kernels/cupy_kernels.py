@@ -168,15 +168,10 @@ def batchnorm_moments(x):
 
 def batchnorm_backward(dy, ctx, gamma, batch_stats):
     """reference.batchnorm_backward, dy: (N, ..., C) -> dx (same shape), dgamma, dbeta: (C,); its
-    two sums over each channel's values as products (_channel_sums)."""
+    two sums over each channel's values as products (_channel_sums), dx from them as the reference's."""
     xhat, inv_std = ctx
     dbeta, dgamma = _channel_sums(dy, dy * xhat)
-    scale = inv_std if gamma is None else gamma * inv_std
-    if not batch_stats:
-        return dy * scale, dgamma, dbeta
-    M = dy.size // dy.shape[-1]
-    dx = (scale / M) * (M * dy - dbeta - xhat * dgamma)
-    return dx, dgamma, dbeta
+    return reference.batchnorm_input_gradient(dy, xhat, inv_std, gamma, dbeta, dgamma, batch_stats), dgamma, dbeta
 
 
 def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):

@@ -214,12 +214,18 @@ def batchnorm_backward(dy, ctx, gamma, batch_stats):
     axes = tuple(range(dy.ndim - 1))
     dbeta = dy.sum(axis=axes)
     dgamma = (dy * xhat).sum(axis=axes)
+    return batchnorm_input_gradient(dy, xhat, inv_std, gamma, dbeta, dgamma, batch_stats), dgamma, dbeta
+
+
+def batchnorm_input_gradient(dy, xhat, inv_std, gamma, dbeta, dgamma, batch_stats):
+    """batchnorm_backward's dx from its two sums. dy, xhat: (N, ..., C); inv_std, gamma (or None),
+    dbeta, dgamma: (C,) -> dx: same shape as dy. (The GPU's twin makes the sums its own way and
+    takes dx from here: minicnn/kernels/cupy_kernels.py.)"""
     scale = inv_std if gamma is None else gamma * inv_std
     if not batch_stats:
-        return dy * scale, dgamma, dbeta
+        return dy * scale
     M = dy.size // dy.shape[-1]
-    dx = (scale / M) * (M * dy - dbeta - xhat * dgamma)
-    return dx, dgamma, dbeta
+    return (scale / M) * (M * dy - dbeta - xhat * dgamma)
 
 
 def relu_forward(x):

@@ -34,7 +34,7 @@ class Dropout(Layer):
         draw = (self._rng or rng()).random(shape)
         # ((draw < keep) / keep).astype(dtype) to the bit: 1 / keep rounded once to the dtype, times
         # 1 or 0; without that formula's float64 array and its cast (0.4 ms of the recipe's step)
-        return (draw < keep).astype(self.dtype) * self.dtype.type(1 / keep)
+        return (draw < keep).astype(self.dtype) * self.dtype.type(1 / keep if keep else 0)  # rate 1: all dropped
 
     def call(self, x, training=False):
         if not training or self.rate == 0:
