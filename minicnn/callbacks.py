@@ -37,12 +37,49 @@ class Callback:
     def on_predict_batch_end(self, batch, logs=None): ...
 
 
+# Keras 2.2 named metrics=["accuracy"] "acc" and "val_acc"; Keras 2.3 and 3 write "accuracy"
+# (and "acc" when compiled with "acc"). Either name reads the figures, under the name fit wrote.
+KERAS_2_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy", "accuracy": "acc", "val_accuracy": "val_acc"}
+
+
+def _other_name(logs, key):
+    """The name `key` is written under in logs: itself, or its Keras 2 / Keras 3 twin (or None)."""
+    if dict.__contains__(logs, key):
+        return key
+    twin = KERAS_2_NAMES.get(key) if isinstance(key, str) else None
+    if twin is not None and dict.__contains__(logs, twin):
+        if key in ("acc", "val_acc"):
+            from minicnn.legacy import deprecated
+            deprecated(f"the History key {key!r} for metrics=['accuracy']", f"history[{twin!r}]")
+        return twin
+    return None
+
+
+class HistoryDict(dict):
+    """history.history: a dict of per-epoch lists under the names fit wrote (Keras 3's), which
+    also answers Keras 2.2's names: h["acc"], "val_acc" in h, h.get("acc") read "accuracy"'s
+    list. Iterating, keys() and len() show each figure once, under its own name."""
+
+    def __missing__(self, key):
+        twin = _other_name(self, key)
+        if twin is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, twin)
+
+    def __contains__(self, key):
+        return _other_name(self, key) is not None
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class History(Callback):
-    """Per-epoch figures: history.history == {"loss": [...], "accuracy": [...], ...}."""
+    """Per-epoch figures: history.history == {"loss": [...], "accuracy": [...], ...}
+    (history.history["acc"], Keras 2.2's name, reads "accuracy" too)."""
 
     def __init__(self):
         super().__init__()
-        self.history = {}
+        self.history = HistoryDict()
         self.epoch = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -81,11 +118,12 @@ def _monitor_mode(monitor, mode):
 
 
 def _monitored(logs, monitor, who):
-    if monitor not in (logs or {}):
+    name = _other_name(logs or {}, monitor)  # monitor="val_acc", Keras 2.2's name, finds "val_accuracy"
+    if name is None:
         raise ValueError(f"{who} monitors {monitor!r}, which fit does not report; it reports "
                          f"{', '.join(logs or {}) or 'nothing'} (val_ figures need validation_data= "
                          "or validation_split=)")
-    return logs[monitor]
+    return logs[name]
 
 
 class EarlyStopping(Callback):
