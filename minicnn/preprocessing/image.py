@@ -3,13 +3,13 @@ image files, batch by batch. Keras 3 removed it (its random image layers took it
 minicnn/layers/augmentation.py); tutorials and books still use it, so minicnn runs it as Keras 2
 ran it, and says once what Keras 3 writes instead.
 
-The geometry is Keras 2's own (its last version, 2.9 to 2.15, which Keras 3 keeps as a private
-copy): one 3x3 matrix per image, rotation @ shift @ shear @ zoom, moved to the image's centre
+The geometry is Keras 2's own (its last versions', which Keras 3 keeps as a private copy): one
+3x3 matrix per image, rotation @ shift @ shear @ zoom, moved to the image's centre
 (transform_matrix_offset_center), its x and y swapped for NumPy's (row, column) indexing, then
 each output pixel (r, c) reads the input at matrix @ (r, c, 1), linearly interpolated as SciPy's
 ndimage.affine_transform (order=1) does it; pixels read from outside follow fill_mode. One
 consequence Keras 2 users meet: `tx`, drawn from height_shift_range (times the height), moves
-the image sideways, and `ty`, from width_shift_range, up and down (keras-team/keras#17398).
+the image sideways, and `ty`, from width_shift_range, up and down (a Keras bug never fixed).
 The draws are Keras 2's too, call for call on NumPy's RandomState: with the same seed, the
 same images come out.
 """

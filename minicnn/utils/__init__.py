@@ -80,6 +80,3 @@ class PyDataset:
 
     def on_epoch_end(self):
         pass
-
-
-from minicnn.utils import np_utils  # noqa: E402,F401  (Keras 2's keras.utils.np_utils, last: it uses the above)
