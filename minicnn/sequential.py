@@ -117,14 +117,6 @@ class Sequential(Model):
             dy = step.backward(dy)
         return dy
 
-    def _summary_entries(self):
-        entries, shape = [], self.input_shape
-        for layer in self.layers:
-            out = layer.compute_output_shape(shape)
-            entries.append((layer, shape, out, []))
-            shape = out
-        return entries
-
     def get_config(self):
         """{"name", "input_shape", "layers": [{"class_name", "config"}, ...]}: plain JSON values
         from which from_config builds the same (unweighted) model."""
