@@ -26,8 +26,15 @@ from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.batches import ArrayBatches, BatchSource, is_batch_source
 from minicnn.callbacks import CallbackList, History
-from minicnn.checks import (check_compiled, check_count, check_data, check_positive, check_x, non_finite_advice,
-                            sample_weights)
+from minicnn.checks import (
+    check_compiled,
+    check_count,
+    check_data,
+    check_positive,
+    check_x,
+    non_finite_advice,
+    sample_weights,
+)
 from minicnn.optimizers import NonFiniteError
 from minicnn.utils import PyDataset
 
