@@ -43,6 +43,11 @@ class Model(Trainer):
     where a tensor fed several calls, adds up (+=) the gradients that come back from each:
     micrograd's backward, with layers for scalars (docs/functional.md). Sequential is the
     special case of a chain.
+
+    Args:
+        inputs (KerasTensor | list | None): the graph's Input. Defaults to None (a subclass or Sequential).
+        outputs (KerasTensor | list | None): the tensor(s) it computes. Defaults to None.
+        name (str): the model's name. Defaults to "model".
     """
 
     chain = False  # a graph; Sequential's layers form a chain

@@ -14,6 +14,11 @@ class Sequential(Model):
     Sequential([Conv2D(...), ...]) or Sequential() then add(layer). The model is built, and
     every layer's params created, as soon as the input shape is known: from the first
     layer's input_shape=, or from the first batch given to fit / evaluate / predict.
+
+    Args:
+        layers (list | None): the layers, first to last (an Input may come first). Defaults to None (add
+            them later).
+        name (str): the model's name. Defaults to "sequential".
     """
 
     chain = True  # each layer reads the one before
