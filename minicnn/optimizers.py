@@ -246,8 +246,8 @@ class Adam(Optimizer):
         """On the Numba backend (host arrays) or a GPU (device arrays), arrays of one dtype: the
         same update (AdamW's weight decay included) in compiled passes per param
         (numba_kernels.adam_step, cupy_kernels.adam_step), checked for finiteness first, then
-        applied: all or nothing as the NumPy path, without its copies (a training step of the
-        tutorial model: about 1 ms less, of the recipe's AdamW: 3 ms)."""
+        applied: all or nothing as the NumPy path, without its copies (what that saves per step:
+        docs/benchmarks.md, "What each choice in the kernels buys")."""
         from minicnn import backend, gpu
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
         kernels = backend.kernels_for(params[0])

@@ -39,9 +39,9 @@ from minicnn.optimizers import NonFiniteError
 from minicnn.utils import PyDataset
 
 # predict and evaluate on the CPU run their forward passes on at most this many samples at a
-# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
-# on 2 cores: 14,100 images/s in chunks of 128, 9,500 in one pass over 1,000, whose im2col
-# columns alone take 230 MB).
+# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized instead of
+# im2col columns that grow with the batch (docs/benchmarks.md, "What each choice in the kernels
+# buys").
 INFERENCE_CHUNK = 128
 
 
