@@ -11,7 +11,9 @@ ndimage.affine_transform (order=1) does it; pixels read from outside follow fill
 consequence Keras 2 users meet: `tx`, drawn from height_shift_range (times the height), moves
 the image sideways, and `ty`, from width_shift_range, up and down (a Keras bug never fixed).
 The draws are Keras 2's too, call for call on NumPy's RandomState: with the same seed, the
-same images come out.
+same images come out. (The random image layers' kernel, affine_transform_forward, resamples as
+TensorFlow does, whose "wrap" repeats every n pixels and whose "constant" fills per corner: at
+the edges Keras 2's images would differ, so the map here is its own, a few lines of NumPy.)
 """
 import warnings
 
