@@ -70,7 +70,10 @@ class HistoryDict(dict):
         return _other_name(self, key) is not None
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 class History(Callback):

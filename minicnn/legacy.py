@@ -32,7 +32,7 @@ def deprecated(name, keras3_way):
 
 def _steps(name, steps):
     """Keras 2 counted steps with `while done < steps`: a float such as len(x) / 32 meant its ceiling."""
-    if steps is None or isinstance(steps, (int, np.integer)) or isinstance(steps, bool):
+    if steps is None or isinstance(steps, (int, np.integer)):
         return steps
     if isinstance(steps, float) and np.isfinite(steps):
         return math.ceil(steps)

@@ -270,10 +270,10 @@ def test_apply_transform_matches_keras_2s(keras_image, fill_mode):
 def test_flow_and_fit_match_keras_2s_with_the_same_seed(keras_image):
     rng = np.random.default_rng(7)
     x, y = rng.random((10, 6, 5, 3)).astype(np.float32) * 255, np.arange(10)
-    kwargs = dict(rotation_range=30, width_shift_range=0.2, height_shift_range=[1, 2], shear_range=10,
-                  zoom_range=0.2, horizontal_flip=True, vertical_flip=True, channel_shift_range=5.0,
-                  brightness_range=(0.7, 1.3), fill_mode="reflect", rescale=1 / 255, featurewise_center=True,
-                  featurewise_std_normalization=True, samplewise_center=True)
+    kwargs = {"rotation_range": 30, "width_shift_range": 0.2, "height_shift_range": [1, 2], "shear_range": 10,
+              "zoom_range": 0.2, "horizontal_flip": True, "vertical_flip": True, "channel_shift_range": 5.0,
+              "brightness_range": (0.7, 1.3), "fill_mode": "reflect", "rescale": 1 / 255, "featurewise_center": True,
+              "featurewise_std_normalization": True, "samplewise_center": True}
     ours, theirs = ImageDataGenerator(**kwargs), keras_image.ImageDataGenerator(**kwargs)
     ours.fit(x, augment=True, rounds=2, seed=3)
     theirs.fit(x, augment=True, rounds=2, seed=3)
@@ -296,7 +296,8 @@ def test_flow_and_fit_match_keras_2s_with_the_same_seed(keras_image):
 
 def test_flow_from_directory_matches_keras_2s(keras_image, tmp_path):
     write_pngs(tmp_path, per_class=4)
-    kwargs = dict(rotation_range=20, zoom_range=0.1, horizontal_flip=True, rescale=1 / 255, validation_split=0.25)
+    kwargs = {"rotation_range": 20, "zoom_range": 0.1, "horizontal_flip": True, "rescale": 1 / 255,
+              "validation_split": 0.25}
     ours, theirs = ImageDataGenerator(**kwargs), keras_image.ImageDataGenerator(**kwargs)
     for subset in ("training", "validation"):
         a = ours.flow_from_directory(str(tmp_path), target_size=(5, 7), batch_size=3, seed=2, subset=subset)

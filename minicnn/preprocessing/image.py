@@ -20,8 +20,8 @@ import warnings
 import numpy as np
 
 from minicnn.legacy import deprecated
-from minicnn.preprocessing.iterators import DirectoryIterator, NumpyArrayIterator, rng_for
 from minicnn.preprocessing.image_utils import array_to_img, img_to_array, load_img  # noqa: F401  (Keras 2's names here)
+from minicnn.preprocessing.iterators import DirectoryIterator, NumpyArrayIterator, rng_for
 
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
