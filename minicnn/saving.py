@@ -74,16 +74,19 @@ def _write_npz(path, header, arrays):
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def save_model(model, path, include_optimizer=True):
+def save_model(model, path, include_optimizer=True, training_state=None):
     """Write the architecture, the weights and (when compiled) the loss, metrics and optimizer
-    with its state, so that load_model(path) resumes training exactly where it stopped."""
+    with its state, so that load_model(path) resumes training exactly where it stopped.
+    training_state: a JSON-able dict kept in the same file (BackupAndRestore's epoch and random
+    state), so that the model and the state are replaced together or not at all."""
     header = {"format": "minicnn.model", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
-              "model": model_config(model), "compile": None}
+              "model": model_config(model), "compile": None,
+              **({} if training_state is None else {"training_state": training_state})}
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
-        header["compile"] = {"loss": losses.serialize(model.loss), "metrics": [metrics.serialize(m) for m in model.metrics],
-                             "optimizer": opt.get_config()}
+        header["compile"] = {"loss": losses.serialize(model.loss),
+                             "metrics": [metrics.serialize(m) for m in model.metrics], "optimizer": opt.get_config()}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
             params = [p for _, p in model.grads_and_params()]

@@ -116,7 +116,8 @@ def test_thousands_of_flipped_bytes(saved, tmp_path):
 
 
 @pytest.mark.parametrize("stored, message", [
-    (lambda w: np.full(w.shape, 1e300), r"layer 'conv2d(_\d+)?' weight 'W' holds values up to 1e\+300, beyond float32's range"),
+    (lambda w: np.full(w.shape, 1e300),
+     r"layer 'conv2d(_\d+)?' weight 'W' holds values up to 1e\+300, beyond float32's range"),
     (lambda w: w.astype(str), r"layer 'conv2d(_\d+)?' weight 'W' holds <U\d+ values, not numbers"),
     (lambda w: w.astype("S8"), r"layer 'conv2d(_\d+)?' weight 'W' holds \|S8 values, not numbers"),
     (lambda w: w.astype(complex), r"layer 'conv2d(_\d+)?' weight 'W' holds complex128 values, not numbers"),
