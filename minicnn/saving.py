@@ -11,7 +11,10 @@ Inside the file (an ordinary npz: np.load(path) opens it):
     "optimizer{j}/{slot}"   the optimizer's state of param j, e.g. Adam's "optimizer0/m"
 
 Writes are atomic (minicnn.io.atomic_write): a crash leaves the previous file whole. Loading
-reads with allow_pickle=False, so a file can hold data but never code.
+goes through one reader (_opened, _Reader): the header first, every class name looked up in
+minicnn's tables, then each array's .npy header checked against the shape and dtype the model
+expects, and against the bytes the file holds, before its data is read. Nothing is unpickled,
+nothing the header declares is allocated unchecked, and any damage ends in ModelFileError.
 """
 import contextlib
 import json
@@ -154,11 +157,11 @@ class _Reader:
                 data = f.read(nbytes)
                 if len(data) != nbytes or f.read(1):  # reading to the end checks the CRC
                     raise ModelFileError(f"{self.path}: {what} is truncated")
+            a = np.frombuffer(data, file_dtype).reshape(file_shape, order="F" if fortran else "C")
         except ModelFileError:
             raise
         except _DAMAGE as e:
             raise self._fail(what, e) from None
-        a = np.frombuffer(data, file_dtype).reshape(file_shape, order="F" if fortran else "C")
         return a if shape is None else self._cast(what, a, dtype)
 
     def _check_declared(self, what, file_shape, file_dtype, shape, dtype):

@@ -228,3 +228,11 @@ def test_declared_size_must_match_the_bytes(saved, tmp_path):
     entries["layer0/b"] = npy(descr="<f4", shape=(4,), data=b"\0" * 12)
     with pytest.raises(ModelFileError, match=r"weight 'b' declares \(4,\) float32 \(16 bytes\), the file holds 12"):
         load_model(write_npz(tmp_path / "short.npz", entries))
+
+
+@pytest.mark.parametrize("descr", ["<U0", "|V0", "|S0"])
+def test_a_header_of_zero_width_strings_is_refused(saved, tmp_path, descr):
+    _, path, _ = saved
+    entries = {**members(path), HEADER: npy(descr=descr, shape=(), data=b"")}
+    with pytest.raises(ModelFileError, match="__minicnn__"):
+        load_model(write_npz(tmp_path / "empty-header.npz", entries))
