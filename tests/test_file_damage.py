@@ -236,3 +236,17 @@ def test_a_header_of_zero_width_strings_is_refused(saved, tmp_path, descr):
     entries = {**members(path), HEADER: npy(descr=descr, shape=(), data=b"")}
     with pytest.raises(ModelFileError, match="__minicnn__"):
         load_model(write_npz(tmp_path / "empty-header.npz", entries))
+
+
+def test_a_refused_file_leaves_the_model_as_it_was(saved, tmp_path):
+    """Every weight is read and checked before any is copied in: no half-loaded model."""
+    model, _, weights_path = saved
+    entries = members(weights_path)
+    entries["layer4/b"] = npy(np.full(2, np.nan, np.float32))  # the last weight read is damaged
+    other = small_model()
+    other.build((None, 8, 8, 1))
+    before = other.get_weights()
+    with pytest.raises(ModelFileError, match="layer 'dense(_\\d+)?' weight 'b' holds NaN or Inf"):
+        other.load_weights(write_npz(tmp_path / "last-damaged.npz", entries))
+    for a, b in zip(other.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
