@@ -121,9 +121,9 @@ _DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueErr
            IndexError, NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, zlib.error,
            lzma.LZMAError, struct.error, ArithmeticError, UnicodeError)
 # What a layer, loss, metric or optimizer made from a hostile config can raise: a wrong type where
-# a number belongs, an unknown name, a missing key, a 0 where a size belongs.
+# a number belongs, an unknown name, a missing key, a 0 where a size belongs, a model of no layers.
 _BAD_CONFIG = (KeyError, TypeError, ValueError, AttributeError, IndexError, LookupError, ArithmeticError,
-               RecursionError)
+               RuntimeError)
 _NPY_MAGIC = b"\x93NUMPY"
 
 

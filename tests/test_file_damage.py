@@ -250,3 +250,36 @@ def test_a_refused_file_leaves_the_model_as_it_was(saved, tmp_path):
         other.load_weights(write_npz(tmp_path / "last-damaged.npz", entries))
     for a, b in zip(other.get_weights(), before):
         np.testing.assert_array_equal(a, b)
+
+
+def header_paths(node, prefix=()):
+    """The path (keys and indices) of every entry of a JSON header, nested ones included."""
+    if prefix:
+        yield prefix
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        yield from header_paths(value, (*prefix, key))
+
+
+HOSTILE_VALUES = [None, -1, 0, 2.5, True, "os.system", [], {}, [1, 2], {"class_name": "eval", "config": {}}]
+
+
+def test_every_header_entry_replaced_by_a_hostile_value(saved, tmp_path):
+    """Each entry of the header, nested ones included, in turn becomes each hostile value: the
+    model loads or a ModelFileError says why not; no other exception escapes."""
+    _, path, _ = saved
+    header, entries = header_of(path), members(path)
+    for entry in header_paths(header):
+        for value in HOSTILE_VALUES:
+            changed = json.loads(json.dumps(header))
+            node = changed
+            for key in entry[:-1]:
+                node = node[key]
+            node[entry[-1]] = value
+            target = write_npz(tmp_path / "hostile.npz", with_header(entries, changed))
+            try:
+                load_model(target)
+            except ModelFileError:
+                pass
+            except Exception as e:  # the point of the test: name whatever escapes
+                pytest.fail(f"header entry {entry} = {value!r} gave {type(e).__name__}: {e}")
