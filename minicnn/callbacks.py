@@ -1,7 +1,6 @@
 """Callbacks with Keras's hook names. fit calls them with `logs` dicts:
 on_train_batch_end(batch, logs={"loss": ..., "accuracy": ...}) holds running means of the
 epoch so far; on_epoch_end(epoch, logs) the epoch's figures and the validation ones."""
-import json
 from pathlib import Path
 
 import numpy as np
@@ -252,7 +251,9 @@ class CSVLogger(Callback):
     """Write the History to a CSV file, one row per epoch: epoch, loss, accuracy, val_...
 
     The whole file is rewritten atomically after each epoch, so it is always complete up to
-    the last finished epoch. append=True keeps the rows of an earlier run.
+    the last finished epoch. append=True keeps the rows of an earlier run, as Keras; when
+    BackupAndRestore resumes a killed fit at epoch e, the rows of epochs >= e that the killed run
+    logged after its last backup are replaced by the rerun's, so each epoch has one row.
 
     Args:
         filename (str | Path): the CSV file.
@@ -265,12 +266,35 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = filename, separator, append
 
     def on_train_begin(self, logs=None):
-        self.rows, self.keys = [], None
+        self.rows, self.keys, self._first_epoch = [], None, True
         if self.append and Path(self.filename).is_file():
-            lines = Path(self.filename).read_text().splitlines()
-            if lines:
-                self.keys = lines[0].split(self.separator)[1:]
-                self.rows = [line.split(self.separator) for line in lines[1:]]
+            self.keys, self.rows = self._read(Path(self.filename))
+
+    def _read(self, path):
+        """(keys, rows) of the log at path. A last line without its newline was cut off by a
+        writer that is not atomic (another tool's, or a copy broken off): it is dropped."""
+        text = path.read_text()
+        lines = text.split("\n")
+        lines = lines[:-1]  # after the last newline: "" for a whole file, a cut-off row otherwise
+        if not lines:
+            return None, []
+        keys = lines[0].split(self.separator)[1:]
+        rows = [line.split(self.separator) for line in lines[1:]]
+        for n, row in enumerate(rows, start=2):
+            if len(row) != len(keys) + 1:
+                raise ValueError(f"{path}: line {n} has {len(row)} fields, its header {len(keys) + 1}; not a "
+                                 "CSVLogger log with this separator (append=False starts a new one)")
+        return keys, rows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and getattr(self.model, "resume_epoch", None) is not None:
+            # BackupAndRestore restored a backup: the killed run's rows after it are rerun now
+            last_run = len(self.rows) - 1  # the rows since the epoch number last went down
+            while last_run > 0 and _row_epoch(self.rows[last_run - 1]) < _row_epoch(self.rows[last_run]):
+                last_run -= 1
+            self.rows = self.rows[:max(last_run, 0)] + [r for r in self.rows[max(last_run, 0):]
+                                                        if _row_epoch(r) < epoch]
+        self._first_epoch = False
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -279,6 +303,10 @@ class CSVLogger(Callback):
         self.rows.append([str(epoch), *(repr(float(logs[k])) if k in logs else "" for k in self.keys)])
         text = "\n".join(self.separator.join(row) for row in [["epoch", *self.keys], *self.rows]) + "\n"
         atomic_write(self.filename, lambda f: f.write(text), mode="w")
+
+
+def _row_epoch(row):
+    return int(row[0]) if row[0].isdigit() else -1
 
 
 class ReduceLROnPlateau(Callback):
@@ -408,6 +436,10 @@ class BackupAndRestore(Callback):
     as one that never stopped (bit for bit: the shuffling's random state is restored too). The
     backup is deleted when fit ends normally (delete_checkpoint=True).
 
+    The backup is one file, backup_dir/backup.npz (a saved model whose header also holds the epoch
+    and the random state), written atomically: a kill at any moment leaves the previous epoch's
+    backup or the new one, never the weights of one epoch with the position of another.
+
     Args:
         backup_dir (str | Path): the folder of the backup.
         save_freq (str): only "epoch". Defaults to "epoch".
@@ -419,27 +451,43 @@ class BackupAndRestore(Callback):
         if save_freq != "epoch":
             raise ValueError("minicnn's BackupAndRestore backs up at the end of each epoch (save_freq='epoch')")
         self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
-        self.model_path, self.state_path = self.backup_dir / "backup.npz", self.backup_dir / "backup.json"
+        self.model_path = self.backup_dir / "backup.npz"
 
     def on_train_begin(self, logs=None):
-        if not (self.model_path.is_file() and self.state_path.is_file()):
+        if not self.model_path.is_file():
             return
-        state = json.loads(self.state_path.read_text())
-        saved = saving.load_model(self.model_path)
+        saved, header = saving.load_model_and_header(self.model_path)
+        epoch, rng_state = self._training_state(header)
         self.model.set_weights(saved.get_weights())
         opt, saved_opt = self.model.optimizer, saved.optimizer
         if saved_opt is not None and type(saved_opt) is type(opt):
             opt.slots, opt.iterations = saved_opt.slots, saved_opt.iterations
-        utils.rng().bit_generator.state = state["rng"]
-        self.model.resume_epoch = state["epoch"] + 1
+        utils.rng().bit_generator.state = rng_state
+        self.model.resume_epoch = epoch + 1
+
+    def _training_state(self, header):
+        """(epoch, random state) from the backup's header, checked before anything is restored."""
+        state = header.get("training_state")
+        if not isinstance(state, dict):
+            raise saving.ModelFileError(f"{self.model_path}: a saved model without BackupAndRestore's "
+                                        "'training_state' entry; delete it to start training afresh")
+        epoch = state.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds epoch {epoch!r}, "
+                                        "not an epoch number")
+        scratch = type(utils.rng().bit_generator)()  # the state is tried on a scratch generator first
+        try:
+            scratch.state = state.get("rng")
+        except (TypeError, ValueError, KeyError) as e:
+            raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds no valid random "
+                                        f"state ({type(e).__name__}: {e})") from None
+        return epoch, scratch.state
 
     def on_epoch_end(self, epoch, logs=None):
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.model_path)
-        state = {"epoch": epoch, "rng": utils.rng().bit_generator.state}
-        atomic_write(self.state_path, lambda f: f.write(json.dumps(state).encode()))
+        saving.save_model(self.model, self.model_path,
+                          training_state={"epoch": epoch, "rng": utils.rng().bit_generator.state})
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:  # fit ended normally (an error or Ctrl-C never gets here)
-            for path in (self.model_path, self.state_path):
-                path.unlink(missing_ok=True)
+            self.model_path.unlink(missing_ok=True)
