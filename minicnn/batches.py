@@ -17,21 +17,47 @@ from minicnn.utils import PyDataset, rng
 
 
 class ArrayBatches:
-    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order."""
+    """Batches of arrays x, y (and weights w), shuffled each pass (minicnn's generator) or in order.
 
-    def __init__(self, x, y, w, batch_size, shuffle=False):
+    steps (steps_per_epoch): batches per epoch, by default one pass over the data. As in Keras,
+    an epoch of fewer steps leaves the pass open and the next epoch goes on from where it
+    stopped; an epoch ends early where its pass reaches the end of the data."""
+
+    def __init__(self, x, y, w, batch_size, shuffle=False, steps=None):
         self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
-        self.steps = -(-len(x) // batch_size)
+        self.batches = -(-len(x) // batch_size)  # one pass over the data
+        self.steps = self.batches if steps is None else check_positive("steps_per_epoch", steps)
+        self._pass = None  # [order, next batch] of the pass in progress
 
     def epoch(self):
-        order = rng().permutation(len(self.x)) if self.shuffle else None
-        for step in range(self.steps):
-            rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
+        for _ in range(self.steps):
+            if self._pass is None:
+                self._pass = [rng().permutation(len(self.x)) if self.shuffle else None, 0]
+            order, b = self._pass
+            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             idx = rows if order is None else order[rows]
+            self._pass[1] += 1
+            done = self._pass[1] == self.batches
+            if done:
+                self._pass = None
             yield self.x[idx], self.y[idx], None if self.w is None else self.w[idx]
+            if done:
+                return
 
     def end_epoch(self):
         pass
+
+
+def validation_arrays(validation_data):
+    """fit's validation_data as (x, y, sample_weight): a PyDataset or generator (x, None, None),
+    or a tuple (x, y) or (x, y, sample_weight), as Keras takes it."""
+    if is_batch_source(validation_data):
+        return validation_data, None, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), "
+                         f"a PyDataset or a generator, got {type(validation_data).__name__}"
+                         + (f" of length {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else ""))
+    return (*validation_data, None)[:3]
 
 
 def is_batch_source(x):

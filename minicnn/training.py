@@ -24,7 +24,7 @@ from minicnn import gpu
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
-from minicnn.batches import ArrayBatches, BatchSource, is_batch_source
+from minicnn.batches import ArrayBatches, BatchSource, is_batch_source, validation_arrays
 from minicnn.callbacks import CallbackList, History
 from minicnn.checks import (
     check_compiled,
@@ -115,9 +115,12 @@ class Trainer:
                     raise ValueError(f"x has {len(x)} samples, too few to split into training and validation sets "
                                      f"with validation_split={validation_split}: give more data or another "
                                      "validation_split")
-                x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:])
+                # the validation samples keep their sample_weight (not class_weight), as in Keras
+                x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:], None if sample_weight is None else w[cut:])
                 w = None if w is None else w[:cut]
-            source, first_x = ArrayBatches(x, y, w, batch_size, shuffle), x
+            if validation_data is not None:
+                validation_arrays(validation_data)  # a wrong validation_data fails now, not after an epoch
+            source, first_x = ArrayBatches(x, y, w, batch_size, shuffle, steps_per_epoch), x
         steps = source.steps
         self.history = History()
         cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
@@ -163,8 +166,8 @@ class Trainer:
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
                 else (epoch + 1) % validation_freq == 0
             if validation_data is not None and due:
-                val_args = (validation_data,) if is_batch_source(validation_data) else validation_data
-                val = self.evaluate(*val_args, batch_size=batch_size, verbose=0, return_dict=True,
+                val_x, val_y, val_w = validation_arrays(validation_data)
+                val = self.evaluate(val_x, val_y, batch_size=batch_size, verbose=0, return_dict=True, sample_weight=val_w,
                                     callbacks=cbs.callbacks, steps=validation_steps)  # their on_test_* hooks too
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
@@ -189,7 +192,8 @@ class Trainer:
             source, checked = BatchSource(x, steps), False
         else:
             x, y = check_data(self, x, y)
-            source, checked = ArrayBatches(x, y, sample_weights(y, len(x), sample_weight, None), batch_size), True
+            source = ArrayBatches(x, y, sample_weights(y, len(x), sample_weight, None), batch_size, steps=steps)
+            checked = True
         loss_sum, seen = 0.0, 0
         for m in self.metric_objects:
             m.reset_state()

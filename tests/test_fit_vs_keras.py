@@ -1,0 +1,139 @@
+"""fit, evaluate and predict against Keras 3: every argument, on the same weights and data
+where the argument changes the outcome, compared by History, learning rate and final weights.
+
+shuffle=False wherever both engines train (their random streams differ); what shuffle=True
+must keep together (each sample with its label and its weight) is checked directly."""
+import numpy as np
+import pytest
+
+from keras_twins import assert_history_equal, assert_weights_equal, data, twins
+
+from minicnn import utils
+
+
+def _case(name):
+    """fit's keyword arguments for the case `name`, on x: (10, 4) and y: (10, 3)."""
+    x, y = data()
+    w = np.array([1.0, 0.5, 2.0, 0.0, 1.5, 3.0, 0.25, 1.0, 2.5, 0.75], dtype=np.float32)
+    xv, yv = data(n=5, seed=1)
+    wv = np.array([2.0, 0.0, 1.0, 3.0, 0.5], dtype=np.float32)
+    cases = {
+        # 10 samples in batches of 4: the last batch has 2, so a mean of batch means is wrong
+        "short_last_batch": dict(batch_size=4, epochs=3),
+        "batch_size_3": dict(batch_size=3, epochs=2),
+        "one_batch": dict(batch_size=32, epochs=3),
+        "sample_weight": dict(batch_size=4, epochs=3, sample_weight=w),
+        "class_weight": dict(batch_size=4, epochs=3, class_weight={0: 1.0, 1: 3.0, 2: 0.25}),
+        "validation_split": dict(batch_size=4, epochs=3, validation_split=0.3),
+        "validation_split_sample_weight": dict(batch_size=4, epochs=2, validation_split=0.3, sample_weight=w),
+        "validation_data": dict(batch_size=4, epochs=3, validation_data=(xv, yv)),
+        "validation_data_weights": dict(batch_size=4, epochs=2, validation_data=(xv, yv, wv)),
+        "validation_freq_2": dict(batch_size=4, epochs=4, validation_data=(xv, yv), validation_freq=2),
+        "validation_freq_list": dict(batch_size=4, epochs=4, validation_data=(xv, yv), validation_freq=[1, 4]),
+        "initial_epoch": dict(batch_size=4, epochs=4, initial_epoch=2),
+        # 3 batches an epoch of data, 2 steps an epoch: Keras goes on where the last epoch stopped
+        "steps_per_epoch": dict(batch_size=4, epochs=4, steps_per_epoch=2),
+        "validation_steps": dict(batch_size=2, epochs=2, validation_data=(xv, yv), validation_steps=2),
+    }
+    return x, y, {**cases[name], "shuffle": False, "verbose": 0}
+
+
+FIT_CASES = ["short_last_batch", "batch_size_3", "one_batch", "sample_weight", "class_weight", "validation_split",
+             "validation_split_sample_weight", "validation_data", "validation_data_weights", "validation_freq_2",
+             "validation_freq_list", "initial_epoch", "steps_per_epoch", "validation_steps"]
+
+
+@pytest.mark.parametrize("case", FIT_CASES)
+def test_fit_argument_matches_keras(keras, case):
+    x, y, kwargs = _case(case)
+    ours, theirs = twins(keras)
+    h_ours = ours.fit(x, y, **kwargs)
+    h_theirs = theirs.fit(x, y, **kwargs)
+    assert_history_equal(h_ours, h_theirs)
+    assert_weights_equal(ours, theirs)
+
+
+def test_short_last_batch_loss_is_the_sample_mean(keras):
+    """An independent formula too: with lr=0 the weights stay, and the epoch's loss is the mean
+    of the per-sample losses (weighted by sample_weight), not the mean of the batches' means."""
+    x, y = data()
+    w = np.linspace(0.5, 2, 10).astype(np.float32)
+    ours, _ = twins(keras, lr=1e-30)
+    p = ours.predict(x, verbose=0)
+    per_sample = -np.log((p * y).sum(axis=1))
+    history = ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, sample_weight=w)
+    assert history.history["loss"][0] == pytest.approx((per_sample * w).sum() / len(x), rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=4), dict(batch_size=3, steps=2), dict(batch_size=4, steps=1),
+                                    dict(batch_size=4, sample_weight="w")])
+def test_evaluate_arguments_match_keras(keras, kwargs):
+    x, y = data()
+    ours, theirs = twins(keras)
+    if kwargs.get("sample_weight") == "w":
+        kwargs = {**kwargs, "sample_weight": np.linspace(0, 2, 10).astype(np.float32)}
+    got = ours.evaluate(x, y, verbose=0, return_dict=True, **kwargs)
+    want = theirs.evaluate(x, y, verbose=0, return_dict=True, **kwargs)
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k] == pytest.approx(want[k], rel=2e-5), k
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=3), dict(batch_size=4, steps=2)])
+def test_predict_arguments_match_keras(keras, kwargs):
+    x, _ = data()
+    ours, theirs = twins(keras)
+    if "steps" in kwargs:  # Keras's steps count batches of a generator
+        def batches():
+            for s in range(0, len(x), kwargs["batch_size"]):
+                yield (x[s:s + kwargs["batch_size"]],)
+        got, want = ours.predict(batches(), steps=2, verbose=0), theirs.predict(batches(), steps=2, verbose=0)
+    else:
+        got, want = ours.predict(x, verbose=0, **kwargs), theirs.predict(x, verbose=0, **kwargs)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_label_smoothing_trains_as_keras(keras):
+    """The softmax + cross-entropy shortcut that training uses must smooth the targets too: the
+    weights after fit, not just the loss, match Keras's."""
+    x, y = data()
+    loss = ("categorical_crossentropy", {"label_smoothing": 0.3})
+    ours, theirs = twins(keras, loss=loss, lr=0.5)
+    kwargs = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
+    assert_history_equal(ours.fit(x, y, **kwargs), theirs.fit(x, y, **kwargs))
+    assert_weights_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("weighting", ["sample_weight", "class_weight"])
+def test_shuffle_keeps_samples_labels_and_weights_together(monkeypatch, weighting):
+    """shuffle=True draws a new order each epoch; each batch's rows of x, y and the weights
+    (sample_weight, or class_weight's) must still belong to the same samples. x[i] holds i,
+    y[i] the label i % 3, sample_weight[i] is i + 1."""
+    from minicnn.layers import Activation, Dense
+    from minicnn.models import Sequential
+    n = 11
+    x = np.arange(n, dtype=np.float32)[:, None].repeat(4, axis=1)
+    labels = np.arange(n) % 3
+    y = np.eye(3, dtype=np.float32)[labels]
+    w = (np.arange(n) + 1).astype(np.float32)
+    class_weight = {0: 10.0, 1: 100.0, 2: 1000.0}
+    model = Sequential([Dense(3, input_shape=(4,)), Activation("softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    seen = []
+
+    def record(xb, yb, wb=None):
+        seen.append((xb[:, 0].astype(int), yb.argmax(axis=1), wb))
+        return 0.0, np.full((len(xb), 3), 1 / 3, dtype=np.float32)
+
+    monkeypatch.setattr(model, "train_step", record)
+    utils.set_random_seed(3)
+    weights = {"sample_weight": w} if weighting == "sample_weight" else {"class_weight": class_weight}
+    model.fit(x, y, batch_size=4, epochs=3, shuffle=True, verbose=0, **weights)
+    orders = [np.concatenate([s[0] for s in seen[k:k + 3]]) for k in range(0, 9, 3)]
+    assert all(sorted(o) == list(range(n)) for o in orders)  # each epoch sees every sample once
+    assert not all((o == np.arange(n)).all() for o in orders)  # and they were shuffled
+    for idx, lab, wb in seen:
+        assert (lab == labels[idx]).all()
+        want = w[idx] if weighting == "sample_weight" else np.array([class_weight[c] for c in labels[idx]])
+        np.testing.assert_array_equal(wb, want)
