@@ -138,7 +138,9 @@ class EarlyStopping(Callback):
         min_delta (float): the least change that counts as an improvement. Defaults to 0.0.
         patience (int): epochs without improvement before stopping. Defaults to 0.
         mode (str): "min", "max", or "auto" (max for accuracies, min for the rest). Defaults to "auto".
-        baseline (float | None): a value to beat from the start. Defaults to None.
+        baseline (float | None): patience counts the epochs since the last improvement that also
+            beat it (or since the start), and fit stops at the first epoch without improvement once
+            that count reaches patience (Keras's rule). Defaults to None.
         restore_best_weights (bool): put back the best epoch's weights at the end. Defaults to False.
         start_from_epoch (int): epochs to wait before watching. Defaults to 0.
     """
@@ -157,19 +159,21 @@ class EarlyStopping(Callback):
         return value < reference - self.min_delta if self.mode == "min" else value > reference + self.min_delta
 
     def on_train_begin(self, logs=None):
-        self.wait, self.best, self.best_weights = 0, self.baseline, None
+        self.wait, self.best, self.best_weights = 0, None, None
         self.stopped_epoch, self.best_epoch = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if epoch < self.start_from_epoch:
             return
+        self.wait += 1
         if self._better(value, self.best):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            return
-        self.wait += 1
+            if self.baseline is None or self._better(value, self.baseline):  # Keras's rule: patience restarts
+                self.wait = 0                                                 # only past the baseline too
+            return  # an improvement never stops fit, even one short of the baseline
         if self.wait >= self.patience and epoch > 0:  # as Keras counts patience
             self.stopped_epoch = epoch
             self.model.stop_training = True
@@ -332,7 +336,7 @@ class ReduceLROnPlateau(Callback):
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0, got factor={factor}")
         self.monitor, self.factor, self.patience, self.verbose = monitor, float(factor), int(patience), verbose
-        self.mode, self.min_delta, self.cooldown, self.min_lr = _monitor_mode(monitor, mode), float(min_delta), \
+        self.mode, self.min_delta, self.cooldown, self.min_lr = _monitor_mode(monitor, mode), abs(float(min_delta)), \
             int(cooldown), float(min_lr)
 
     def _better(self, value, reference):

@@ -72,3 +72,10 @@ def learning_rate(model):
     """The optimizer's present rate, as a float, in either engine."""
     lr = model.optimizer.learning_rate
     return float(lr) if isinstance(lr, (int, float)) else float(np.asarray(lr))
+
+
+def cases(names, fast):
+    """pytest parameters for names, all but those in `fast` marked slow (a Keras fit costs
+    about a second: the fast suite keeps one or two cases of each test, CI runs them all)."""
+    import pytest
+    return [pytest.param(n, id=n, marks=() if n in fast else pytest.mark.slow) for n in names]

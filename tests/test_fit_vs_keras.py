@@ -6,7 +6,7 @@ must keep together (each sample with its label and its weight) is checked direct
 import numpy as np
 import pytest
 
-from keras_twins import assert_history_equal, assert_weights_equal, data, twins
+from keras_twins import assert_history_equal, assert_weights_equal, cases, data, twins
 
 from minicnn import utils
 
@@ -43,7 +43,7 @@ FIT_CASES = ["short_last_batch", "batch_size_3", "one_batch", "sample_weight", "
              "validation_freq_list", "initial_epoch", "steps_per_epoch", "validation_steps"]
 
 
-@pytest.mark.parametrize("case", FIT_CASES)
+@pytest.mark.parametrize("case", cases(FIT_CASES, fast={"short_last_batch", "validation_split_sample_weight"}))
 def test_fit_argument_matches_keras(keras, case):
     x, y, kwargs = _case(case)
     ours, theirs = twins(keras)
