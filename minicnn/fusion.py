@@ -133,7 +133,7 @@ class ConvBNReLU(FusedStep):
         return (W * s).astype(W.dtype), (s * b + t).astype(W.dtype)
 
     def forward(self, x, training=False):
-        if training and self.bn.trainable:  # batch statistics
+        if training:  # batch statistics, or a frozen normalization whose backward needs each layer's record
             return self._train_forward(x)
         conv = self.conv
         x = conv.as_input(x)
@@ -151,11 +151,12 @@ class ConvBNReLU(FusedStep):
     def _train_forward(self, x):
         """The convolution, then the batch's statistics of its output z; with a MaxPooling2D after and
         a kernel that fuses them, normalize -> ReLU -> pool in one step (bn_relu_pool_forward: the
-        normalized maps and their ReLU are never stored); otherwise layer by layer."""
+        normalized maps and their ReLU are never stored); otherwise, and for a frozen normalization
+        (trainable=False: its moving statistics, as at inference), layer by layer."""
         conv, bn = self.conv, self.bn
         z = conv.forward(x, training=True)
         kernels = backend.kernels_for(z)
-        if not (self.pool and kernels.speeds_up("bn_relu_pool_forward")):
+        if not (self.pool and bn.trainable and kernels.speeds_up("bn_relu_pool_forward")):
             for layer in self.layers[1:]:
                 z = layer.forward(z, training=True)
             self._cache = ("layers",)

@@ -92,3 +92,36 @@ def test_a_refused_step_leaves_the_moving_statistics(rng, tmp_path):
         np.testing.assert_array_equal(a, b)
     path = model.save(tmp_path / "bn.npz")
     assert [w.shape for w in load_model(path).get_weights()] == [w.shape for w in before]
+
+
+@pytest.mark.parametrize("pool", [True, False], ids=["fused_with_pool", "layer_by_layer"])
+def test_frozen_batchnorm_in_fit_is_inference_and_trains_as_keras(each_backend, keras, rng, pool):
+    """BatchNormalization(trainable=False) inside fit runs as at inference (Keras 3's rule): its
+    output in training equals predict's, its moving statistics, gamma and beta stay put, and the
+    layers around it train exactly as Keras's, on each backend; Conv2D -> BN -> ReLU ->
+    MaxPooling2D is the chain the CPU backends fuse. The statistics are far from the batch's, so
+    normalizing by the batch's would show."""
+    def layers(m, **first):
+        return [m.Conv2D(4, 3, **first), m.BatchNormalization(trainable=False), m.ReLU(),
+                *([m.MaxPooling2D(2)] if pool else []), m.Flatten(), m.Dense(3, activation="softmax")]
+    import minicnn.layers
+    model = Sequential(layers(minicnn.layers, input_shape=(8, 8, 2)))
+    k_model = keras.Sequential([keras.Input((8, 8, 2)), *layers(keras.layers)])
+    weights = model.get_weights()
+    weights[2:6] = [np.full(4, 1.5, np.float32), np.full(4, -0.2, np.float32),  # gamma, beta
+                    np.array([0.5, -1, 2, 0], np.float32), np.array([4, 0.25, 9, 1], np.float32)]  # moving stats
+    model.set_weights(weights)
+    k_model.set_weights(weights)
+    model.compile(loss="categorical_crossentropy", optimizer=SGD(0.02))
+    k_model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.02))
+    x = rng.standard_normal((10, 8, 8, 2)).astype(np.float32)
+    y = to_categorical(rng.integers(0, 3, 10), 3)
+    np.testing.assert_allclose(model.forward(x, training=True), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    h = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    k_h = k_model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(h.history["loss"], k_h.history["loss"], rtol=1e-4)
+    bn = model.layers[1]
+    for key, before in zip(["gamma", "beta", "moving_mean", "moving_variance"], weights[2:6]):
+        np.testing.assert_array_equal({**bn.params, **bn.state}[key], before)
+    for mine, theirs in zip(model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
