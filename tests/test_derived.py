@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import minicnn
+import minicnn.layers
+import minicnn.optimizers
 from minicnn.kernels.derived import DerivedCache
 from minicnn.layers import Activation, BatchNormalization, Conv2D, Dense, Flatten, Input, MaxPooling2D
 from minicnn.models import Sequential
@@ -83,5 +85,61 @@ def test_predictions_follow_weights_changed_in_place_between_batches(batchnorm, 
             write()
             for _ in range(2):  # the second call is served from what the first kept
                 np.testing.assert_allclose(model.predict(x, verbose=0), by_layer(), rtol=1e-4, atol=1e-5)
+    finally:
+        minicnn.backend._state["name"] = None
+
+
+def _changes(model, x, y, rng):
+    """Every kind of in-place change to the weights a kept result comes from: (name, change)."""
+    conv = model.layers[0]
+    bn = model.layers[1] if isinstance(model.layers[1], BatchNormalization) else None
+
+    def set_all():  # model.set_weights: every array written in place with new values
+        model.set_weights([w + rng.uniform(-0.3, 0.3, w.shape).astype(w.dtype) * (k % 4 != 3 or bn is None)
+                           for k, w in enumerate(model.get_weights())])
+    changes = [
+        ("kernel, one element", lambda: conv.params["W"].__setitem__((1, 1, 0, 2), 2.0)),
+        ("kernel, all", lambda: conv.params["W"].__imul__(1.5)),
+        ("conv bias", lambda: conv.params["b"].__iadd__(np.arange(8, dtype=np.float32) / 4)),
+        ("layer.set_weights", lambda: conv.set_weights([w * 0.5 for w in conv.get_weights()])),
+        ("model.set_weights", set_all),
+    ]
+    if bn is not None:
+        changes += [
+            ("gamma", lambda: bn.params["gamma"].__isub__(0.25)),
+            ("beta", lambda: bn.params["beta"].__iadd__(0.5)),
+            ("moving_mean", lambda: bn.state["moving_mean"].__iadd__(0.3)),
+            ("moving_variance", lambda: bn.state["moving_variance"].__imul__(2.0)),
+            ("bn.set_weights", lambda: bn.set_weights([w[::-1].copy() for w in bn.get_weights()])),
+        ]
+    return changes + [("optimizer step", lambda: model.train_on_batch(x, y))]
+
+
+@pytest.mark.parametrize("batchnorm", [True, False], ids=["folded_batchnorm", "winograd"])
+def test_every_kind_of_weight_change_reaches_predict_as_keras_sees_it(batchnorm, keras, rng):
+    """After each kind of in-place change (a kernel element, the conv bias, gamma, beta, each
+    moving statistic; by a direct write, layer.set_weights, model.set_weights or an optimizer
+    step), predict (twice: the second is served from what the first kept) equals Keras's predict
+    with the same weights: an independent reference, which keeps nothing."""
+    minicnn.backend.set_backend("numba")
+    try:
+        def layers(m, **first):
+            block = [m.Conv2D(8, 3, padding="same", **first), m.BatchNormalization(), m.Activation("relu")] \
+                if batchnorm else [m.Conv2D(8, 3, padding="same", activation="relu", **first)]
+            return [*block, m.MaxPooling2D(2), m.Flatten(), m.Dense(3)]  # logits: no softmax to saturate
+        model = Sequential(layers(minicnn.layers, input_shape=(8, 8, 6)))
+        k_model = keras.Sequential([keras.Input((8, 8, 6)), *layers(keras.layers)])
+        model.compile(optimizer=minicnn.optimizers.SGD(0.05), loss="mse")
+        x = rng.standard_normal((5, 8, 8, 6)).astype(np.float32)
+        y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]]
+        if batchnorm:  # statistics and scales away from 0 and 1, so that each one shows
+            model.layers[1].set_weights([np.linspace(0.5, 2, 8, dtype=np.float32), np.linspace(-1, 1, 8, dtype=np.float32),
+                                         np.linspace(-0.5, 0.5, 8, dtype=np.float32), np.linspace(0.5, 3, 8, dtype=np.float32)])
+        for name, change in [("none", lambda: None), *_changes(model, x, y, rng)]:
+            change()
+            k_model.set_weights(model.get_weights())
+            want = k_model.predict(x, verbose=0)
+            for _ in range(2):
+                np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-4, atol=1e-5, err_msg=name)
     finally:
         minicnn.backend._state["name"] = None
