@@ -184,6 +184,35 @@ def test_crop_against_keras(keras):
         small[:, :, 0:4], (6, 7), interpolation="bilinear", antialias=False)), atol=2e-6)
 
 
+@pytest.mark.parametrize("shape, size, window", [((12, 10), (4, 5), (2, 0, 8, 10)), ((10, 15), (5, 5), (0, 2, 10, 10)),
+                                                 ((9, 13), (3, 3), (0, 2, 9, 9)),
+                                                 ((12, 11), (4, 5), (2, 0, 8, 11))])  # 8.8 rows: 8, as Keras's int()
+def test_crop_at_inference_is_the_centred_window(keras, shape, size, window):
+    """At inference RandomCrop resizes the largest centred window of the target's aspect ratio:
+    windows written out by hand (top, left, height, width), away from (0, 0), each resized by
+    Keras's resize, so that a window off by a row or a column shows."""
+    x = np.random.default_rng(3).random((2, *shape, 2), dtype=np.float32)
+    top, left, h, w = window
+    expected = keras.ops.image.resize(x[:, top:top + h, left:left + w], size, interpolation="bilinear",
+                                      antialias=False)
+    np.testing.assert_allclose(RandomCrop(*size).forward(x), np.asarray(expected), atol=2e-6)
+
+
+def test_crop_in_training_takes_every_window_with_the_same_chance():
+    """In training, each batch is one window cut out of x (found by search, not read from the
+    layer), and over many batches every position (top, left) in [0, H - height] x [0, W - width]
+    comes up, about equally often."""
+    x = np.arange(7 * 9, dtype=np.float32).reshape(1, 7, 9, 1)  # each cell its own value
+    layer = RandomCrop(4, 5, seed=0)
+    counts = np.zeros((4, 5), dtype=int)
+    for _ in range(2000):
+        y = layer.forward(x, training=True)
+        top, left = divmod(int(y[0, 0, 0, 0]), 9)
+        np.testing.assert_array_equal(y, x[:, top:top + 4, left:left + 5])
+        counts[top, left] += 1
+    assert counts.min() > 2000 / 20 * 0.6, counts  # 20 positions, 100 each expected
+
+
 # -- gradients, seeds, inference, saving ------------------------------------------------------------
 GRADIENT_LAYERS = [
     lambda: RandomTranslation(0.3, 0.3, dtype="float64"),

@@ -137,3 +137,43 @@ def test_shuffle_keeps_samples_labels_and_weights_together(monkeypatch, weightin
         assert (lab == labels[idx]).all()
         want = w[idx] if weighting == "sample_weight" else np.array([class_weight[c] for c in labels[idx]])
         np.testing.assert_array_equal(wb, want)
+
+
+@pytest.mark.parametrize("frozen", [0, 1], ids=["first_dense", "last_dense"])
+def test_a_frozen_layer_stays_and_the_rest_trains_as_keras(keras, frozen):
+    """trainable=False (set before compile, as Keras asks) keeps a layer's weights through fit,
+    with momentum in the optimizer, while gradients still flow through it to the layers before."""
+    x, y = data()
+    ours, theirs = twins(keras, momentum=0.9)
+    ours.layers[frozen].trainable = False
+    theirs.layers[frozen].trainable = False
+    before = ours.layers[frozen].get_weights()
+    ours.compile(optimizer=ours.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(optimizer=theirs.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    kwargs = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
+    assert_history_equal(ours.fit(x, y, **kwargs), theirs.fit(x, y, **kwargs))
+    assert_weights_equal(ours, theirs)
+    for a, b in zip(before, ours.layers[frozen].get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dropout_is_off_in_predict_evaluate_and_validation(keras):
+    """A model with Dropout(0.5): predict and evaluate equal Keras's on the same weights (Keras's
+    Dropout is the identity at inference), and fit's last val_loss is Keras's evaluate on the
+    weights fit ended with, while the training loss, with the dropout on, is not."""
+    from minicnn.layers import Activation, Dense, Dropout
+    from minicnn.models import Sequential
+    x, y = data(n=40)
+    ours = Sequential([Dense(16, activation="relu", input_shape=(4,)), Dropout(0.5), Dense(3), Activation("softmax")])
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.5),
+                               keras.layers.Dense(3), keras.layers.Activation("softmax")])
+    theirs.set_weights(ours.get_weights())
+    ours.compile(optimizer="sgd", loss="categorical_crossentropy")
+    theirs.compile(optimizer="sgd", loss="categorical_crossentropy")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+    utils.set_random_seed(0)
+    history = ours.fit(x, y, batch_size=40, epochs=1, validation_data=(x, y), shuffle=False, verbose=0).history
+    theirs.set_weights(ours.get_weights())
+    assert history["val_loss"][0] == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+    assert history["loss"][0] != pytest.approx(history["val_loss"][0], rel=1e-3)
