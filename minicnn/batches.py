@@ -3,7 +3,7 @@ sample_weight) batches and `end_epoch()` after each pass, over two kinds of sour
 keeps the same idea in its epoch iterator and data adapters):
 
     ArrayBatches(x, y, w, batch_size, shuffle)    # arrays in memory, reshuffled every epoch
-    BatchSource(dataset_or_generator, steps)      # a minicnn.utils.PyDataset or a generator
+    BatchSource(dataset_or_generator, steps, shuffle)  # a minicnn.utils.PyDataset or a generator
 
     for xb, yb, wb in source.epoch():             # wb: (N,) weights or None
         ...
@@ -66,19 +66,20 @@ def is_batch_source(x):
 
 
 class BatchSource:
-    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch) or a generator
-    (the next `steps` of its batches; until it runs out without steps). Each batch is (x, y) or
-    (x, y, sample_weight)."""
+    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch, in a new random
+    order each epoch with shuffle, as Keras's fit) or a generator (the next `steps` of its
+    batches; until it runs out without steps). Each batch is (x, y) or (x, y, sample_weight)."""
 
-    def __init__(self, source, steps=None):
-        self.source = source
+    def __init__(self, source, steps=None, shuffle=False):
+        self.source, self.shuffle = source, shuffle
         if steps is not None:
             steps = check_positive("steps_per_epoch", steps)
         self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
 
     def epoch(self):
         if isinstance(self.source, PyDataset):
-            batches = (self.source[i] for i in range(self.steps))
+            order = rng().permutation(len(self.source)) if self.shuffle else range(len(self.source))
+            batches = (self.source[int(i)] for i in order[:self.steps])
         else:
             batches = self.source if self.steps is None else (next(self.source, None) for _ in range(self.steps))
         for batch in batches:

@@ -103,7 +103,7 @@ class Trainer:
             if y is not None or sample_weight is not None or validation_split:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
                                  "give no y, sample_weight or validation_split")
-            source, first_x = BatchSource(x, steps_per_epoch), None
+            source, first_x = BatchSource(x, steps_per_epoch, shuffle), None  # a PyDataset's batch order
         else:
             x, y = check_data(self, x, y)
             w = sample_weights(y, len(x), sample_weight, class_weight)

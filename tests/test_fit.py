@@ -92,7 +92,7 @@ def test_fit_on_a_pydataset_or_a_generator_equals_fit_on_arrays(rng):
 
     arrays, h_arrays = trained((x, y), batch_size=8, shuffle=False, sample_weight=w, validation_data=(x, y))
     dataset = Batches(x, y, 8, w)
-    ds_model, h_ds = trained((dataset,), validation_data=Batches(x, y, 8))
+    ds_model, h_ds = trained((dataset,), validation_data=Batches(x, y, 8), shuffle=False)
     assert dataset.epochs == 2 and h_ds.params["steps"] == 3
 
     def forever():

@@ -177,3 +177,65 @@ def test_dropout_is_off_in_predict_evaluate_and_validation(keras):
     theirs.set_weights(ours.get_weights())
     assert history["val_loss"][0] == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
     assert history["loss"][0] != pytest.approx(history["val_loss"][0], rel=1e-3)
+
+
+def test_generator_and_pydataset_batches_train_as_keras(keras):
+    """fit on a generator of (x, y, sample_weight) batches, steps_per_epoch of them, and on a
+    PyDataset with a short last batch, against Keras fed the same batches: the independent
+    reference for the input paths that the array path is compared with in tests/test_fit.py.
+    (Not a generator for validation_data: Keras's adapter serves the batches it peeked at again
+    at each evaluation, a quirk of its own.)"""
+    from minicnn.utils import PyDataset
+    x, y = data(n=10)
+    w = np.linspace(0.2, 2, 10).astype(np.float32)
+
+    def forever(size=4):
+        while True:
+            for s in range(0, 10, size):
+                yield x[s:s + size], y[s:s + size], w[s:s + size]
+
+    def dataset(base):
+        class Batches(base):
+            def __len__(self):
+                return 3
+
+            def __getitem__(self, i):
+                return x[i * 4:(i + 1) * 4], y[i * 4:(i + 1) * 4], w[i * 4:(i + 1) * 4]
+        return Batches()
+
+    for make in (lambda base: forever(), dataset):
+        ours, theirs = twins(keras)
+        kwargs = dict(epochs=3, verbose=0, validation_data=data(n=5, seed=1), shuffle=False)
+        steps = dict(steps_per_epoch=3) if make is not dataset else {}
+        h_ours = ours.fit(make(PyDataset), **steps, **kwargs)
+        h_theirs = theirs.fit(make(keras.utils.PyDataset), **steps, **kwargs)
+        assert_history_equal(h_ours, h_theirs)
+        assert_weights_equal(ours, theirs)
+
+
+def test_shuffle_draws_a_new_order_of_a_pydatasets_batches_each_epoch():
+    """shuffle=True (fit's default) visits a PyDataset's batches in a new order each epoch, each
+    batch once, as Keras's adapter does; shuffle=False in order."""
+    from minicnn.layers import Activation, Dense
+    from minicnn.models import Sequential
+    from minicnn.utils import PyDataset
+    x, y = data(n=10)
+    seen = []
+
+    class Batches(PyDataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            seen.append(i)
+            return x[2 * i:2 * i + 2], y[2 * i:2 * i + 2]
+
+    model = Sequential([Dense(3, input_shape=(4,)), Activation("softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    utils.set_random_seed(0)
+    model.fit(Batches(), epochs=4, verbose=0)
+    epochs = [seen[k:k + 5] for k in range(0, 20, 5)]
+    assert all(sorted(e) == list(range(5)) for e in epochs) and len({tuple(e) for e in epochs}) > 1
+    seen.clear()
+    model.fit(Batches(), epochs=2, verbose=0, shuffle=False)
+    assert seen == [0, 1, 2, 3, 4] * 2
