@@ -20,6 +20,7 @@ from minicnn.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Conv2DTranspose,
     Dense,
     Dropout,
     Flatten,
@@ -58,6 +59,9 @@ def device(request):
 LAYERS = {
     "conv_same_s2": (lambda dt: Conv2D(3, 3, strides=2, padding="same", dtype=dt), (2, 7, 6, 2)),
     "conv_relu_nobias": (lambda dt: Conv2D(4, (3, 2), activation="relu", use_bias=False, dtype=dt), (3, 6, 5, 3)),
+    "conv_transpose_same_s2": (lambda dt: Conv2DTranspose(3, 3, strides=2, padding="same", dtype=dt), (2, 4, 3, 2)),
+    "conv_transpose_valid_op_relu": (lambda dt: Conv2DTranspose(2, (2, 3), strides=(3, 2), output_padding=(2, 1),
+                                                                 activation="relu", use_bias=False, dtype=dt), (2, 3, 4, 3)),
     "dense_relu": (lambda dt: Dense(5, activation="relu", dtype=dt), (4, 6)),
     "maxpool": (lambda dt: MaxPooling2D(2, dtype=dt), (2, 6, 6, 3)),
     "maxpool_3_s2_same": (lambda dt: MaxPooling2D(3, strides=2, padding="same", dtype=dt), (2, 7, 5, 2)),

@@ -9,6 +9,7 @@ from minicnn.layers.augmentation import (
 )
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
+from minicnn.layers.conv_transpose import Conv2DTranspose
 from minicnn.layers.core import (
     ELU,
     Activation,
@@ -43,6 +44,7 @@ __all__ = [
     "BatchNormalization",
     "Concatenate",
     "Conv2D",
+    "Conv2DTranspose",
     "Dense",
     "Dropout",
     "Flatten",
