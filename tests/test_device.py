@@ -38,6 +38,7 @@ from minicnn.layers import (
     Rescaling,
     Reshape,
     Softmax,
+    UpSampling2D,
     ZeroPadding2D,
 )
 from minicnn.optimizers import SGD
@@ -78,6 +79,8 @@ LAYERS = {
     "rescaling": (lambda dt: Rescaling(0.5, offset=0.1, dtype=dt), (2, 3, 3, 1)),
     "reshape": (lambda dt: Reshape((6, 2), dtype=dt), (2, 3, 4)),
     "flatten": (lambda dt: Flatten(dtype=dt), (2, 3, 4, 2)),
+    "upsampling_nearest": (lambda dt: UpSampling2D((2, 3), dtype=dt), (2, 3, 4, 2)),
+    "upsampling_bilinear": (lambda dt: UpSampling2D((3, 2), interpolation="bilinear", dtype=dt), (2, 3, 4, 2)),
     "zero_padding": (lambda dt: ZeroPadding2D((1, 2), dtype=dt), (2, 3, 4, 2)),
     "random_flip": (lambda dt: RandomFlip(seed=5, dtype=dt), (4, 5, 6, 2)),
     "random_translation": (lambda dt: RandomTranslation(0.2, 0.3, fill_mode="constant", seed=5, dtype=dt), (3, 8, 7, 2)),

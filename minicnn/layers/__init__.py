@@ -34,6 +34,7 @@ from minicnn.layers.pooling import (
     MaxPooling2D,
 )
 from minicnn.layers.regularization import Dropout
+from minicnn.layers.reshaping import UpSampling2D
 
 __all__ = [
     "ELU",
@@ -66,5 +67,6 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "UpSampling2D",
     "ZeroPadding2D",
 ]
