@@ -96,7 +96,9 @@ def test_the_grid_holds_every_layer_kind():
     names = {type(make("float32")).__name__ for make, _ in LAYERS.values()}
     wanted = {name for name in minicnn.layers.__all__ if name not in (
         "Layer", "Input", "InputLayer", "MaxPool2D", "AvgPool2D",  # the base, the graph's input, aliases
-        "Add", "Concatenate")}  # several inputs: test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host
+        "Add", "Concatenate",  # several inputs: test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host
+        "Average", "Dot", "Maximum", "Minimum", "Multiply", "Subtract")} - set(MERGES)  # test_every_merge_...
+    wanted = {name for name in wanted if name[0].isupper()}  # not the functions (add, concatenate...)
     assert wanted <= names, wanted - names
 
 
@@ -127,6 +129,29 @@ def test_every_layer_on_the_device_gives_the_host_values(name, device):
                 np.testing.assert_allclose(gpu.to_host(dev.grads[key]), g, err_msg=key, **tol)
     for key, s in host.state.items():  # BatchNormalization's moving statistics moved alike
         np.testing.assert_allclose(gpu.to_host(dev.state[key]), s, rtol=1e-12, err_msg=key)
+
+
+# merge layers and their inputs' shapes (broadcast where they differ)
+MERGES = {"Add": [(2, 3, 4), (2, 1, 4)], "Subtract": [(2, 3, 4), (2, 4)], "Multiply": [(2, 3, 4)] * 3,
+          "Average": [(2, 3, 4)] * 2, "Maximum": [(2, 3, 4), (2, 1, 4)], "Minimum": [(2, 3, 4)] * 3,
+          "Dot": [(2, 3, 4), (2, 5, 4)]}
+
+
+@pytest.mark.parametrize("name", list(MERGES))
+def test_every_merge_on_the_device_gives_the_host_values(name, device):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s) for s in MERGES[name]]
+    make = getattr(minicnn.layers, name)
+    host, dev = (make(-1, normalize=True, dtype="float64") if name == "Dot" else make(dtype="float64")
+                 for _ in range(2))
+    y = host.forward(xs, training=True)
+    yd = dev.forward([gpu.to_device(x) for x in xs], training=True)
+    assert gpu.is_device_array(yd)
+    np.testing.assert_allclose(gpu.to_host(yd), y, rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    for dx, dxd in zip(host.backward(dy), dev.backward(gpu.to_device(dy))):
+        assert gpu.is_device_array(dxd)
+        np.testing.assert_allclose(gpu.to_host(dxd), dx, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", [n for n in LAYERS if n.startswith(("conv", "dense", "batchnorm"))])

@@ -23,7 +23,24 @@ from minicnn.layers.core import (
 )
 from minicnn.layers.dense import Dense
 from minicnn.layers.input_layer import Input, InputLayer
-from minicnn.layers.merging import Add, Concatenate
+from minicnn.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from minicnn.layers.normalization import BatchNormalization
 from minicnn.layers.pooling import (
     AveragePooling2D,
@@ -40,6 +57,7 @@ __all__ = [
     "ELU",
     "Activation",
     "Add",
+    "Average",
     "AveragePooling2D",
     "AvgPool2D",
     "BatchNormalization",
@@ -47,6 +65,7 @@ __all__ = [
     "Conv2D",
     "Conv2DTranspose",
     "Dense",
+    "Dot",
     "Dropout",
     "Flatten",
     "GlobalAveragePooling2D",
@@ -57,6 +76,9 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "MaxPooling2D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
     "RandomContrast",
     "RandomCrop",
     "RandomFlip",
@@ -67,6 +89,15 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "Subtract",
     "UpSampling2D",
     "ZeroPadding2D",
+    "add",
+    "average",
+    "concatenate",
+    "dot",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]
