@@ -28,6 +28,7 @@ from minicnn.layers import (
     GlobalMaxPooling2D,
     LeakyReLU,
     MaxPooling2D,
+    Normalization,
     RandomContrast,
     RandomCrop,
     RandomFlip,
@@ -53,6 +54,12 @@ def device(request):
     if request.param == "stand-in":
         request.getfixturevalue("fake_gpu")
     return request.param
+
+
+def adapted_normalization(dtype, invert=False):
+    layer = Normalization(axis=(1, -1), invert=invert, dtype=dtype)
+    layer.adapt(np.random.default_rng(7).standard_normal((6, 3, 4, 2)) * 3 + 1)
+    return layer
 
 
 # (layer factory, input shape): every layer kind of minicnn.layers, with the arguments that take
@@ -81,6 +88,9 @@ LAYERS = {
     "flatten": (lambda dt: Flatten(dtype=dt), (2, 3, 4, 2)),
     "upsampling_nearest": (lambda dt: UpSampling2D((2, 3), dtype=dt), (2, 3, 4, 2)),
     "upsampling_bilinear": (lambda dt: UpSampling2D((3, 2), interpolation="bilinear", dtype=dt), (2, 3, 4, 2)),
+    "normalization_adapted": (adapted_normalization, (2, 3, 4, 2)),
+    "normalization_given_invert": (lambda dt: Normalization(mean=[1.0, 2.0], variance=[4.0, 0.5], invert=True,
+                                                            dtype=dt), (2, 3, 4, 2)),
     "zero_padding": (lambda dt: ZeroPadding2D((1, 2), dtype=dt), (2, 3, 4, 2)),
     "random_flip": (lambda dt: RandomFlip(seed=5, dtype=dt), (4, 5, 6, 2)),
     "random_translation": (lambda dt: RandomTranslation(0.2, 0.3, fill_mode="constant", seed=5, dtype=dt), (3, 8, 7, 2)),

@@ -50,6 +50,7 @@ from minicnn.layers.pooling import (
     MaxPool2D,
     MaxPooling2D,
 )
+from minicnn.layers.preprocessing import Normalization
 from minicnn.layers.regularization import Dropout
 from minicnn.layers.reshaping import UpSampling2D
 
@@ -79,6 +80,7 @@ __all__ = [
     "Maximum",
     "Minimum",
     "Multiply",
+    "Normalization",
     "RandomContrast",
     "RandomCrop",
     "RandomFlip",
