@@ -9,8 +9,8 @@ doubles it back with transposed convolutions (7 -> 14 -> 28), and a last sigmoid
 pixel values in [0, 1], trained against the input itself with binary cross-entropy and Adam,
 batch 128. With --denoise, Gaussian noise (--noise, the standard deviation) is added to the inputs
 and clipped to [0, 1]; the targets stay clean, so the network learns to remove the noise.
-Draws <out>/autoencoder_reconstructions.png (or autoencoder_denoising.png) and the encoder's
-first filters, <out>/autoencoder_filters.png. docs/autoencoder.md shows both.
+Draws <out>/autoencoder_reconstructions.png (autoencoder_denoising.png with --denoise) and the
+encoder's first filters beside it (..._filters.png). docs/autoencoder.md shows them.
 """
 import argparse
 from pathlib import Path
@@ -89,13 +89,13 @@ def main(argv=None):
 
     if args.denoise:
         fig = reconstructions([xt, test_inputs, outputs], ["clean", f"input: noise std {args.noise}", "output"])
-        name = "autoencoder_denoising.png"
+        name = "autoencoder_denoising"
     else:
         fig = reconstructions([xt, outputs], ["input", "reconstruction"])
-        name = "autoencoder_reconstructions.png"
-    fig.savefig(out / name, dpi=80)
-    plot.conv_filters(model.layers[0]).savefig(out / "autoencoder_filters.png", dpi=80)
-    print(f"saved {out / name} and {out / 'autoencoder_filters.png'}")
+        name = "autoencoder_reconstructions"
+    fig.savefig(out / f"{name}.png", dpi=80)
+    plot.conv_filters(model.layers[0]).savefig(out / f"{name}_filters.png", dpi=80)
+    print(f"saved {out / name}.png and {out / name}_filters.png")
     return model, test_loss
 
 

@@ -12,8 +12,8 @@ def test_a_quick_run_draws_its_pictures(real_data, tmp_path, capsys, variant):
     example = load_script("examples/fashion_mnist_autoencoder.py")
     model, test_loss = example.main(["--epochs", "1", "--limit", "256", "--out", str(tmp_path), *variant])
     out = capsys.readouterr().out
-    picture = "autoencoder_denoising.png" if variant else "autoencoder_reconstructions.png"
-    assert (tmp_path / picture).stat().st_size > 1000 and (tmp_path / "autoencoder_filters.png").stat().st_size > 1000
+    name = "autoencoder_denoising" if variant else "autoencoder_reconstructions"
+    assert (tmp_path / f"{name}.png").stat().st_size > 1000 and (tmp_path / f"{name}_filters.png").stat().st_size > 1000
     assert f"Test loss (binary cross-entropy) {test_loss:.4f}" in out
     assert 0.1 < test_loss < 0.75  # per pixel: ln 2 = 0.69 for an untrained network's outputs of 0.5
     assert model.output_shape == (None, 28, 28, 1)
