@@ -15,9 +15,6 @@ encoder's first filters beside it (..._filters.png). docs/autoencoder.md shows t
 import argparse
 from pathlib import Path
 
-import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread timeout, see minicnn/__init__.py)
-
-# isort: split
 import matplotlib
 
 matplotlib.use("Agg")  # files, never windows

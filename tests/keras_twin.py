@@ -2,6 +2,7 @@
 what each computes: the output, the input gradients and the weight gradients of sum(y * dy)."""
 import numpy as np
 
+from minicnn import summary
 from minicnn.models import load_model
 
 
@@ -39,7 +40,7 @@ def assert_same_pass(layer, klayer, xs, tf, rng, tol=1e-5):
 def assert_summary_matches(model, kmodel):
     """Each layer's output shape and parameter count, as Keras's summary lists them."""
     klayers = [k for k in kmodel.layers if type(k).__name__ != "InputLayer"]
-    entries = model._summary_entries()
+    entries = summary.layer_calls(model)
     assert [type(e[0]).__name__ for e in entries] == [type(k).__name__ for k in klayers]
     for (layer, _, out, _), klayer in zip(entries, klayers):
         assert tuple(out) == tuple(klayer.output.shape), layer.name

@@ -32,6 +32,24 @@ class Conv2DTranspose(Layer):
     before input channels, the kernel of the Conv2D that maps y's shape back to x's), bias b: (F,).
     OH = (H - 1) SH + KH with padding="valid" and strides <= kernel_size, H SH with "same";
     output_padding (each < its stride) adds rows and columns at the bottom and right.
+
+    Args:
+        filters (int): F, the number of output channels.
+        kernel_size (int | tuple): (KH, KW), or one int for both.
+        strides (int | tuple): the step between the kernel's stamps on the output. Defaults to (1, 1).
+        padding (str): "valid" or "same" (OH = H * SH), as Keras. Defaults to "valid".
+        output_padding (int | tuple | None): extra rows and columns at the bottom and right, each
+            less than its stride; None lets Keras's formula choose. Defaults to None.
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        dilation_rate (int | tuple): only 1. Defaults to (1, 1).
+        activation (str | callable | None): applied to the output. Defaults to None (linear).
+        use_bias (bool): add the bias b. Defaults to True.
+        kernel_initializer (str | callable): W's initializer. Defaults to "glorot_uniform".
+        bias_initializer (str | callable): b's initializer. Defaults to "zeros".
+        kernel_regularizer (str | Regularizer | None): a penalty on W in the loss. Defaults to None.
+        bias_regularizer (str | Regularizer | None): a penalty on b in the loss. Defaults to None.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,

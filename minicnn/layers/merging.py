@@ -85,7 +85,10 @@ def unbroadcast(dx, shape):
 
 @register_serializable()
 class Add(Elementwise):
-    """y = x1 + x2 + ...  Backward: every input gets dy (the sum's gradient is 1)."""
+    """y = x1 + x2 + ...  Backward: every input gets dy (the sum's gradient is 1).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "adds"
 
@@ -101,7 +104,10 @@ class Add(Elementwise):
 
 @register_serializable()
 class Subtract(Elementwise):
-    """y = x1 - x2, exactly two inputs. Backward: dx1 = dy, dx2 = -dy."""
+    """y = x1 - x2, exactly two inputs. Backward: dx1 = dy, dx2 = -dy.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "subtracts"
 
@@ -119,7 +125,10 @@ class Subtract(Elementwise):
 
 @register_serializable()
 class Multiply(Elementwise):
-    """y = x1 * x2 * ...  Backward: dx_k = dy times the product of the other inputs."""
+    """y = x1 * x2 * ...  Backward: dx_k = dy times the product of the other inputs.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "multiplies"
 
@@ -142,7 +151,10 @@ class Multiply(Elementwise):
 
 @register_serializable()
 class Average(Elementwise):
-    """y = (x1 + x2 + ... + xn) / n.  Backward: every input gets dy / n."""
+    """y = (x1 + x2 + ... + xn) / n.  Backward: every input gets dy / n.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "averages"
 
@@ -160,7 +172,10 @@ class Average(Elementwise):
 class Maximum(Elementwise):
     """y = the largest of x1, x2, ... value by value. Backward: dy goes to the input that held the
     maximum; on a tie, to the first such input, as TensorFlow's gradient of Keras's chain
-    maximum(maximum(x1, x2), x3) sends it (tf.maximum's gradient goes to x where x >= y)."""
+    maximum(maximum(x1, x2), x3) sends it (tf.maximum's gradient goes to x where x >= y).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "takes the maximum of"
     pick = "argmax"
@@ -179,7 +194,10 @@ class Maximum(Elementwise):
 @register_serializable()
 class Minimum(Maximum):
     """y = the smallest of x1, x2, ... value by value. Backward: dy goes to the first input that
-    held the minimum (TensorFlow's tf.minimum gradient goes to x where x <= y)."""
+    held the minimum (TensorFlow's tf.minimum gradient goes to x where x <= y).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     verb = "takes the minimum of"
     pick = "argmin"
@@ -188,7 +206,13 @@ class Minimum(Maximum):
 @register_serializable()
 class Concatenate(Merge):
     """y = the inputs side by side along `axis` (default -1: the channels). Backward: dy cut back
-    into the inputs' pieces."""
+    into the inputs' pieces.
+
+    Args:
+        axis (int): the axis the inputs are put side by side on. Defaults to -1.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
@@ -228,6 +252,12 @@ class Dot(Merge):
     input by its L2 norm along that axis first (y is then the cosine of the two), the norm kept
     at least backend.epsilon() as Keras does. Backward: each input's gradient is dy contracted
     with the other input; through the normalization, dx = (dn - n sum(dn n)) / norm.
+
+    Args:
+        axes (int | tuple): the summed axis of both inputs, or (axis of x1, axis of x2); never 0.
+        normalize (bool): L2-normalize each input along its axis first (y is a cosine). Defaults to False.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, axes, normalize=False, **kwargs):

@@ -19,6 +19,15 @@ class Normalization(Layer):
     statistics are weights in Keras's order, mean, variance, count (non-trainable; count stays 0,
     as Keras 3 leaves it), so get_weights and set_weights match Keras's layer.
     Backward: dx = dy / max(sqrt(variance), eps) (times it, with invert): no trainable weights.
+
+    Args:
+        axis (int | tuple | None): the axis or axes with their own statistics; None for one
+            mean and variance over everything. Defaults to -1.
+        mean (float | array | None): the mean, given with variance instead of adapt(). Defaults to None.
+        variance (float | array | None): the variance, given with mean. Defaults to None.
+        invert (bool): map normalized values back: y = mean + x * scale. Defaults to False.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     data_only = True  # it prepares the data: the layer after it needs no gradient of its input either

@@ -32,6 +32,14 @@ class UpSampling2D(Layer):
     "nearest": y[n, i, j] = x[n, i // SH, j // SW]; backward: dx sums dy over each SH x SW block.
     "bilinear": y = Mh x Mw^T on each map (bilinear_matrix, one matrix per axis); it is linear in
     x, so backward applies the transposed matrices: dx = Mh^T dy Mw.
+
+    Args:
+        size (int | tuple): (SH, SW), the factors for rows and columns, or one int for both.
+            Defaults to (2, 2).
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        interpolation (str): "nearest" or "bilinear". Defaults to "nearest".
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
