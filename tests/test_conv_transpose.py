@@ -160,3 +160,30 @@ def test_summary_save_load_and_training(keras, tmp_path, rng):
     seq = Sequential([Input(shape=(3, 3, 2)), Conv2DTranspose(2, 3, strides=2, output_padding=1)])
     assert seq.output_shape == (None, 8, 8, 2)
     assert_saved_and_loaded(seq, rng.random((2, 3, 3, 2), dtype=np.float32), tmp_path)
+
+
+def test_an_autoencoder_has_keras_gradients_and_adam_steps(each_backend, keras, tf, rng):
+    """The whole model of Conv2D and Conv2DTranspose layers, from the same weights: the same
+    binary cross-entropy and gradients as Keras's, three Adam steps on (Keras's gradients given
+    to both, so that round-off in the tiniest gradients is not magnified by Adam's first step)."""
+    import minicnn
+
+    model, k_model = autoencoder(minicnn), autoencoder(keras)
+    k_model.set_weights(model.get_weights())
+    model.compile(loss="binary_crossentropy", optimizer=minicnn.optimizers.Adam(learning_rate=0.01))
+    k_opt = keras.optimizers.Adam(learning_rate=0.01)
+    for step in range(3):
+        x = rng.random((4, 12, 12, 1), dtype=np.float32)
+        with tf.GradientTape() as tape:
+            loss = keras.ops.mean(keras.losses.binary_crossentropy(x, k_model(x, training=True)))
+        k_grads = tape.gradient(loss, k_model.trainable_weights)
+        p = model.forward(x, training=True)
+        assert float(model.loss.fn(x, p).mean()) == pytest.approx(float(loss), rel=1e-5)
+        model.backward(x, p)
+        pairs = model.grads_and_params()
+        for (g, _), kg in zip(pairs, k_grads):
+            np.testing.assert_allclose(g, kg.numpy(), rtol=1e-4, atol=1e-6)
+        model.optimizer.apply_gradients((kg.numpy(), param) for (_, param), kg in zip(pairs, k_grads))
+        k_opt.apply_gradients(zip(k_grads, k_model.trainable_weights))
+        for w, kw in zip(model.get_weights(), k_model.get_weights()):
+            np.testing.assert_allclose(w, kw, rtol=1e-6, atol=1e-7)
