@@ -34,3 +34,15 @@ def test_noise_is_clipped_and_seeded():
     noisy = example.add_noise(images, 0.3, seed=1)
     assert noisy.dtype == np.float32 and noisy.min() >= 0 and noisy.max() <= 1 and noisy.std() > 0.2
     np.testing.assert_array_equal(noisy, example.add_noise(images, 0.3, seed=1))
+
+
+def test_fit_weights_each_image_by_its_sample_weight(rng):
+    """With image-shaped outputs, sample_weight (N,) weights each image's mean loss over its
+    pixels, as Keras: the loss fit reports is sum_n w_n mean_pixels(loss_n) / N."""
+    model = load_script("examples/fashion_mnist_autoencoder.py").build_model()
+    x = rng.random((6, 28, 28, 1), dtype=np.float32)
+    w = np.array([1, 0, 2, 0.5, 1, 3], np.float32)
+    p = model.predict(x, verbose=0)  # the weights before the one step fit takes
+    want = (losses.binary_crossentropy(x, p).reshape(6, -1).mean(axis=1) * w).mean()
+    history = model.fit(x, x, sample_weight=w, batch_size=6, epochs=1, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(want, rel=1e-5)
