@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from keras_twin import assert_same_pass, assert_saved_and_loaded, assert_summary_matches
 
-from minicnn import initializers
+from minicnn import initializers, regularizers
 from minicnn.gradcheck import check_layer
 from minicnn.kernels import numba_kernels, reference
 from minicnn.layers import Conv2D, Conv2DTranspose, Input
@@ -187,3 +187,19 @@ def test_an_autoencoder_has_keras_gradients_and_adam_steps(each_backend, keras, 
         k_opt.apply_gradients(zip(k_grads, k_model.trainable_weights))
         for w, kw in zip(model.get_weights(), k_model.get_weights()):
             np.testing.assert_allclose(w, kw, rtol=1e-6, atol=1e-7)
+
+
+def test_regularizers_are_keras_penalties(keras, rng, tmp_path):
+    """kernel_regularizer / bias_regularizer: the same penalty as Keras's layer on the same
+    weights, kept through saving."""
+    kwargs = {"kernel_regularizer": "l2", "bias_regularizer": keras.regularizers.L1(0.1)}
+    klayer = keras.layers.Conv2DTranspose(3, 3, strides=2, **kwargs)
+    klayer.build((None, 4, 4, 2))
+    model = Sequential([Input(shape=(4, 4, 2)), Conv2DTranspose(3, 3, strides=2, kernel_regularizer="l2",
+                                                                bias_regularizer=regularizers.L1(0.1))])
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in klayer.get_weights()]
+    klayer.set_weights(weights)
+    model.set_weights(weights)
+    assert float(model.regularization_loss()) == pytest.approx(float(sum(klayer.losses)), rel=1e-5)
+    again = assert_saved_and_loaded(model, rng.random((2, 4, 4, 2), dtype=np.float32), tmp_path)
+    assert float(again.regularization_loss()) == pytest.approx(float(model.regularization_loss()), rel=1e-6)
