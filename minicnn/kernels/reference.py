@@ -103,8 +103,7 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     dx = col2im(dy @ W^T)   (each output pixel sends W back to the window it read)
     """
     cols, xpad_shape, stride, pads = ctx
-    KH, KW, C, F = W.shape
-    N, OH, OW, _ = dy.shape
+    N, OH, OW, F = dy.shape
     dy2 = dy.reshape(N * OH * OW, F)
     dW = (cols.T @ dy2).reshape(W.shape)
     db = dy2.sum(axis=0)
