@@ -444,18 +444,23 @@ class BackupAndRestore(Callback):
     and the random state), written atomically: a kill at any moment leaves the previous epoch's
     backup or the new one, never the weights of one epoch with the position of another.
 
+    With save_freq=n, the backup is made every n batches instead (counted across epochs), as in
+    Keras: a fit resumed from a backup made during an epoch runs that whole epoch again, from the
+    weights of the backup.
+
     Args:
         backup_dir (str | Path): the folder of the backup.
-        save_freq (str): only "epoch". Defaults to "epoch".
+        save_freq (str | int): "epoch", or a number of batches. Defaults to "epoch".
         delete_checkpoint (bool): delete the backup when fit ends normally. Defaults to True.
     """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError("minicnn's BackupAndRestore backs up at the end of each epoch (save_freq='epoch')")
-        self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"save_freq must be 'epoch' or a positive number of batches, got {save_freq!r}")
+        self.backup_dir, self.delete_checkpoint, self.save_freq = Path(backup_dir), delete_checkpoint, save_freq
         self.model_path = self.backup_dir / "backup.npz"
+        self._epoch, self._batches = 0, 0
 
     def on_train_begin(self, logs=None):
         if not self.model_path.is_file():
@@ -467,7 +472,7 @@ class BackupAndRestore(Callback):
         if saved_opt is not None and type(saved_opt) is type(opt):
             opt.slots, opt.iterations = saved_opt.slots, saved_opt.iterations
         utils.rng().bit_generator.state = rng_state
-        self.model.resume_epoch = epoch + 1
+        self.model.resume_epoch = epoch if header["training_state"].get("rerun") else epoch + 1
 
     def _training_state(self, header):
         """(epoch, random state) from the backup's header, checked before anything is restored."""
@@ -479,6 +484,9 @@ class BackupAndRestore(Callback):
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds epoch {epoch!r}, "
                                         "not an epoch number")
+        if not isinstance(state.get("rerun", False), bool):
+            raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds rerun "
+                                        f"{state['rerun']!r}, not true or false")
         scratch = type(utils.rng().bit_generator)()  # the state is tried on a scratch generator first
         try:
             scratch.state = state.get("rng")
@@ -487,10 +495,24 @@ class BackupAndRestore(Callback):
                                         f"state ({type(e).__name__}: {e})") from None
         return epoch, scratch.state
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq != "epoch":
+            self._batches += 1
+            if self._batches % self.save_freq == 0:  # during an epoch: a resumed fit runs it again
+                self._backup({"epoch": self._epoch, "rerun": True})
+
     def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._backup({"epoch": epoch})
+
+    def _backup(self, position):
+        """position: {"epoch": the last epoch finished} or {"epoch": the epoch begun, "rerun": True}."""
         self.backup_dir.mkdir(parents=True, exist_ok=True)
         saving.save_model(self.model, self.model_path,
-                          training_state={"epoch": epoch, "rng": utils.rng().bit_generator.state})
+                          training_state={**position, "rng": utils.rng().bit_generator.state})
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:  # fit ended normally (an error or Ctrl-C never gets here)

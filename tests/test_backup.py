@@ -151,9 +151,10 @@ def test_a_damaged_backup_is_a_clear_error_naming_the_file(tmp_path):
     (None, "without BackupAndRestore's 'training_state' entry; delete it"),
     ({"epoch": "1", "rng": {}}, "holds epoch '1', not an epoch number"),
     ({"epoch": -1, "rng": {}}, "holds epoch -1"),
+    ({"epoch": 0, "rerun": "yes", "rng": {}}, "holds rerun 'yes'"),
     ({"epoch": 0, "rng": {"bit_generator": "os.system"}}, "holds no valid random state"),
     ({"epoch": 0, "rng": [1, 2]}, "holds no valid random state"),
-], ids=["missing", "epoch string", "epoch negative", "rng name", "rng list"])
+], ids=["missing", "epoch string", "epoch negative", "rerun string", "rng name", "rng list"])
 def test_a_backup_with_a_damaged_training_state_is_refused(tmp_path, state, message):
     from minicnn import saving
     model, x, y = compiled()

@@ -178,11 +178,13 @@ class Interrupt(Exception):
     pass
 
 
-def test_backup_and_restore_resumes_as_keras(keras, tmp_path):
-    """A fit killed during epoch 3, run again in a fresh process (fresh twins from the first
-    weights): both engines restore the weights and the optimizer's momentum of the last
-    backed-up epoch, resume after it, and end with the same History of the second run and the
-    same weights."""
+@pytest.mark.parametrize("save_freq, kill_at", [("epoch", (2, 0)), (2, (1, 2))], ids=["epoch", "every_2_batches"])
+def test_backup_and_restore_resumes_as_keras(keras, tmp_path, save_freq, kill_at):
+    """A fit killed at (epoch, batch), run again in a fresh process (fresh twins from the first
+    weights): both engines restore the weights and the optimizer's momentum of the last backup
+    and resume where Keras's rule says (after the last finished epoch; with save_freq=2, 3
+    batches an epoch, the backup made after batch 0 of epoch 1, and epoch 1 runs again from
+    it), and end with the same History of the second run and the same weights."""
     x, y = data()
     killed = twins(keras, lr=0.2, momentum=0.9)  # momentum: the optimizer's state must come back too
     fresh = twins(keras, lr=0.2, momentum=0.9)
@@ -190,16 +192,22 @@ def test_backup_and_restore_resumes_as_keras(keras, tmp_path):
     for k, (module, base) in enumerate(((ours_cb, ours_cb.Callback), (keras.callbacks, keras.callbacks.Callback))):
         class Kill(base):
             def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 2:
+                self.epoch = epoch
+
+            def on_train_batch_begin(self, batch, logs=None):
+                if (self.epoch, batch) == kill_at:
                     raise Interrupt
         folder = tmp_path / module.__name__
         with pytest.raises(Interrupt):
-            killed[k].fit(x, y, epochs=5, callbacks=[module.BackupAndRestore(str(folder)), Kill()], **FIT)
-        runs[module] = fresh[k].fit(x, y, epochs=5, callbacks=[module.BackupAndRestore(str(folder))], **FIT)
-    assert runs[ours_cb].epoch == [2, 3, 4]
+            killed[k].fit(x, y, epochs=5, callbacks=[module.BackupAndRestore(str(folder), save_freq=save_freq), Kill()],
+                          **FIT)
+        runs[module] = fresh[k].fit(x, y, epochs=5, callbacks=[module.BackupAndRestore(str(folder), save_freq=save_freq)],
+                                    **FIT)
+    assert runs[ours_cb].epoch == ([2, 3, 4] if save_freq == "epoch" else [1, 2, 3, 4])
     _assert_same_fit(*fresh, runs[ours_cb], runs[keras.callbacks])
 
 
-def test_backup_and_restore_save_freq_other_than_epoch_is_refused(tmp_path):
+@pytest.mark.parametrize("save_freq", [0, -2, 1.5, True, "batch"])
+def test_backup_and_restore_refuses_a_bad_save_freq(tmp_path, save_freq):
     with pytest.raises(ValueError, match="save_freq"):
-        ours_cb.BackupAndRestore(str(tmp_path), save_freq=2)
+        ours_cb.BackupAndRestore(str(tmp_path), save_freq=save_freq)
