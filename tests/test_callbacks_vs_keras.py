@@ -178,8 +178,10 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("save_freq, kill_at", [("epoch", (2, 0)), (2, (1, 2)), (2, (0, 2))],
-                         ids=["epoch", "every_2_batches", "every_2_batches_in_epoch_0"])
+@pytest.mark.parametrize("save_freq, kill_at", [pytest.param("epoch", (2, 0), id="epoch", marks=pytest.mark.slow),
+                                               pytest.param(2, (1, 2), id="every_2_batches"),
+                                               pytest.param(2, (0, 2), id="every_2_batches_in_epoch_0",
+                                                            marks=pytest.mark.slow)])
 def test_backup_and_restore_resumes_as_keras(keras, tmp_path, save_freq, kill_at):
     """A fit killed at (epoch, batch), run again in a fresh process (fresh twins from the first
     weights): both engines restore the weights and the optimizer's momentum of the last backup
