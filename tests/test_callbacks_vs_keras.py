@@ -6,14 +6,12 @@ Where a decision depends on the monitored figure, a first callback writes a scri
 into each epoch's logs, so the sequence is one where the argument changes the outcome (for
 ReduceLROnPlateau's cooldown: 2 or more, since under Keras's rule cooldown=1 cuts as often as
 cooldown=0); the training itself is real, so restored weights and learning rates show too."""
-import numpy as np
 import pytest
-
 from keras_twins import assert_history_equal, assert_weights_equal, cases, data, learning_rate, twins
 
 from minicnn import callbacks as ours_cb
 
-FIT = dict(batch_size=4, shuffle=False, verbose=0)
+FIT = {"batch_size": 4, "shuffle": False, "verbose": 0}
 
 
 def _scripted(base, scores):
@@ -30,7 +28,7 @@ def _fit_both(keras, make, scores=None, epochs=None, **fit):
     x, y = data()
     ours, theirs = twins(keras, lr=0.2)
     epochs = epochs or len(scores)
-    pre = lambda base: [] if scores is None else [_scripted(base, scores)]  # noqa: E731
+    pre = lambda base: [] if scores is None else [_scripted(base, scores)]
     h_ours = ours.fit(x, y, epochs=epochs, callbacks=pre(ours_cb.Callback) + make(ours_cb), **FIT, **fit)
     h_theirs = theirs.fit(x, y, epochs=epochs, callbacks=pre(keras.callbacks.Callback) + make(keras.callbacks),
                           **FIT, **fit)
@@ -47,18 +45,18 @@ def _assert_same_fit(ours, theirs, h_ours, h_theirs):
 EARLY_STOPPING = {
     # improving every epoch but never below the baseline: Keras keeps going while it improves,
     # and stops at the first epoch that does not (its wait has counted every epoch)
-    "baseline": (dict(baseline=0.5, patience=2, mode="min"), [1.0, 0.9, 0.8, 0.7, 0.9, 0.6, 0.5]),
-    "baseline_restore": (dict(baseline=0.5, patience=2, mode="min", restore_best_weights=True),
+    "baseline": ({"baseline": 0.5, "patience": 2, "mode": "min"}, [1.0, 0.9, 0.8, 0.7, 0.9, 0.6, 0.5]),
+    "baseline_restore": ({"baseline": 0.5, "patience": 2, "mode": "min", "restore_best_weights": True},
                          [1.0, 0.9, 0.8, 0.7, 0.9, 0.6, 0.5]),
-    "baseline_beaten": (dict(baseline=0.85, patience=1, mode="min"), [1.0, 0.8, 0.9, 0.7, 0.6, 0.9, 1.0]),
-    "start_from_epoch": (dict(start_from_epoch=2, patience=1, mode="min"), [0.1, 0.2, 0.5, 0.4, 0.6, 0.7, 0.8]),
-    "min_delta": (dict(min_delta=0.05, patience=2, mode="min"), [1.0, 0.97, 0.96, 0.9, 0.88, 0.87, 0.86]),
-    "mode_max": (dict(mode="max", patience=1), [0.1, 0.3, 0.2, 0.25, 0.4, 0.3, 0.2]),
-    "patience": (dict(patience=3, mode="min"), [1.0, 0.5, 0.6, 0.7, 0.4, 0.5, 0.6, 0.7, 0.8]),
-    "restore_best_weights": (dict(patience=2, mode="min", restore_best_weights=True),
+    "baseline_beaten": ({"baseline": 0.85, "patience": 1, "mode": "min"}, [1.0, 0.8, 0.9, 0.7, 0.6, 0.9, 1.0]),
+    "start_from_epoch": ({"start_from_epoch": 2, "patience": 1, "mode": "min"}, [0.1, 0.2, 0.5, 0.4, 0.6, 0.7, 0.8]),
+    "min_delta": ({"min_delta": 0.05, "patience": 2, "mode": "min"}, [1.0, 0.97, 0.96, 0.9, 0.88, 0.87, 0.86]),
+    "mode_max": ({"mode": "max", "patience": 1}, [0.1, 0.3, 0.2, 0.25, 0.4, 0.3, 0.2]),
+    "patience": ({"patience": 3, "mode": "min"}, [1.0, 0.5, 0.6, 0.7, 0.4, 0.5, 0.6, 0.7, 0.8]),
+    "restore_best_weights": ({"patience": 2, "mode": "min", "restore_best_weights": True},
                              [1.0, 0.5, 0.6, 0.4, 0.7, 0.8, 0.9]),
-    "restore_at_the_end": (dict(patience=9, mode="min", restore_best_weights=True), [1.0, 0.5, 0.3, 0.6, 0.7]),
-    "restore_start_from_epoch": (dict(patience=1, mode="min", restore_best_weights=True, start_from_epoch=2),
+    "restore_at_the_end": ({"patience": 9, "mode": "min", "restore_best_weights": True}, [1.0, 0.5, 0.3, 0.6, 0.7]),
+    "restore_start_from_epoch": ({"patience": 1, "mode": "min", "restore_best_weights": True, "start_from_epoch": 2},
                                  [0.1, 0.2, 0.5, 0.6, 0.7]),
 }
 
@@ -88,14 +86,14 @@ def test_early_stopping_mode_auto_on_accuracy_matches_keras(keras):
 # -- ReduceLROnPlateau --------------------------------------------------------------------------
 FLAT = [1.0] * 8
 REDUCE_LR = {
-    "cooldown_0": (dict(patience=1, cooldown=0), FLAT),
-    "cooldown_2": (dict(patience=1, cooldown=2), FLAT),
-    "cooldown_3_patience_2": (dict(patience=2, cooldown=3), FLAT),
-    "min_delta": (dict(patience=1, min_delta=0.05), [1.0, 0.97, 0.94, 0.85, 0.84, 0.83, 0.7, 0.69]),
-    "min_delta_negative": (dict(patience=1, min_delta=-0.05), [1.0, 0.97, 0.94, 0.85, 0.84, 0.83, 0.7, 0.69]),
-    "min_lr": (dict(patience=1, min_lr=0.03), FLAT),
-    "mode_max": (dict(patience=1, mode="max"), [1.0, 0.9, 1.1, 1.2, 0.8, 1.3, 1.0, 0.9]),
-    "factor": (dict(patience=2, factor=0.3), [1.0, 1.1, 0.9, 1.0, 1.0, 0.8, 0.9, 0.9]),
+    "cooldown_0": ({"patience": 1, "cooldown": 0}, FLAT),
+    "cooldown_2": ({"patience": 1, "cooldown": 2}, FLAT),
+    "cooldown_3_patience_2": ({"patience": 2, "cooldown": 3}, FLAT),
+    "min_delta": ({"patience": 1, "min_delta": 0.05}, [1.0, 0.97, 0.94, 0.85, 0.84, 0.83, 0.7, 0.69]),
+    "min_delta_negative": ({"patience": 1, "min_delta": -0.05}, [1.0, 0.97, 0.94, 0.85, 0.84, 0.83, 0.7, 0.69]),
+    "min_lr": ({"patience": 1, "min_lr": 0.03}, FLAT),
+    "mode_max": ({"patience": 1, "mode": "max"}, [1.0, 0.9, 1.1, 1.2, 0.8, 1.3, 1.0, 0.9]),
+    "factor": ({"patience": 2, "factor": 0.3}, [1.0, 1.1, 0.9, 1.0, 1.0, 0.8, 0.9, 0.9]),
 }
 
 
@@ -140,11 +138,11 @@ def test_learning_rate_scheduler_matches_keras(keras, schedule):
 
 # -- ModelCheckpoint ----------------------------------------------------------------------------
 CHECKPOINT = {
-    "save_freq_2": (dict(save_freq=2), None),
-    "save_freq_epoch": (dict(), None),
-    "save_best_only": (dict(save_best_only=True, monitor="score", mode="min"), [1.0, 0.8, 0.9, 0.7, 0.7]),
-    "save_best_only_max": (dict(save_best_only=True, monitor="score", mode="max"), [1.0, 0.8, 1.2, 0.7, 1.3]),
-    "initial_value_threshold": (dict(save_best_only=True, monitor="score", mode="min", initial_value_threshold=0.85),
+    "save_freq_2": ({"save_freq": 2}, None),
+    "save_freq_epoch": ({}, None),
+    "save_best_only": ({"save_best_only": True, "monitor": "score", "mode": "min"}, [1.0, 0.8, 0.9, 0.7, 0.7]),
+    "save_best_only_max": ({"save_best_only": True, "monitor": "score", "mode": "max"}, [1.0, 0.8, 1.2, 0.7, 1.3]),
+    "initial_value_threshold": ({"save_best_only": True, "monitor": "score", "mode": "min", "initial_value_threshold": 0.85},
                                 [1.0, 0.9, 0.8, 0.82, 0.6]),
 }
 

@@ -5,7 +5,6 @@ shuffle=False wherever both engines train (their random streams differ); what sh
 must keep together (each sample with its label and its weight) is checked directly."""
 import numpy as np
 import pytest
-
 from keras_twins import assert_history_equal, assert_weights_equal, cases, data, twins
 
 from minicnn import utils
@@ -19,21 +18,21 @@ def _case(name):
     wv = np.array([2.0, 0.0, 1.0, 3.0, 0.5], dtype=np.float32)
     cases = {
         # 10 samples in batches of 4: the last batch has 2, so a mean of batch means is wrong
-        "short_last_batch": dict(batch_size=4, epochs=3),
-        "batch_size_3": dict(batch_size=3, epochs=2),
-        "one_batch": dict(batch_size=32, epochs=3),
-        "sample_weight": dict(batch_size=4, epochs=3, sample_weight=w),
-        "class_weight": dict(batch_size=4, epochs=3, class_weight={0: 1.0, 1: 3.0, 2: 0.25}),
-        "validation_split": dict(batch_size=4, epochs=3, validation_split=0.3),
-        "validation_split_sample_weight": dict(batch_size=4, epochs=2, validation_split=0.3, sample_weight=w),
-        "validation_data": dict(batch_size=4, epochs=3, validation_data=(xv, yv)),
-        "validation_data_weights": dict(batch_size=4, epochs=2, validation_data=(xv, yv, wv)),
-        "validation_freq_2": dict(batch_size=4, epochs=4, validation_data=(xv, yv), validation_freq=2),
-        "validation_freq_list": dict(batch_size=4, epochs=4, validation_data=(xv, yv), validation_freq=[1, 4]),
-        "initial_epoch": dict(batch_size=4, epochs=4, initial_epoch=2),
+        "short_last_batch": {"batch_size": 4, "epochs": 3},
+        "batch_size_3": {"batch_size": 3, "epochs": 2},
+        "one_batch": {"batch_size": 32, "epochs": 3},
+        "sample_weight": {"batch_size": 4, "epochs": 3, "sample_weight": w},
+        "class_weight": {"batch_size": 4, "epochs": 3, "class_weight": {0: 1.0, 1: 3.0, 2: 0.25}},
+        "validation_split": {"batch_size": 4, "epochs": 3, "validation_split": 0.3},
+        "validation_split_sample_weight": {"batch_size": 4, "epochs": 2, "validation_split": 0.3, "sample_weight": w},
+        "validation_data": {"batch_size": 4, "epochs": 3, "validation_data": (xv, yv)},
+        "validation_data_weights": {"batch_size": 4, "epochs": 2, "validation_data": (xv, yv, wv)},
+        "validation_freq_2": {"batch_size": 4, "epochs": 4, "validation_data": (xv, yv), "validation_freq": 2},
+        "validation_freq_list": {"batch_size": 4, "epochs": 4, "validation_data": (xv, yv), "validation_freq": [1, 4]},
+        "initial_epoch": {"batch_size": 4, "epochs": 4, "initial_epoch": 2},
         # 3 batches an epoch of data, 2 steps an epoch: Keras goes on where the last epoch stopped
-        "steps_per_epoch": dict(batch_size=4, epochs=4, steps_per_epoch=2),
-        "validation_steps": dict(batch_size=2, epochs=2, validation_data=(xv, yv), validation_steps=2),
+        "steps_per_epoch": {"batch_size": 4, "epochs": 4, "steps_per_epoch": 2},
+        "validation_steps": {"batch_size": 2, "epochs": 2, "validation_data": (xv, yv), "validation_steps": 2},
     }
     return x, y, {**cases[name], "shuffle": False, "verbose": 0}
 
@@ -65,8 +64,8 @@ def test_short_last_batch_loss_is_the_sample_mean(keras):
     assert history.history["loss"][0] == pytest.approx((per_sample * w).sum() / len(x), rel=1e-5)
 
 
-@pytest.mark.parametrize("kwargs", [dict(batch_size=4), dict(batch_size=3, steps=2), dict(batch_size=4, steps=1),
-                                    dict(batch_size=4, sample_weight="w")])
+@pytest.mark.parametrize("kwargs", [{"batch_size": 4}, {"batch_size": 3, "steps": 2}, {"batch_size": 4, "steps": 1},
+                                    {"batch_size": 4, "sample_weight": "w"}])
 def test_evaluate_arguments_match_keras(keras, kwargs):
     x, y = data()
     ours, theirs = twins(keras)
@@ -79,7 +78,7 @@ def test_evaluate_arguments_match_keras(keras, kwargs):
         assert got[k] == pytest.approx(want[k], rel=2e-5), k
 
 
-@pytest.mark.parametrize("kwargs", [dict(batch_size=3), dict(batch_size=4, steps=2)])
+@pytest.mark.parametrize("kwargs", [{"batch_size": 3}, {"batch_size": 4, "steps": 2}])
 def test_predict_arguments_match_keras(keras, kwargs):
     x, _ = data()
     ours, theirs = twins(keras)
@@ -100,7 +99,7 @@ def test_label_smoothing_trains_as_keras(keras):
     x, y = data()
     loss = ("categorical_crossentropy", {"label_smoothing": 0.3})
     ours, theirs = twins(keras, loss=loss, lr=0.5)
-    kwargs = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
+    kwargs = {"batch_size": 4, "epochs": 3, "shuffle": False, "verbose": 0}
     assert_history_equal(ours.fit(x, y, **kwargs), theirs.fit(x, y, **kwargs))
     assert_weights_equal(ours, theirs)
 
@@ -150,7 +149,7 @@ def test_a_frozen_layer_stays_and_the_rest_trains_as_keras(keras, frozen):
     before = ours.layers[frozen].get_weights()
     ours.compile(optimizer=ours.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     theirs.compile(optimizer=theirs.optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
-    kwargs = dict(batch_size=4, epochs=3, shuffle=False, verbose=0)
+    kwargs = {"batch_size": 4, "epochs": 3, "shuffle": False, "verbose": 0}
     assert_history_equal(ours.fit(x, y, **kwargs), theirs.fit(x, y, **kwargs))
     assert_weights_equal(ours, theirs)
     for a, b in zip(before, ours.layers[frozen].get_weights()):
@@ -205,8 +204,8 @@ def test_generator_and_pydataset_batches_train_as_keras(keras):
 
     for make in (lambda base: forever(), dataset):
         ours, theirs = twins(keras)
-        kwargs = dict(epochs=3, verbose=0, validation_data=data(n=5, seed=1), shuffle=False)
-        steps = dict(steps_per_epoch=3) if make is not dataset else {}
+        kwargs = {"epochs": 3, "verbose": 0, "validation_data": data(n=5, seed=1), "shuffle": False}
+        steps = {"steps_per_epoch": 3} if make is not dataset else {}
         h_ours = ours.fit(make(PyDataset), **steps, **kwargs)
         h_theirs = theirs.fit(make(keras.utils.PyDataset), **steps, **kwargs)
         assert_history_equal(h_ours, h_theirs)
