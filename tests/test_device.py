@@ -12,6 +12,7 @@ import pytest
 from toy import load_script
 
 import minicnn
+import minicnn.layers
 from minicnn import gpu
 from minicnn.gradcheck import check_layer
 from minicnn.layers import (
@@ -470,3 +471,34 @@ def test_a_sequential_on_the_device_takes_its_batch_there_first(device):
     model = minicnn.models.Sequential([Spy(0.5, input_shape=(4, 4, 1)), Flatten(), Dense(2)]).to("gpu")
     y = model.forward(np.ones((3, 4, 4, 1), np.float32))
     assert seen == [True] and gpu.is_device_array(y)
+
+
+def test_fit_on_the_device_matches_keras(device, keras):
+    """An independent reference for the device, beside the host running the same code: fit on
+    the device, with sample weights, a short last batch, label smoothing in the softmax shortcut
+    and a BatchNormalization, against Keras 3 from the same weights: the same History and the
+    same weights."""
+    from minicnn.losses import CategoricalCrossentropy
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((10, 6, 6, 2)).astype(np.float32)
+    y = to_categorical(rng.integers(0, 3, 10), 3)
+    w = np.linspace(0.2, 2, 10).astype(np.float32)
+
+    def layers(m, **first):
+        return [m.Conv2D(3, 3, **first), m.BatchNormalization(), m.ReLU(), m.Flatten(), m.Dense(3),
+                m.Activation("softmax")]
+    ours = minicnn.models.Sequential(layers(minicnn.layers, input_shape=(6, 6, 2)))
+    theirs = keras.Sequential([keras.Input((6, 6, 2)), *layers(keras.layers)])
+    theirs.set_weights(ours.get_weights())
+    ours.compile(loss=CategoricalCrossentropy(label_smoothing=0.2), optimizer=SGD(0.1), metrics=["accuracy"])
+    theirs.compile(loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.2), optimizer=keras.optimizers.SGD(0.1),
+                   metrics=["accuracy"])
+    ours.to("gpu")
+    kwargs = {"batch_size": 4, "epochs": 2, "shuffle": False, "verbose": 0, "sample_weight": w,
+              "validation_data": (x[:5], y[:5])}
+    h_ours, h_theirs = ours.fit(x, y, **kwargs).history, theirs.fit(x, y, **kwargs).history
+    assert sorted(h_ours) == sorted(h_theirs)
+    for key in h_theirs:
+        np.testing.assert_allclose(h_ours[key], h_theirs[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
