@@ -27,11 +27,16 @@ def data(n=10, seed=0, k=3):
     return x, to_categorical(rng.integers(0, k, n), k).astype(np.float32)
 
 
-def twins(keras, lr=0.1, loss="categorical_crossentropy", metrics=("accuracy",), seed=0, momentum=0.0):
-    """(minicnn model, Keras model), compiled, with equal weights."""
-    ours = Sequential([Dense(5, activation="relu", input_shape=(4,)), Dense(3), Activation("softmax")])
-    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"),
-                               keras.layers.Dense(3), keras.layers.Activation("softmax")])
+def twins(keras, lr=0.1, loss="categorical_crossentropy", metrics=("accuracy",), seed=0, momentum=0.0, l2=None,
+          softmax=True):
+    """(minicnn model, Keras model), compiled, with equal weights. l2: an L2 penalty on the first
+    kernel; softmax=False ends with the logits (for a loss from_logits)."""
+    from minicnn import regularizers
+    ours = Sequential([Dense(5, activation="relu", input_shape=(4,), kernel_regularizer=l2 and regularizers.L2(l2)),
+                       Dense(3), *([Activation("softmax")] if softmax else [])])
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu",
+                                                                     kernel_regularizer=l2 and keras.regularizers.L2(l2)),
+                               keras.layers.Dense(3), *([keras.layers.Activation("softmax")] if softmax else [])])
     rng = np.random.default_rng(seed)
     weights = [rng.uniform(-0.8, 0.8, w.shape).astype(np.float32) for w in theirs.get_weights()]
     ours.set_weights(weights)

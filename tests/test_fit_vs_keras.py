@@ -93,6 +93,29 @@ def test_predict_arguments_match_keras(keras, kwargs):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("options", [
+    {"loss": "sparse_categorical_crossentropy", "labels": True, "class_weight": {0: 2.0, 2: 0.5}},
+    {"loss": ("categorical_crossentropy", {"from_logits": True, "label_smoothing": 0.2}), "softmax": False},
+    {"l2": 0.05, "sample_weight": True},  # the penalty is part of history["loss"], once per batch, as Keras
+], ids=["sparse_labels_class_weight", "from_logits_label_smoothing", "l2_penalty_sample_weight"])
+@pytest.mark.slow
+def test_losses_and_penalties_train_as_keras(keras, options):
+    x, y = data()
+    options = dict(options)
+    fit = {"batch_size": 4, "epochs": 3, "shuffle": False, "verbose": 0, "validation_data": data(n=5, seed=1)}
+    if options.pop("labels", False):
+        y = y.argmax(axis=1)
+        fit["validation_data"] = (fit["validation_data"][0], fit["validation_data"][1].argmax(axis=1))
+    if "class_weight" in options:
+        fit["class_weight"] = options.pop("class_weight")
+    if options.pop("sample_weight", False):
+        fit["sample_weight"] = np.linspace(0.2, 2, 10).astype(np.float32)
+    metrics = () if options.get("softmax") is False else ("accuracy",)
+    ours, theirs = twins(keras, metrics=metrics, **options)
+    assert_history_equal(ours.fit(x, y, **fit), theirs.fit(x, y, **fit))
+    assert_weights_equal(ours, theirs)
+
+
 def test_label_smoothing_trains_as_keras(keras):
     """The softmax + cross-entropy shortcut that training uses must smooth the targets too: the
     weights after fit, not just the loss, match Keras's."""
