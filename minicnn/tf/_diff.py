@@ -1,0 +1,150 @@
+"""TensorFlow's names and arguments for minicnn's differentiable operations: tf.reduce_mean(x,
+axis, keepdims) is ops.mean(x, axis, keepdims), and so on, so that a loss written with them
+inside a GradientTape gets its gradient.
+
+A Python number or list becomes an array with TensorFlow's dtype rules (float32, int32); an
+array, a recorded one included, goes to the operation as it is (converting it would cut it
+from the tape).
+"""
+import numpy as np
+
+from minicnn.tf._numpy_ops import ops  # the NumPy stand-in until minicnn.ops is here
+
+
+def _in(x):
+    from minicnn.tf import convert_to_tensor  # minicnn.tf imports this module
+    return x if isinstance(x, np.ndarray) else convert_to_tensor(x)
+
+
+def _axis(axis):
+    """TensorFlow takes an axis as an int, a list or a 1-d tensor; the ops take an int or a tuple."""
+    if axis is None or isinstance(axis, (int, np.integer)):
+        return axis
+    axis = np.asarray(axis)
+    return int(axis) if axis.ndim == 0 else tuple(int(a) for a in axis)
+
+
+# -- reductions, elementwise, joins -----------------------------------------------------------------
+def _integers(x):
+    return x.dtype.kind in "iu"
+
+
+def reduce_mean(input_tensor, axis=None, keepdims=False, name=None):
+    """The mean over axis (all axes by default); of integers, an integer rounded toward zero, as
+    TensorFlow gives it."""
+    x = _in(input_tensor)
+    if _integers(x):  # no gradient to keep: NumPy's mean would be a float
+        total = np.sum(x, axis=_axis(axis), keepdims=keepdims, dtype=np.int64)
+        return ops.convert_to_tensor(np.fix(total / (x.size // max(total.size, 1) or 1)), dtype=x.dtype)
+    return ops.mean(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def reduce_sum(input_tensor, axis=None, keepdims=False, name=None):
+    """The sum over axis (all axes by default), in the input's dtype (NumPy would widen integers)."""
+    x = _in(input_tensor)
+    if _integers(x):
+        return ops.convert_to_tensor(np.sum(x, axis=_axis(axis), keepdims=keepdims, dtype=x.dtype))
+    return ops.sum(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def reduce_max(input_tensor, axis=None, keepdims=False, name=None):
+    """The largest value over axis (all axes by default)."""
+    return ops.max(_in(input_tensor), axis=_axis(axis), keepdims=keepdims)
+
+
+def square(x, name=None):
+    return ops.square(_in(x))
+
+
+def sqrt(x, name=None):
+    return ops.sqrt(_in(x))
+
+
+def exp(x, name=None):
+    return ops.exp(_in(x))
+
+
+def log(x, name=None):
+    return ops.log(_in(x))
+
+
+def abs(x, name=None):  # noqa: A001  (tf.abs)
+    return ops.abs(_in(x))
+
+
+def maximum(x, y, name=None):
+    return ops.maximum(_in(x), _in(y))
+
+
+def minimum(x, y, name=None):
+    return ops.minimum(_in(x), _in(y))
+
+
+def matmul(a, b, name=None):
+    return ops.matmul(_in(a), _in(b))
+
+
+def concat(values, axis, name=None):
+    """The arrays joined along an existing axis."""
+    return ops.concatenate([_in(v) for v in values], axis=int(axis))
+
+
+def stack(values, axis=0, name=None):
+    """The arrays stacked along a new axis."""
+    return ops.stack([_in(v) for v in values], axis=int(axis))
+
+
+def ones_like(input, dtype=None, name=None):  # noqa: A002  (TensorFlow's argument name)
+    return ops.ones_like(_in(input), dtype=dtype)
+
+
+def zeros_like(input, dtype=None, name=None):  # noqa: A002
+    return ops.zeros_like(_in(input), dtype=dtype)
+
+
+def cast(x, dtype, name=None):
+    """x converted to dtype; floats become integers by truncation toward zero, as TensorFlow does.
+    Differentiable from float to float (an integer result is a constant)."""
+    x = _in(x)
+    if np.issubdtype(np.dtype(dtype), np.floating) and np.issubdtype(x.dtype, np.floating):
+        return ops.cast(x, dtype)
+    return ops.convert_to_tensor(x, dtype=dtype)
+
+
+def reshape(tensor, shape, name=None):
+    """tensor with a new shape (-1 once for "the rest")."""
+    return ops.reshape(_in(tensor), tuple(np.asarray(shape).reshape(-1).tolist()))
+
+
+def expand_dims(input, axis, name=None):  # noqa: A002
+    """input with a new axis of length 1 at position axis."""
+    return ops.expand_dims(_in(input), int(axis))
+
+
+# -- tf.nn ------------------------------------------------------------------------------------------------
+def relu(features, name=None):
+    return ops.relu(_in(features))
+
+
+def sigmoid(x, name=None):
+    return ops.sigmoid(_in(x))
+
+
+def softmax(logits, axis=None, name=None):
+    """e^x / sum(e^x) over axis (the last by default)."""
+    return ops.softmax(_in(logits), axis=-1 if axis is None else int(axis))
+
+
+def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None):
+    """-log softmax(logits)[label] for each row: labels (N,) integers, logits (N, K) -> (N,).
+    Keyword arguments only, as TensorFlow requires."""
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    logits = _in(logits)
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"labels of shape {labels.shape} do not match logits of shape {logits.shape}: "
+                         "labels must have the shape of logits without its last axis")
+    log_p = ops.log_softmax(logits, axis=-1)
+    rows = tuple(np.indices(labels.shape))  # every position of labels, then the label's class
+    return -log_p[rows + (labels,)]
