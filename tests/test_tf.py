@@ -203,3 +203,17 @@ def test_never_imports_tensorflow():
             "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')], 'imported'")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax"])
+def test_tf_nn_functions_are_accepted_as_activations(name):
+    from minicnn.layers import Activation, Dense
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    ours = Dense(5, activation=getattr(mtf.nn, name))
+    by_name = Dense(5, activation=name)
+    ours.forward(x), by_name.forward(x)
+    by_name.set_weights(ours.get_weights())
+    np.testing.assert_array_equal(ours.forward(x), by_name.forward(x))
+    np.testing.assert_allclose(ours.forward(x), getattr(tf.nn, name)(x @ ours.get_weights()[0]).numpy(), rtol=1e-5,
+                               atol=1e-6)
+    assert Activation(getattr(mtf.nn, name)).get_config()["activation"] == name
