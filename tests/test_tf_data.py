@@ -227,3 +227,58 @@ def test_from_generator_calls_the_function_at_each_pass():
     for a, b in zip(elements(ds.batch(2)), elements(ds.batch(2)), strict=True):
         assert_same_element(a, b)
     assert_same_element(elements(ds.batch(5))[0], (np.arange(5, dtype=np.float32), np.array([0, 1, 0, 1, 0], np.int32)))
+
+
+# -- fit, evaluate and predict on a Dataset ------------------------------------------------------------
+def small_model(seed=0):
+    from minicnn.layers import Dense, Flatten
+    from minicnn.models import Sequential
+    from minicnn.optimizers import SGD
+    model = Sequential([Flatten(input_shape=(3,)), Dense(3, activation="softmax")])
+    model.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.build((None, 3))
+    w = np.random.default_rng(seed).normal(size=(3, 3)).astype(np.float32)
+    model.set_weights([w, np.zeros(3, np.float32)])
+    return model
+
+
+def test_fit_on_a_dataset_is_fit_on_its_batches():
+    """A Dataset's batches train as the same batches of arrays; TensorFlow's own Dataset too
+    (its elements read as NumPy arrays, TensorFlow never imported by minicnn)."""
+    reference, ours, theirs = small_model(), small_model(), small_model()
+    reference.fit(X, Y, batch_size=3, epochs=2, shuffle=False, verbose=0)
+    history = ours.fit(Dataset.from_tensor_slices((X, Y)).batch(3), epochs=2, verbose=0)
+    theirs.fit(tf.data.Dataset.from_tensor_slices((X, Y)).batch(3), epochs=2, verbose=0)
+    for model in (ours, theirs):
+        for a, b in zip(model.get_weights(), reference.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert len(history.history["loss"]) == 2
+    for ds in (Dataset.from_tensor_slices((X, Y)).batch(2), tf.data.Dataset.from_tensor_slices((X, Y)).batch(2)):
+        np.testing.assert_allclose(ours.evaluate(ds, verbose=0), reference.evaluate(X, Y, verbose=0), rtol=1e-6)
+        np.testing.assert_array_equal(ours.predict(ds, verbose=0), reference.predict(X, verbose=0))
+        np.testing.assert_array_equal(ours.predict(ds.map(lambda x, y: x), verbose=0), reference.predict(X, verbose=0))
+    val = ours.fit(Dataset.from_tensor_slices((X, Y)).batch(3), validation_data=Dataset.from_tensor_slices((X, Y)).batch(4),
+                   epochs=1, verbose=0).history
+    assert val["val_loss"][0] == pytest.approx(ours.evaluate(X, Y, verbose=0)[0], rel=1e-6)
+
+
+def batches_seen(steps_per_epoch, epochs, dataset=None):
+    """The batches fit trains on, each epoch: the dataset's batch i holds i in every x value."""
+    seen = []
+    ds = dataset or Dataset.from_tensor_slices((np.repeat(np.arange(5.0, dtype=np.float32), 6).reshape(10, 3),
+                                                np.zeros(10, np.int64))).batch(2)
+    ds = ds.map(lambda x, y: (seen.append(int(x[0, 0])) or x, y))
+    model = small_model()
+    model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0,
+              callbacks=[__import__("minicnn").callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append("|"))])
+    return "".join(map(str, seen))
+
+
+def test_fit_reads_a_dataset_as_keras_does():
+    """keras/src/trainers/epoch_iterator.py: a pass each epoch; with steps_per_epoch the pass goes
+    on across epochs, an epoch that meets its end stops there, and the next starts a new pass."""
+    assert batches_seen(None, 2) == "01234|01234|"
+    assert batches_seen(2, 4) == "01|23|4|01|"
+    assert batches_seen(5, 2) == "01234|01234|"
+    assert batches_seen(3, 3, Dataset.range(4).map(lambda i: (np.full((2, 3), i, np.float32), np.zeros(2, np.int64)))
+                        .repeat()) == "012|301|230|"
