@@ -217,3 +217,74 @@ def test_tf_nn_functions_are_accepted_as_activations(name):
     np.testing.assert_allclose(ours.forward(x), getattr(tf.nn, name)(x @ ours.get_weights()[0]).numpy(), rtol=1e-5,
                                atol=1e-6)
     assert Activation(getattr(mtf.nn, name)).get_config()["activation"] == name
+
+
+# -- gradients under the tape, against tf.GradientTape ------------------------------------------------
+RNG = np.random.default_rng(7)
+A = RNG.normal(size=(3, 4)).astype(np.float32)
+POSITIVE = np.abs(A) + 0.5
+LABELS = np.array([3, 0, 2])
+# (name, function of the watched x as a lambda of (t, x)). Every use of x goes through a function:
+# on minicnn's tape, operators on a watched input array itself are plain NumPy, unrecorded.
+DIFFERENTIABLE = [
+    ("reduce_mean", lambda t, x: t.reduce_mean(x)), ("reduce_mean axis", lambda t, x: t.reduce_mean(x, axis=1)),
+    ("reduce_sum keepdims", lambda t, x: t.reduce_sum(x, axis=0, keepdims=True)),
+    ("reduce_max", lambda t, x: t.reduce_max(x, axis=-1)), ("square", lambda t, x: t.square(x)),
+    ("sqrt", lambda t, x: t.sqrt(x)), ("exp", lambda t, x: t.exp(x)), ("abs", lambda t, x: t.abs(x)),
+    ("math.log", lambda t, x: t.math.log(x)), ("maximum", lambda t, x: t.maximum(x, 0.1)),
+    ("minimum", lambda t, x: t.minimum(x, t.square(x))), ("matmul", lambda t, x: t.matmul(t.abs(x), t.reshape(x, [4, 3]))),
+    ("concat", lambda t, x: t.concat([x, t.square(x)], axis=1)), ("stack", lambda t, x: t.stack([x, t.exp(x)])),
+    ("cast", lambda t, x: t.cast(x, t.float64) * 3.0), ("reshape", lambda t, x: t.reshape(x, [2, -1]) * [[1.0], [2.0]]),
+    ("expand_dims", lambda t, x: t.expand_dims(x, 1) * 2.0), ("nn.relu", lambda t, x: t.nn.relu(x)),
+    ("nn.sigmoid", lambda t, x: t.nn.sigmoid(x)), ("nn.softmax", lambda t, x: t.nn.softmax(x)),
+    ("nn.softmax axis", lambda t, x: t.nn.softmax(x, axis=0)),
+    ("sparse_softmax_cross_entropy_with_logits",
+     lambda t, x: t.nn.sparse_softmax_cross_entropy_with_logits(labels=LABELS, logits=x)),
+    ("a loss of several", lambda t, x: t.reduce_mean(t.square(t.nn.relu(x) - 0.5)) + 0.1 * t.reduce_sum(t.abs(x))),
+]
+
+
+@pytest.mark.parametrize("name, fn", DIFFERENTIABLE, ids=[d[0] for d in DIFFERENTIABLE])
+def test_gradients_under_the_tape_match_tensorflows(name, fn):
+    pytest.importorskip("minicnn.tape")
+    x0 = POSITIVE if name in ("sqrt", "math.log") else A
+    x = x0.copy()
+    with mtf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(mtf, x)
+        upstream = np.random.default_rng(1).normal(size=np.shape(y)).astype(np.asarray(y).dtype)
+        loss = mtf.reduce_sum(y * upstream)
+    ours = tape.gradient(loss, x)
+    xt = tf.constant(x0)
+    with tf.GradientTape() as tt:
+        tt.watch(xt)
+        yt = fn(tf, xt)
+        lt = tf.reduce_sum(yt * upstream)
+    theirs = tt.gradient(lt, xt).numpy()
+    np.testing.assert_allclose(np.asarray(y), yt.numpy(), rtol=1e-5, atol=1e-6)
+    assert ours is not None and np.asarray(ours).dtype == theirs.dtype
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_tape_is_minicnns():
+    tape = pytest.importorskip("minicnn.tape")
+    assert mtf.GradientTape is tape.GradientTape
+
+
+def test_tensorflows_quickstart_for_experts_runs_and_learns(real_data, monkeypatch, capsys):
+    """examples/tf_quickstart.py: TensorFlow's tutorial (subclassed model, tf.data, a tape and
+    @tf.function steps) with its imports changed, on 600 Fashion-MNIST images for 5 epochs."""
+    import runpy
+    from pathlib import Path
+
+    pytest.importorskip("minicnn.tape")
+    (x, y), (x_test, y_test) = real_data
+    monkeypatch.setattr(minicnn.datasets.fashion_mnist, "load_data",
+                        lambda *args, **kwargs: ((x[:600], y[:600]), (x_test[:300], y_test[:300])))
+    mtf.random.set_seed(0)
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "tf_quickstart.py"), run_name="__main__")
+    epochs = [dict(part.split(": ") for part in line.split(", ")[1:]) for line in capsys.readouterr().out.splitlines()
+              if line.startswith("Epoch")]
+    assert len(epochs) == 5
+    assert float(epochs[-1]["Loss"]) < 0.6 * float(epochs[0]["Loss"])  # the training loss falls
+    assert float(epochs[-1]["Test Accuracy"]) > 65  # chance is 10
