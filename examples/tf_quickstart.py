@@ -5,7 +5,7 @@ GradientTape and @tf.function steps, as a TensorFlow user writes them.
 
     python examples/tf_quickstart.py
 """
-import minicnn.tf as tf  # import tensorflow as tf
+import minicnn.tf as tf  # import tensorflow as tf  # noqa: I001, PLR0402 (the tutorial's spelling)
 from minicnn.tf.keras import Model  # from tensorflow.keras import Model
 from minicnn.tf.keras.layers import Conv2D, Dense, Flatten  # from tensorflow.keras.layers import ...
 

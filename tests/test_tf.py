@@ -87,10 +87,11 @@ def test_dtypes_and_newaxis_are_tensorflows():
 
 def test_keras_is_minicnn_under_every_import_spelling():
     assert mtf.keras is minicnn
-    from minicnn.tf import keras
     from minicnn.tf.keras import layers
     from minicnn.tf.keras.layers import Dense
     from minicnn.tf.keras.models import Sequential
+
+    from minicnn.tf import keras
     assert keras is minicnn and layers is minicnn.layers and Dense is minicnn.layers.Dense
     assert Sequential is minicnn.models.Sequential
     assert mtf.keras.utils.to_categorical is minicnn.utils.to_categorical

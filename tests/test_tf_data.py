@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minicnn.tf as mtf
-from minicnn.tf.data import INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
+from minicnn.tf.data import UNKNOWN_CARDINALITY, Dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")

@@ -39,7 +39,7 @@ import minicnn
 from minicnn import gpu, utils
 from minicnn.tf import data  # noqa: F401  (tf.data)
 from minicnn.utils import Tensor
-from minicnn.version import __version__  # noqa: F401  (minicnn's version: never TensorFlow's)
+from minicnn.version import __version__
 
 keras = minicnn
 # `from minicnn.tf.keras import layers` and `from minicnn.tf.keras.layers import Dense` find
@@ -52,7 +52,7 @@ for _name, _module in list(sys.modules.items()):
 # -- dtypes: NumPy's types, so dtype=tf.float32 and x.dtype == tf.float32 work with arrays ----------
 float16, float32, float64 = np.float16, np.float32, np.float64
 int8, int16, int32, int64, uint8 = np.int8, np.int16, np.int32, np.int64, np.uint8
-bool = np.bool_  # noqa: A001  (tf.bool)
+bool = np.bool_  # tf.bool
 newaxis = None
 
 
@@ -103,12 +103,12 @@ def constant(value, dtype=None, shape=None, name=None):
     return _tensor(a)
 
 
-def shape(input, out_type=np.int32, name=None):  # noqa: A002  (TensorFlow's argument name)
+def shape(input, out_type=np.int32, name=None):
     """input's shape as a 1-d int32 Tensor."""
     return _tensor(np.array(np.shape(input), dtype=out_type))
 
 
-def argmax(input, axis=None, output_type=np.int64, name=None):  # noqa: A002
+def argmax(input, axis=None, output_type=np.int64, name=None):
     """The index of the largest value along axis: axis 0 when None, as TensorFlow; int64."""
     return _tensor(np.argmax(convert_to_tensor(input), axis=0 if axis is None else int(axis)).astype(output_type))
 
@@ -123,7 +123,7 @@ def ones(shape, dtype=np.float32, name=None):
     return _tensor(np.ones(tuple(np.asarray(shape).reshape(-1).tolist()), dtype=dtype))
 
 
-def range(start, limit=None, delta=1, dtype=None, name=None):  # noqa: A001  (tf.range)
+def range(start, limit=None, delta=1, dtype=None, name=None):  # tf.range; builtins.range below
     """start, start + delta, ... below limit; int32 for integer arguments, float32 for floats."""
     if limit is None:
         start, limit = 0, start
@@ -141,11 +141,11 @@ def function(func=None, input_signature=None, autograph=True, jit_compile=None, 
 
 
 # -- differentiable functions: TensorFlow's names and arguments ------------------------------------
-from minicnn.tf import _diff  # noqa: E402  (it imports convert_to_tensor from here)
+from minicnn.tf import _diff  # after convert_to_tensor, which it imports from here
 
 cast, reshape, expand_dims = _diff.cast, _diff.reshape, _diff.expand_dims
 reduce_mean, reduce_sum, reduce_max = _diff.reduce_mean, _diff.reduce_sum, _diff.reduce_max
-square, sqrt, exp, abs = _diff.square, _diff.sqrt, _diff.exp, _diff.abs  # noqa: A001
+square, sqrt, exp, abs = _diff.square, _diff.sqrt, _diff.exp, _diff.abs
 maximum, minimum, concat, stack, matmul = _diff.maximum, _diff.minimum, _diff.concat, _diff.stack, _diff.matmul
 ones_like, zeros_like = _diff.ones_like, _diff.zeros_like
 math = _Namespace("math", reduce_mean=reduce_mean, reduce_sum=reduce_sum, reduce_max=reduce_max, square=square,
@@ -206,7 +206,7 @@ def list_physical_devices(device_type=None):
 
 def _accepted(*args, **kwargs):
     """Accepted for TensorFlow's sake; minicnn has nothing to set."""
-    return None
+    return
 
 
 config = _Namespace("config", list_physical_devices=list_physical_devices, run_functions_eagerly=_accepted,

@@ -68,7 +68,7 @@ def log(x, name=None):
     return ops.log(_in(x))
 
 
-def abs(x, name=None):  # noqa: A001  (tf.abs)
+def abs(x, name=None):
     return ops.abs(_in(x))
 
 
@@ -94,11 +94,11 @@ def stack(values, axis=0, name=None):
     return ops.stack([_in(v) for v in values], axis=int(axis))
 
 
-def ones_like(input, dtype=None, name=None):  # noqa: A002  (TensorFlow's argument name)
+def ones_like(input, dtype=None, name=None):
     return ops.ones_like(_in(input), dtype=dtype)
 
 
-def zeros_like(input, dtype=None, name=None):  # noqa: A002
+def zeros_like(input, dtype=None, name=None):
     return ops.zeros_like(_in(input), dtype=dtype)
 
 
@@ -116,7 +116,7 @@ def reshape(tensor, shape, name=None):
     return ops.reshape(_in(tensor), tuple(np.asarray(shape).reshape(-1).tolist()))
 
 
-def expand_dims(input, axis, name=None):  # noqa: A002
+def expand_dims(input, axis, name=None):
     """input with a new axis of length 1 at position axis."""
     return ops.expand_dims(_in(input), int(axis))
 

@@ -60,6 +60,11 @@ def _call(fn, element):
     return fn(*element) if isinstance(element, tuple) else fn(element)
 
 
+def _row(element, i):
+    """Row i of each array of an element."""
+    return _map_structure(lambda a: a[i, ...], element)
+
+
 def _as_numpy(element):
     """Arrays as they are, and a 0-d array as a NumPy scalar, as TensorFlow's .numpy() gives them."""
     return _map_structure(lambda a: a[()] if a.ndim == 0 else a, element)
@@ -97,7 +102,7 @@ class Dataset:
         if len(sizes) != 1:
             raise ValueError(f"from_tensor_slices needs arrays of the same length, got shapes {[a.shape for a in leaves]}")
         n = sizes.pop()
-        return Dataset(lambda: (_map_structure(lambda a: a[i, ...], element) for i in range(n)), n)
+        return Dataset(lambda: (_row(element, i) for i in range(n)), n)
 
     @staticmethod
     def from_tensors(tensors, name=None):
@@ -189,7 +194,7 @@ class Dataset:
         def make():
             for element in self._make():
                 for i in range(len(_leaves(element)[0])):
-                    yield _map_structure(lambda a: a[i, ...], element)
+                    yield _row(element, i)
         return Dataset(make, UNKNOWN_CARDINALITY if self._cardinality != INFINITE_CARDINALITY else INFINITE_CARDINALITY)
 
     def map(self, map_func, num_parallel_calls=None, deterministic=None, name=None):
@@ -307,7 +312,7 @@ class Dataset:
                              "map, filter, repeat, take, skip, cache, prefetch, as_numpy_iterator, cardinality")
 
 
-class experimental:  # noqa: N801  (tf.data.experimental, as TensorFlow spells it)
+class experimental:
     AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY = AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY
 
     @staticmethod
