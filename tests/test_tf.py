@@ -53,6 +53,13 @@ ARGUMENTS = [  # (name, args, kwargs): each called on minicnn.tf and on TensorFl
     ("math.maximum", (X, 0.0), {}),
     ("nn.relu", (X,), {}), ("nn.sigmoid", (X,), {}), ("nn.softmax", (X,), {}), ("nn.softmax", (X,), {"axis": 0}),
     ("nn.sparse_softmax_cross_entropy_with_logits", (), {"labels": np.array([2, 0]), "logits": X}),
+    ("reduce_min", (X, 0), {}), ("math.reduce_min", (X,), {}), ("tanh", (X,), {}), ("math.tanh", (X,), {}),
+    ("nn.tanh", (X,), {}), ("transpose", (X,), {}), ("transpose", (X[None], [1, 0, 2]), {}),
+    ("squeeze", (X[None, :, None],), {}), ("squeeze", (X[None, :, None], [2]), {}),
+    ("clip_by_value", (X, -1.0, 2.0), {}), ("where", (X > 0, X, -X), {}), ("where", (X > 0,), {}),
+    ("equal", (X, X[::-1]), {}), ("equal", ([1, 2], 2), {}), ("math.equal", (X, 1.5), {}),
+    ("nn.leaky_relu", (X,), {}), ("nn.leaky_relu", (X,), {"alpha": 0.1}), ("nn.log_softmax", (X,), {}),
+    ("nn.log_softmax", (X,), {"axis": 0}),
 ]
 
 
@@ -206,7 +213,7 @@ def test_never_imports_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
 
-@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax"])
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax", "tanh"])
 def test_tf_nn_functions_are_accepted_as_activations(name):
     from minicnn.layers import Activation, Dense
     x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
@@ -224,6 +231,7 @@ def test_tf_nn_functions_are_accepted_as_activations(name):
 RNG = np.random.default_rng(7)
 A = RNG.normal(size=(3, 4)).astype(np.float32)
 POSITIVE = np.abs(A) + 0.5
+B = RNG.normal(size=(4, 3)).astype(np.float32)
 LABELS = np.array([3, 0, 2])
 # (name, function of the watched x as a lambda of (t, x)). Every use of x goes through a function:
 # on minicnn's tape, operators on a watched input array itself are plain NumPy, unrecorded.
@@ -241,7 +249,12 @@ DIFFERENTIABLE = [
     ("nn.softmax axis", lambda t, x: t.nn.softmax(x, axis=0)),
     ("sparse_softmax_cross_entropy_with_logits",
      lambda t, x: t.nn.sparse_softmax_cross_entropy_with_logits(labels=LABELS, logits=x)),
-    ("a loss of several", lambda t, x: t.reduce_mean(t.square(t.nn.relu(x) - 0.5)) + 0.1 * t.reduce_sum(t.abs(x))),
+    ("reduce_min", lambda t, x: t.reduce_min(x, axis=0)), ("tanh", lambda t, x: t.tanh(x)),
+    ("transpose", lambda t, x: t.transpose(x) * B),
+    ("squeeze", lambda t, x: t.squeeze(t.expand_dims(x, 0))), ("clip_by_value", lambda t, x: t.clip_by_value(x, -0.5, 1.0)),
+    ("where", lambda t, x: t.where(A > 0, t.square(x), t.exp(x))), ("nn.tanh", lambda t, x: t.nn.tanh(x)),
+    ("nn.leaky_relu", lambda t, x: t.nn.leaky_relu(x, alpha=0.3)), ("nn.log_softmax", lambda t, x: t.nn.log_softmax(x)),
+        ("a loss of several", lambda t, x: t.reduce_mean(t.square(t.nn.relu(x) - 0.5)) + 0.1 * t.reduce_sum(t.abs(x))),
 ]
 
 

@@ -8,23 +8,27 @@ runs on minicnn with its import lines changed only:
 A tensor here is a NumPy array (minicnn.utils.Tensor: an ndarray that also answers .numpy()).
 This module never imports TensorFlow. Every name it offers, and where it comes from:
 
-    keras                       minicnn itself (keras.layers, keras.Model, keras.utils, ...)
-    GradientTape                minicnn's tape (minicnn.tape.GradientTape)
-    function                    a decorator that returns the function as it is: no graph compiler
-    newaxis                     None, as numpy.newaxis
-    float16 float32 float64 int8 int16 int32 int64 uint8 bool, dtypes.*     the NumPy types
-    cast constant convert_to_tensor shape reshape expand_dims argmax         NumPy
-    zeros ones range                                                        NumPy
-    reduce_mean reduce_sum reduce_max square sqrt exp abs maximum minimum concat stack matmul
-    ones_like zeros_like        differentiable under a GradientTape: minicnn.ops with TensorFlow's arguments
-    math.*                      the same reductions and elementwise functions, and math.log,
-                                math.sigmoid, math.argmax
-    nn.relu nn.softmax nn.sigmoid nn.sparse_softmax_cross_entropy_with_logits   differentiable
-    random.normal random.uniform random.set_seed   minicnn's generators (minicnn.utils)
-    config.list_physical_devices               the CPU, and the GPU the CuPy backend sees
-    config.experimental.set_memory_growth, config.run_functions_eagerly   accepted, do nothing
-    version.VERSION, __version__                minicnn's own version
-    data.Dataset, data.AUTOTUNE, ...            minicnn/tf/data.py
+    keras                    minicnn itself (keras.layers, keras.Model, keras.utils, ...)
+    GradientTape             minicnn's tape (minicnn.tape.GradientTape)
+    function                 a decorator that returns the function as it is: no graph compiler
+    newaxis                  None, as numpy.newaxis
+    float16 float32 float64 int8 int16 int32 int64 uint8 bool, dtypes.*    NumPy's types
+    constant convert_to_tensor shape argmax zeros ones range    NumPy, with TensorFlow's dtypes
+    cast reshape expand_dims transpose squeeze reduce_mean reduce_sum reduce_max reduce_min
+    square sqrt exp abs tanh maximum minimum clip_by_value where matmul concat stack ones_like
+    zeros_like               minicnn.ops with TensorFlow's arguments (minicnn/tf/_diff.py):
+                             differentiable under the tape
+    equal                    NumPy: a comparison has no gradient
+    math.*                   math.reduce_mean ... math.tanh as above, math.log, math.sigmoid
+                             (minicnn.ops), math.argmax, math.equal
+    nn.relu nn.softmax nn.sigmoid nn.tanh nn.leaky_relu nn.log_softmax
+    nn.sparse_softmax_cross_entropy_with_logits    minicnn.ops; relu, sigmoid, softmax and
+                             tanh also as a layer's activation=
+    random.normal random.uniform random.set_seed    minicnn's generators (minicnn.utils)
+    config.list_physical_devices    the CPU, and each GPU the CuPy backend sees
+    config.experimental.set_memory_growth, config.run_functions_eagerly    accepted, do nothing
+    version.VERSION, __version__    minicnn's own version
+    data.Dataset, data.AUTOTUNE, data.INFINITE_CARDINALITY ...    minicnn/tf/data.py
 
 Anything else is an AttributeError that names the TensorFlow function and says what minicnn
 offers in its place. docs/keras.md ("From TensorFlow to minicnn.tf") says what differs.
@@ -147,11 +151,14 @@ cast, reshape, expand_dims = _diff.cast, _diff.reshape, _diff.expand_dims
 reduce_mean, reduce_sum, reduce_max = _diff.reduce_mean, _diff.reduce_sum, _diff.reduce_max
 square, sqrt, exp, abs = _diff.square, _diff.sqrt, _diff.exp, _diff.abs
 maximum, minimum, concat, stack, matmul = _diff.maximum, _diff.minimum, _diff.concat, _diff.stack, _diff.matmul
-ones_like, zeros_like = _diff.ones_like, _diff.zeros_like
-math = _Namespace("math", reduce_mean=reduce_mean, reduce_sum=reduce_sum, reduce_max=reduce_max, square=square,
-                  sqrt=sqrt, exp=exp, log=_diff.log, abs=abs, maximum=maximum, minimum=minimum, argmax=argmax,
-                  sigmoid=_diff.sigmoid)
-nn = _Namespace("nn", relu=_diff.relu, softmax=_diff.softmax, sigmoid=_diff.sigmoid,
+ones_like, zeros_like, reduce_min, tanh = _diff.ones_like, _diff.zeros_like, _diff.reduce_min, _diff.tanh
+transpose, squeeze, clip_by_value, where, equal = _diff.transpose, _diff.squeeze, _diff.clip_by_value, _diff.where, \
+    _diff.equal
+math = _Namespace("math", reduce_mean=reduce_mean, reduce_sum=reduce_sum, reduce_max=reduce_max, reduce_min=reduce_min,
+                  square=square, sqrt=sqrt, exp=exp, log=_diff.log, abs=abs, maximum=maximum, minimum=minimum,
+                  tanh=tanh, argmax=argmax, equal=equal, sigmoid=_diff.sigmoid)
+nn = _Namespace("nn", relu=_diff.relu, softmax=_diff.softmax, sigmoid=_diff.sigmoid, tanh=tanh,
+                leaky_relu=_diff.leaky_relu, log_softmax=_diff.log_softmax,
                 sparse_softmax_cross_entropy_with_logits=_diff.sparse_softmax_cross_entropy_with_logits)
 
 

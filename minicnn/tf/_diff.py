@@ -72,6 +72,28 @@ def abs(x, name=None):
     return ops.abs(_in(x))
 
 
+def reduce_min(input_tensor, axis=None, keepdims=False, name=None):
+    """The smallest value over axis (all axes by default)."""
+    return ops.min(_in(input_tensor), axis=_axis(axis), keepdims=keepdims)
+
+
+def tanh(x, name=None):
+    return ops.tanh(_in(x))
+
+
+def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+    """t held between the two bounds; the gradient passes where t is inside them."""
+    return ops.clip(_in(t), clip_value_min, clip_value_max)
+
+
+def where(condition, x=None, y=None, name=None):
+    """x where condition holds, else y (both broadcast); with neither, the indices (N, ndim) of
+    the true elements, int64, as TensorFlow gives them."""
+    if x is None and y is None:
+        return ops.convert_to_tensor(np.argwhere(np.asarray(condition)), dtype=np.int64)
+    return ops.where(np.asarray(condition), _in(x), _in(y))
+
+
 def maximum(x, y, name=None):
     return ops.maximum(_in(x), _in(y))
 
@@ -82,6 +104,16 @@ def minimum(x, y, name=None):
 
 def matmul(a, b, name=None):
     return ops.matmul(_in(a), _in(b))
+
+
+def transpose(a, perm=None, name=None):
+    """a with its axes in the order perm (reversed by default)."""
+    return ops.transpose(_in(a), None if perm is None else tuple(int(p) for p in perm))
+
+
+def squeeze(input, axis=None, name=None):
+    """input without its axes of length 1 (or only those in axis)."""
+    return ops.squeeze(_in(input), _axis(axis))
 
 
 def concat(values, axis, name=None):
@@ -121,6 +153,11 @@ def expand_dims(input, axis, name=None):
     return ops.expand_dims(_in(input), int(axis))
 
 
+def equal(x, y, name=None):
+    """x == y elementwise, as booleans (no gradient: a comparison has none)."""
+    return ops.convert_to_tensor(np.equal(np.asarray(_in(x)), np.asarray(_in(y))))
+
+
 # -- tf.nn ------------------------------------------------------------------------------------------------
 def relu(features, name=None):
     return ops.relu(_in(features))
@@ -128,6 +165,14 @@ def relu(features, name=None):
 
 def sigmoid(x, name=None):
     return ops.sigmoid(_in(x))
+
+
+def leaky_relu(features, alpha=0.2, name=None):
+    return ops.leaky_relu(_in(features), negative_slope=alpha)
+
+
+def log_softmax(logits, axis=None, name=None):
+    return ops.log_softmax(_in(logits), axis=-1 if axis is None else int(axis))
 
 
 def softmax(logits, axis=None, name=None):
@@ -152,3 +197,4 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits, name=None):
 
 # activation=tf.nn.relu in a layer runs minicnn.activations' relu and its hand-written gradient
 relu.activation_name, sigmoid.activation_name, softmax.activation_name = "relu", "sigmoid", "softmax"
+tanh.activation_name = "tanh"

@@ -38,4 +38,9 @@ ops = SimpleNamespace(
     expand_dims=lambda x, axis: _t(np.expand_dims(x, axis)),
     relu=lambda x: _t(np.maximum(x, 0)), sigmoid=lambda x: _t(1 / (1 + np.exp(-x))),
     softmax=_softmax, log_softmax=_log_softmax,
+    min=lambda x, axis=None, keepdims=False: _t(np.min(x, axis=axis, keepdims=keepdims)),
+    tanh=lambda x: _t(np.tanh(x)), clip=lambda x, lo, hi: _t(np.clip(x, lo, hi)),
+    where=lambda c, x, y: _t(np.where(c, x, y)), transpose=lambda x, axes=None: _t(np.transpose(x, axes)),
+    squeeze=lambda x, axis=None: _t(np.squeeze(x, axis)),
+    leaky_relu=lambda x, negative_slope=0.2: _t(np.where(x > 0, x, negative_slope * x)),
 )
