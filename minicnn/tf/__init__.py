@@ -39,16 +39,15 @@ from collections import namedtuple
 
 import numpy as np
 
-import minicnn
 from minicnn import gpu, utils
-from minicnn.tf import data  # noqa: F401  (tf.data)
-from minicnn.utils import Tensor
+from minicnn.tf import _diff, data  # noqa: F401  (tf.data)
+from minicnn.tf._diff import _tensor, convert_to_tensor
 from minicnn.version import __version__
 
-keras = minicnn
+keras = sys.modules["minicnn"]  # the package, imported before any of its submodules
 # `from minicnn.tf.keras import layers` and `from minicnn.tf.keras.layers import Dense` find
 # minicnn's own modules (never a second copy of them) under the names TensorFlow gives them.
-sys.modules[__name__ + ".keras"] = minicnn
+sys.modules[__name__ + ".keras"] = keras
 for _name, _module in list(sys.modules.items()):
     if _name.startswith("minicnn.") and not _name.startswith(__name__) and _module is not None:
         sys.modules.setdefault(__name__ + ".keras." + _name[len("minicnn."):], _module)
@@ -79,26 +78,6 @@ dtypes = _Namespace("dtypes", float16=float16, float32=float32, float64=float64,
 
 
 # -- tensors: NumPy arrays with .numpy() -------------------------------------------------------------
-def _tensor(a):
-    """a as a Tensor view (no copy); a NumPy scalar becomes a 0-d array."""
-    return np.asarray(a).view(Tensor)
-
-
-def convert_to_tensor(value, dtype=None, dtype_hint=None, name=None):
-    """value as a Tensor with TensorFlow's dtype rules: an array keeps its dtype; Python floats
-    become float32 and Python ints int32 (NumPy would make them float64 and int64)."""
-    if dtype is not None:
-        return _tensor(np.asarray(value, dtype=dtype))
-    if isinstance(value, (np.ndarray, np.generic)):
-        return _tensor(value)
-    a = np.asarray(value)
-    if a.dtype == np.float64:
-        a = a.astype(dtype_hint or np.float32)
-    elif a.dtype == np.int64:
-        a = a.astype(dtype_hint or np.int32)
-    return _tensor(a)
-
-
 def constant(value, dtype=None, shape=None, name=None):
     """A Tensor holding value (a copy), of dtype and, when given, broadcast to shape."""
     a = np.array(convert_to_tensor(value, dtype))
@@ -145,8 +124,6 @@ def function(func=None, input_signature=None, autograph=True, jit_compile=None, 
 
 
 # -- differentiable functions: TensorFlow's names and arguments ------------------------------------
-from minicnn.tf import _diff  # after convert_to_tensor, which it imports from here
-
 cast, reshape, expand_dims = _diff.cast, _diff.reshape, _diff.expand_dims
 reduce_mean, reduce_sum, reduce_max = _diff.reduce_mean, _diff.reduce_sum, _diff.reduce_max
 square, sqrt, exp, abs = _diff.square, _diff.sqrt, _diff.exp, _diff.abs

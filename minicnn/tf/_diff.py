@@ -1,18 +1,38 @@
-"""TensorFlow's names and arguments for minicnn's differentiable operations: tf.reduce_mean(x,
-axis, keepdims) is ops.mean(x, axis, keepdims), and so on, so that a loss written with them
-inside a GradientTape gets its gradient.
+"""minicnn.tf's functions of tensors: TensorFlow's names and arguments over minicnn's
+differentiable operations. tf.reduce_mean(x, axis, keepdims) is ops.mean(x, axis, keepdims),
+and so on, so that a loss written with them inside a GradientTape gets its gradient.
 
-A Python number or list becomes an array with TensorFlow's dtype rules (float32, int32); an
-array, a recorded one included, goes to the operation as it is (converting it would cut it
-from the tape).
+convert_to_tensor turns a Python number or list into an array with TensorFlow's dtype rules
+(float32, int32); an array, a recorded one included, goes to the operation as it is
+(converting it would cut it from the tape).
 """
 import numpy as np
 
 from minicnn.tf._numpy_ops import ops  # the NumPy stand-in until minicnn.ops is here
+from minicnn.utils import Tensor
+
+
+def _tensor(a):
+    """a as a Tensor view (no copy); a NumPy scalar becomes a 0-d array."""
+    return np.asarray(a).view(Tensor)
+
+
+def convert_to_tensor(value, dtype=None, dtype_hint=None, name=None):
+    """value as a Tensor with TensorFlow's dtype rules: an array keeps its dtype; Python floats
+    become float32 and Python ints int32 (NumPy would make them float64 and int64)."""
+    if dtype is not None:
+        return _tensor(np.asarray(value, dtype=dtype))
+    if isinstance(value, (np.ndarray, np.generic)):
+        return _tensor(value)
+    a = np.asarray(value)
+    if a.dtype == np.float64:
+        a = a.astype(dtype_hint or np.float32)
+    elif a.dtype == np.int64:
+        a = a.astype(dtype_hint or np.int32)
+    return _tensor(a)
 
 
 def _in(x):
-    from minicnn.tf import convert_to_tensor  # minicnn.tf imports this module
     return x if isinstance(x, np.ndarray) else convert_to_tensor(x)
 
 

@@ -17,6 +17,7 @@ import itertools
 import numpy as np
 
 from minicnn import utils
+from minicnn.tf._diff import convert_to_tensor
 from minicnn.utils import Tensor
 
 AUTOTUNE = -1  # TensorFlow's value; accepted wherever TensorFlow takes it, and means nothing here
@@ -46,8 +47,6 @@ def _leaves(element):
 def _structure(value):
     """value as an element: tuples and dicts kept, everything else (a list too) an array with
     TensorFlow's dtype rules."""
-    from minicnn.tf import convert_to_tensor  # minicnn.tf imports this module
-
     if isinstance(value, tuple):
         return tuple(_structure(v) for v in value)
     if isinstance(value, dict):
