@@ -100,6 +100,7 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     metrics,
     models,
     optimizers,
+    preprocessing,
     registry,
     regularizers,
     utils,

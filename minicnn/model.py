@@ -18,6 +18,7 @@ from minicnn import backend, fusion, gpu, registry, saving, summary
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
+from minicnn.legacy import Keras2Methods
 from minicnn.model_layer import ModelLayer
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.training import Trainer
@@ -25,7 +26,7 @@ from minicnn.utils import Tensor
 
 
 @registry.register_serializable()
-class Model(Trainer):
+class Model(Keras2Methods, Trainer):
     """A model: layers, their weights, the forward and backward passes and one training step;
     compile / fit / evaluate / predict come from minicnn.training.Trainer.
 
@@ -293,7 +294,8 @@ class Model(Trainer):
             _warn_if_not_probabilities(self.loss, p)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
         w = None if sample_weight is None else gpu.as_like(sample_weight, p)
-        loss = float((self.loss.fn(y, p) if w is None else self.loss.fn(y, p) * w).mean())
+        per_sample = self.loss.fn(y, p).reshape(len(p), -1).mean(axis=1)  # (N, H, W) for maps: one per sample
+        loss = float((per_sample if w is None else per_sample * w).mean())
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backward(y, p, w)
