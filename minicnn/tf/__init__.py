@@ -34,6 +34,8 @@ Anything else is an AttributeError that names the TensorFlow function and says w
 offers in its place. docs/keras.md ("From TensorFlow to minicnn.tf") says what differs.
 """
 import builtins
+import importlib.abc
+import importlib.util
 import sys
 from collections import namedtuple
 
@@ -45,12 +47,29 @@ from minicnn.tf._diff import _tensor, convert_to_tensor
 from minicnn.version import __version__
 
 keras = sys.modules["minicnn"]  # the package, imported before any of its submodules
-# `from minicnn.tf.keras import layers` and `from minicnn.tf.keras.layers import Dense` find
-# minicnn's own modules (never a second copy of them) under the names TensorFlow gives them.
+
+
+class _KerasModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """`from minicnn.tf.keras.layers import Dense` (TensorFlow's `tensorflow.keras.layers`) gets
+    minicnn.layers itself, never a second copy of it: minicnn.tf.keras.X is minicnn.X."""
+
+    prefix = __name__ + ".keras."
+
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name.startswith(self.prefix) else None
+
+    def create_module(self, spec):
+        module = importlib.import_module("minicnn." + spec.name[len(self.prefix):])
+        spec.loader_state = module.__spec__  # the import system is about to set the alias's spec
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state  # the module keeps its own spec
+
+
 sys.modules[__name__ + ".keras"] = keras
-for _name, _module in list(sys.modules.items()):
-    if _name.startswith("minicnn.") and not _name.startswith(__name__) and _module is not None:
-        sys.modules.setdefault(__name__ + ".keras." + _name[len("minicnn."):], _module)
+if not any(isinstance(f, _KerasModules) for f in sys.meta_path):
+    sys.meta_path.insert(0, _KerasModules())  # before the path finder, which would load a copy from minicnn's folder
 
 # -- dtypes: NumPy's types, so dtype=tf.float32 and x.dtype == tf.float32 work with arrays ----------
 float16, float32, float64 = np.float16, np.float32, np.float64
