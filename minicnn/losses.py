@@ -7,6 +7,7 @@ cross-entropies also the fused gradient with respect to the logits of a final so
 """
 import numpy as np
 
+from minicnn import tape
 from minicnn.gpu import array_module, as_like, is_device_array, to_host
 from minicnn.utils import Tensor
 
@@ -133,12 +134,28 @@ class LossSpec:
         self.sparse, self.softmax_gradient, self.from_logits = sparse, softmax_gradient, from_logits
         self.binary = binary  # independent yes/no targets: "accuracy" means binary accuracy
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """The mean loss over the batch (Keras's "sum_over_batch_size" reduction), a 0-d array
-        (with TensorFlow's .numpy())."""
-        y_pred = y_pred if is_device_array(y_pred) else np.asarray(y_pred)
-        y_true = as_like(to_host(y_true) if is_device_array(y_true) else np.asarray(y_true), y_pred)
-        return np.asarray(to_host(self.fn(y_true, y_pred).mean())).view(Tensor)
+        (with TensorFlow's .numpy()); sample_weight (N,) weights each sample's loss. Under a
+        GradientTape it is recorded, its gradient the hand-written one (the targets are constants)."""
+        p = y_pred if is_device_array(y_pred) else np.asarray(tape.plain(y_pred))
+        y = as_like(to_host(y_true) if is_device_array(y_true) else np.asarray(tape.plain(y_true)), p)
+        if p.dtype.kind != "f":
+            p = p.astype(np.float32)
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(tape.plain(sample_weight), dtype=p.dtype)
+            w = w.reshape(len(p), *[1] * (p.ndim - 1)) if w.size == len(p) else w  # a weight per sample
+        with tape.paused():  # the hand-written math inside is one record, not many
+            per_sample = self.fn(y, p)
+        value = (per_sample if w is None else per_sample * w.reshape(w.shape[:per_sample.ndim])).mean()
+
+        def backward(dy):
+            g = self.gradient(y, p)
+            return [None, dy * (g if w is None else g * w)]
+        if not tape.recording():
+            return np.asarray(to_host(value)).view(Tensor)
+        return tape.record(self.name, [y_true, y_pred], np.asarray(value, dtype=p.dtype), backward)
 
     def get_config(self):
         return {"name": self.name}
@@ -280,6 +297,34 @@ LOSSES = {spec.name: spec for spec in (
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
+def _recorded(spec):
+    """The loss function of spec, recorded under a GradientTape: per-sample losses (N, ...) whose
+    gradient, for an upstream dy, is dy times N times the gradient of their mean (each sample's
+    loss reads its own row only)."""
+    fn = spec.fn
+
+    def loss(y_true, y_pred, *args, **kwargs):  # huber's delta
+        if not tape.recording():
+            return fn(y_true, y_pred, *args, **kwargs)
+        p, y = np.asarray(tape.plain(y_pred)), np.asarray(tape.plain(y_true))
+        y = y.astype(p.dtype) if not spec.sparse else y
+        with tape.paused():
+            per_sample = fn(y, p, *args, **kwargs)
+        n = per_sample.size
+
+        def backward(dy):
+            g = spec.gradient(y, p, *args, **kwargs) * p.dtype.type(n)
+            return [None, g * dy.reshape(*dy.shape, *[1] * (g.ndim - dy.ndim))]
+        return tape.record(spec.name, [y_true, y_pred], per_sample, backward)
+    loss.__name__, loss.__doc__ = fn.__name__, fn.__doc__
+    return loss
+
+
+for _spec in LOSSES.values():  # keras.losses.mean_squared_error(y, p) and the others, differentiable
+    globals()[_spec.name] = _recorded(_spec)
+    _spec.function = globals()[_spec.name]
+
+
 def get(identifier):
     """The LossSpec for a loss name or one of this module's loss functions."""
     if isinstance(identifier, LossSpec):
@@ -290,7 +335,7 @@ def get(identifier):
             raise ValueError(f"unknown loss {identifier!r}; valid losses: {', '.join(LOSSES)}")
         return LOSSES[name]
     for spec in LOSSES.values():
-        if identifier is spec.fn:
+        if identifier is spec.fn or identifier is spec.function:
             return spec
     raise TypeError(f"loss {identifier!r} is not one of minicnn's losses ({', '.join(LOSSES)}): "
                     "minicnn needs a hand-written gradient for every loss it trains with")

@@ -14,7 +14,9 @@ from collections import Counter
 
 import numpy as np
 
-from minicnn import backend, fusion, gpu, registry, saving
+from minicnn import backend, fusion, gpu, registry, saving, tape
+from minicnn.layers import base
+from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
@@ -47,9 +49,16 @@ class Model(Trainer):
 
     chain = False  # a graph; Sequential's layers form a chain
 
-    def __init__(self, inputs=None, outputs=None, name="model"):
-        self.name = name
-        self.layers = []
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        self.name = name or ("model" if type(self).call is Model.call else base._unique_name(type(self).__name__))
+        self.trainable = kwargs.pop("trainable", True)
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
+        self._subclassed = self.subclassed()
+        if self._subclassed:
+            self.chain = True  # its summary lists the layers in the order they were assigned
+            self._input_shape = None
+        self._layers = []
         self.optimizer = None
         self.loss = None
         self.metrics, self.metric_objects = [], []
@@ -99,6 +108,67 @@ class Model(Trainer):
         for layer in self.layers:
             layer.input_grad = not all(id(t) in data for n in layer.nodes for t in n.inputs)
 
+    # -- a model of your own: class MyModel(minicnn.Model) with layers as attributes and a call ----
+    @classmethod
+    def subclassed(cls):
+        """True for a model written as a class with its own call(inputs, training=None)."""
+        return cls.call is not Model.call
+
+    def call(self, inputs, training=None):
+        """The outputs for inputs; a model of your own overrides this, its layers set as attributes
+        (alone, or in lists and dicts) in __init__."""
+        return self.forward(inputs, bool(training))
+
+    @property
+    def layers(self):
+        """The layers whose weights this model holds, in the order they were assigned (for a model
+        of your own: its attributes, with the layers of models and of layers of your own it holds)."""
+        if not getattr(self, "_subclassed", False):
+            return self._layers
+        found = {}
+        for name, v in vars(self).items():
+            if name.startswith("_") or name in ("optimizer", "loss", "history", "inputs", "outputs"):
+                continue
+            for item in v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]:
+                inner = item.layers if isinstance(item, Model) else item._all_layers() if isinstance(item, Layer) else []
+                found.update((id(layer), layer) for layer in inner)
+        return list(found.values())
+
+    @layers.setter
+    def layers(self, value):
+        self._layers = value
+
+    @property
+    def trainable_weights(self):
+        """The trainable param arrays themselves, layer by layer (what tape.gradient and the
+        optimizer take: updated in place, so the model sees each step)."""
+        return [p for layer in self.layers if layer.trainable for p in layer.params.values()]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in (layer.state.values() if layer.trainable
+                                                     else layer.weights().values())]
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights().values()]
+
+    def _call_subclassed(self, x, training):
+        """call(x) with training as the layers' default flag; the model built by the first call."""
+        outer, base._training[0] = base._training[0], bool(training)
+        try:
+            y = self.call(x, training=bool(training)) if "training" in _parameters(type(self).call) else self.call(x)
+        finally:
+            base._training[0] = outer
+        if self._output_shape is None:
+            first = x[0] if isinstance(x, (list, tuple)) else x
+            self._input_shape = (None, *np.shape(first)[1:])
+            shapes = [(None, *np.shape(a)[1:]) for a in (y if isinstance(y, (list, tuple)) else [y])]
+            self._output_shape = shapes if isinstance(y, (list, tuple)) else shapes[0]
+        return y
+
     # -- shape and place ----------------------------------------------------------------------
     @property
     def built(self):
@@ -106,12 +176,20 @@ class Model(Trainer):
 
     @property
     def input_shape(self):
+        if self._subclassed:
+            return self._input_shape
         if self.inputs is not None:
             return self.inputs[0].shape
         return self.layers[0].input_shape if self.layers and self.layers[0].built else None
 
     def build(self, input_shape):
-        """A functional model is built when it is described; check the shape it is given."""
+        """A functional model is built when it is described; check the shape it is given. A model
+        of your own is built by calling it once on zeros of that shape (batch of one)."""
+        if self._subclassed:
+            if not self.built:
+                dtype = self.layers[0].dtype if self.layers else np.float32
+                self._call_subclassed(np.zeros((1, *tuple(input_shape)[1:]), dtype=dtype), False)
+            return
         if self.input_shape is None or (None, *input_shape[1:]) != self.input_shape:
             raise ValueError(f"the model takes inputs of shape {self.input_shape}, got {tuple(input_shape)}")
 
@@ -179,7 +257,12 @@ class Model(Trainer):
         """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
         topological order. training=True keeps what backward needs (and makes Dropout train).
         steps: the Nodes to run (default: execution_plan()); watch(node, run) -> run() lets a
-        caller time or inspect each step (model.trace does)."""
+        caller time or inspect each step (model.trace does). Under a GradientTape the layers run
+        one by one (unfused), each call recorded with what it saved for its backward."""
+        if self._subclassed:
+            return self._call_subclassed(x, training)
+        if steps is None and tape.recording():
+            steps = self._nodes
         if self.device == "gpu":  # a layer without params leaves arrays where they are: a
             x = gpu.to_device(x)   # branch of those could meet a device branch on the host
         values = {id(self.inputs[0]): x}
@@ -281,7 +364,41 @@ class Model(Trainer):
                         state[k][...] = v
             raise
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of y_pred against y (its batch mean, sample_weight (N,) weighting each
+        sample), plus every weight penalty: recorded on an active tape, as Keras's compute_loss."""
+        loss = self.loss(y, y_pred, sample_weight=sample_weight)
+        pairs = [(layer.params[k], r) for layer in self.layers for k, r in layer.regularizers.items()]
+        if pairs:
+            params = [p for p, _ in pairs]
+            penalty = tape.record("regularization", params, np.asarray(sum(r(p) for p, r in pairs), dtype=loss.dtype),
+                                  lambda dy: [dy * r.gradient(p) for p, r in pairs])
+            loss = loss + penalty
+        return loss
+
+    def _tape_step(self, x, y, sample_weight=None):
+        """A training step through the tape (a model of your own): forward and loss recorded,
+        tape.gradient for every trainable weight, one optimizer step."""
+        with tape.GradientTape() as t:
+            p = self(x, training=True)
+            loss = self.compute_loss(x, y, p, sample_weight)
+        variables = self.trainable_variables
+        grads = t.gradient(loss, variables)
+        value = float(loss)
+        if not np.isfinite(value):
+            raise NonFiniteError(f"the loss is {value} (the model's outputs hold NaN or Inf); the step was not applied")
+        # a weight the loss does not reach gets a zero gradient: the optimizer's state keeps its order
+        grads = [np.zeros_like(np.asarray(v)) if g is None else g for g, v in zip(grads, variables)]
+        if not all_finite(*grads):
+            i = next(i for i, g in enumerate(grads) if not all_finite(g))
+            raise NonFiniteError(f"the gradient of weight {i} (shape {grads[i].shape}) holds NaN or Inf; "
+                                 "the step was not applied")
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return value, tape.plain(p)
+
     def _step(self, x, y, sample_weight=None):
+        if self._subclassed:
+            return self._tape_step(x, y, sample_weight)
         p = self.forward(x, training=True)
         if not getattr(self, "_outputs_checked", False):
             self._outputs_checked = True
@@ -363,13 +480,22 @@ class Model(Trainer):
         return cls(inputs, outputs if config["many_outputs"] else outputs[0], name=config["name"])
 
     # -- Keras conveniences -----------------------------------------------------------------------
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
-        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy()."""
+        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy().
+        training=None takes the flag of the model call it runs in (False outside one), as Keras."""
         if is_symbolic(x):  # a model used as a layer of a functional model
             return self.as_layer()(x)
-        y = self.forward(x, training)
-        return y.view(Tensor) if isinstance(y, np.ndarray) else y
+        if training is None:
+            training = bool(base._training[0])
+        if kwargs and self._subclassed:
+            return self.call(x, training=training, **kwargs)
+        outer, base._training[0] = base._training[0], training
+        try:
+            y = self.forward(x, training)
+        finally:
+            base._training[0] = outer
+        return y.view(Tensor) if type(y) is np.ndarray else y
 
     def as_layer(self):
         """This model as one layer of another (made once: its weights are the model's own)."""
@@ -433,6 +559,9 @@ class Model(Trainer):
     def _summary_entries(self):
         """(layer, input shape, output shape, names of the layers it reads) for each layer, its
         first call's shapes (a layer called twice is one row)."""
+        if self._subclassed:  # no graph: each layer's shapes as it was built
+            return [(layer, layer.input_shape, layer.compute_output_shape(layer.input_shape), [])
+                    for layer in self.layers if layer.built]
         entries = {}
         for node in self._nodes:
             inbound = [t.layer.name for t in node.inputs]
@@ -442,6 +571,11 @@ class Model(Trainer):
                 shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
                 entries[id(node.layer)] = (node.layer, shape, node.output.shape, inbound)
         return list(entries.values())
+
+
+def _parameters(fn):
+    import inspect
+    return inspect.signature(fn).parameters
 
 
 def _warn_if_not_probabilities(loss, p):

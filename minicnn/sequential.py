@@ -1,6 +1,6 @@
 """Sequential: a linear stack of layers, the special case of Model whose layers form a chain,
 run as a plan of steps (Conv2D -> ReLU -> MaxPooling2D fused where the kernels allow)."""
-from minicnn import backend, fusion, gpu, registry
+from minicnn import backend, fusion, gpu, registry, tape
 from minicnn.layers.base import Layer
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor
@@ -90,12 +90,13 @@ class Sequential(Model):
     def forward(self, x, training=False, steps=None, watch=None):
         """x: (N, ...) -> the model's outputs (N, ...), one step of the plan after the other.
         training=True keeps what backward needs (and makes Dropout-like layers train). Given
-        steps (Nodes) or watch, it runs as a graph (see Model.forward)."""
+        steps (Nodes) or watch, it runs as a graph (see Model.forward). Under a GradientTape the
+        layers run one by one (unfused), each call recorded with what it saved for its backward."""
         if steps is not None or watch is not None:
             return super().forward(x, training, steps, watch)
         if self.device == "gpu":  # as Model.forward: layers without params first (augmentation)
             x = gpu.to_device(x)  # run on the device too
-        for step in self.execution_plan():
+        for step in self.layers if tape.recording() else self.execution_plan():
             x = step.forward(x, training)
         return x
 

@@ -17,6 +17,8 @@ class Dropout(Layer):
     (set_random_seed), or from the layer's own when seed= is given.
     """
 
+    inference_gradient = "identity"  # y = x at inference: what a tape differentiates then
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate <= 1:
