@@ -1,6 +1,6 @@
 """One number for a training step and one for an inference batch: the tool for before/after.
 
-    python benchmarks/step_time.py --model recipe [--batch 64] [--steps 150] [--repeat 100]
+    python benchmarks/step_time.py --model recipe [--batch 64] [--steps 150] [--repeat 100] [--numpy-first]
 
 Prints the median milliseconds of `train_on_batch` (over --steps calls, after 5 warm-up steps)
 and of `predict` on one batch (over --repeat calls), on the Numba backend, for the tutorial
@@ -15,9 +15,15 @@ worktree of the older commit against the working tree, four rounds:
     done
 
 (or the same code under two environments, as docs/benchmarks.md's "Threads" compares thread
-settings). For where the time goes inside a step, benchmarks/kernels.py.
+settings). --numpy-first imports NumPy before minicnn, as most programs do (minicnn sets the
+same thread settings either way: docs/benchmarks.md, "Import order"). For where the time goes
+inside a step, benchmarks/kernels.py.
 """
 import argparse
+import sys
+
+if "--numpy-first" in sys.argv:
+    import numpy  # noqa: F401  (the order of a ported Keras program: NumPy, then minicnn)
 
 import minicnn
 
@@ -49,9 +55,11 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=100)
+    parser.add_argument("--numpy-first", action="store_true", help="import NumPy before minicnn")
     args = parser.parse_args(argv)
     train, infer = measure(args.model, args.batch, args.steps, args.repeat)
-    print(f"{args.model} batch {args.batch}: train_on_batch {train:.2f} ms, predict {infer:.3f} ms")
+    order = "numpy first" if args.numpy_first else "minicnn first"
+    print(f"{args.model} batch {args.batch} ({order}): train_on_batch {train:.2f} ms, predict {infer:.3f} ms")
     return train, infer
 
 

@@ -8,38 +8,57 @@ Its namespace is Keras 3's, so a Keras program changes only its imports:
 """
 import os
 import sys
-import warnings
 
 from minicnn.version import __version__  # noqa: F401
 
 # OpenBLAS's worker threads spin for 2**28 cycles (a tenth of a second) after each matrix
 # product by default; on a 2-core machine they then hold the cores that minicnn's Numba loops
-# need next (measured: a training step of the tutorial model 15.9 ms with the default,
-# 12.4-13.0 ms with 2**10 cycles). Too short a wait costs too: a product that starts after its
-# workers went to sleep waits for them to wake. 2**15 cycles (about 12 us) measured best of
-# 2**10-2**17 (tutorial step 11.1 -> 10.2 ms, inference at batch 64 3.6 -> 3.0 ms; the recipe's
-# 28 -> 26 and 6.3 -> 5.4; the same held to AVX2: docs/benchmarks.md). OpenBLAS reads this when
-# NumPy first loads it, so it takes effect when minicnn is imported before NumPy (as in the
-# tutorial); a value you set wins. Imported after NumPy, minicnn says so once (an epoch of the
-# recipe: 34.5 s instead of 30.7 s).
+# need next. Too short a wait costs too: a product that starts after its workers went to sleep
+# waits for them to wake. 2**15 cycles (about 12 us) measured best of 2**10-2**17 on both models,
+# natively and held to AVX2 (docs/benchmarks.md, "Threads"). A value you set wins.
 BLAS_THREAD_TIMEOUT = "15"
-_timeout_too_late = "numpy" in sys.modules and "OPENBLAS_THREAD_TIMEOUT" not in os.environ
+_timeout_is_ours = "OPENBLAS_THREAD_TIMEOUT" not in os.environ
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
 
 
-def _warn_if_timeout_too_late():
-    if not _timeout_too_late:
-        return
+def _loaded_openblas():
+    """The OpenBLAS libraries this process has loaded (NumPy's, SciPy's...), as ctypes handles.
+    Linux only: the list comes from /proc/self/maps."""
+    import ctypes
+
     try:
-        import numpy
-        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
-    except Exception:  # noqa: BLE001  (a NumPy without show_config's dicts: say nothing)
-        return
-    if "openblas" in str(blas).lower():
-        warnings.warn(f"minicnn was imported after NumPy, too late to set OPENBLAS_THREAD_TIMEOUT={BLAS_THREAD_TIMEOUT}: "
-                      "OpenBLAS's idle threads will spin on the cores minicnn's compiled loops need, and training runs "
-                      f"10-30% slower. Import minicnn before NumPy, or set OPENBLAS_THREAD_TIMEOUT={BLAS_THREAD_TIMEOUT} in the "
-                      "environment.", RuntimeWarning, stacklevel=3)
+        with open("/proc/self/maps") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if "openblas" in line.lower()}
+    except OSError:
+        return []
+    libs = []
+    for path in sorted(p for p in paths if ".so" in os.path.basename(p)):
+        try:
+            libs.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return libs
+
+
+def _set_blas_thread_timeout():
+    """Give OpenBLAS the thread timeout now, when NumPy was imported before minicnn.
+
+    OpenBLAS reads its environment once, when NumPy first loads it, and hands the timeout to its
+    worker threads when it starts them. Most programs import NumPy first, so setting the variable
+    at `import minicnn` comes too late for them. OpenBLAS exports the three functions that redo
+    both steps: read the environment again, stop the workers, start them again. Returns how many
+    libraries were updated (0 where NumPy uses another BLAS)."""
+    done = 0
+    for lib in _loaded_openblas():
+        try:
+            read_env, shutdown, init = lib.openblas_read_env, lib.blas_thread_shutdown_, lib.blas_thread_init
+        except AttributeError:  # a build without these names (an OpenMP one): leave it as it is
+            continue
+        read_env()
+        shutdown()
+        init()
+        done += 1
+    return done
 
 
 def _keep_freed_memory():
@@ -66,7 +85,8 @@ def _keep_freed_memory():
 
 
 _keep_freed_memory()
-_warn_if_timeout_too_late()
+if _timeout_is_ours and "numpy" in sys.modules:  # NumPy came first: OpenBLAS has read its environment
+    _set_blas_thread_timeout()
 
 from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers them)
     activations,

@@ -90,7 +90,18 @@ def _monitored(logs, monitor, who):
 
 class EarlyStopping(Callback):
     """Stop fit when `monitor` has not improved by more than min_delta for `patience` epochs.
-    restore_best_weights puts back the weights of the best epoch when it stops (or ends)."""
+    restore_best_weights puts back the weights of the best epoch when it stops (or ends).
+
+    Args:
+        monitor (str): the figure of the logs to watch ("loss", "val_accuracy", ...). Defaults to
+            "val_loss".
+        min_delta (float): the least change that counts as an improvement. Defaults to 0.0.
+        patience (int): epochs without improvement before stopping. Defaults to 0.
+        mode (str): "min", "max", or "auto" (max for accuracies, min for the rest). Defaults to "auto".
+        baseline (float | None): a value to beat from the start. Defaults to None.
+        restore_best_weights (bool): put back the best epoch's weights at the end. Defaults to False.
+        start_from_epoch (int): epochs to wait before watching. Defaults to 0.
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
@@ -135,6 +146,17 @@ class ModelCheckpoint(Callback):
     filepath may hold Keras-style fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz" (epoch and batch
     count from 1). save_best_only keeps only files of a better `monitor` than the best so far
     (initial_value_threshold: the value to beat at first); verbose=1 says when it saves.
+
+    Args:
+        filepath (str | Path): where to save; may hold {epoch} and the logs' fields.
+        monitor (str): the figure of the logs to watch ("loss", "val_accuracy", ...). Defaults to
+            "val_loss".
+        verbose (int): 1 prints a line at each save. Defaults to 0.
+        save_best_only (bool): save only when monitor improves. Defaults to False.
+        save_weights_only (bool): save the weights alone (model.save_weights). Defaults to False.
+        mode (str): "min", "max", or "auto" (max for accuracies, min for the rest). Defaults to "auto".
+        save_freq (str | int): "epoch", or a number of batches. Defaults to "epoch".
+        initial_value_threshold (float | None): the value to beat at first. Defaults to None.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
@@ -190,6 +212,11 @@ class CSVLogger(Callback):
 
     The whole file is rewritten atomically after each epoch, so it is always complete up to
     the last finished epoch. append=True keeps the rows of an earlier run.
+
+    Args:
+        filename (str | Path): the CSV file.
+        separator (str): between the fields. Defaults to ",".
+        append (bool): keep an existing file's rows. Defaults to False.
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -216,7 +243,19 @@ class CSVLogger(Callback):
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by `factor` when `monitor` has not improved (by more than
     min_delta) for `patience` epochs, as Keras: then wait `cooldown` epochs, never below min_lr.
-    The logs (and History) get the epoch's "learning_rate"."""
+    The logs (and History) get the epoch's "learning_rate".
+
+    Args:
+        monitor (str): the figure of the logs to watch ("loss", "val_accuracy", ...). Defaults to
+            "val_loss".
+        factor (float): the rate is multiplied by it, < 1. Defaults to 0.1.
+        patience (int): epochs without improvement before a cut. Defaults to 10.
+        verbose (int): 1 prints a line at each cut. Defaults to 0.
+        mode (str): "min", "max", or "auto" (max for accuracies, min for the rest). Defaults to "auto".
+        min_delta (float): the least change that counts as an improvement. Defaults to 1e-4.
+        cooldown (int): epochs to wait after a cut. Defaults to 0.
+        min_lr (float): the rate never goes below it. Defaults to 0.0.
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
@@ -255,7 +294,12 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at the start of each epoch to schedule(epoch, lr) (or schedule(epoch)),
-    as Keras; the logs get the epoch's "learning_rate"."""
+    as Keras; the logs get the epoch's "learning_rate".
+
+    Args:
+        schedule (callable): schedule(epoch, lr) or schedule(epoch) -> the epoch's learning rate.
+        verbose (int): 1 prints the rate at each epoch. Defaults to 0.
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
@@ -290,7 +334,11 @@ class TerminateOnNaN(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from functions, as Keras: LambdaCallback(on_epoch_end=lambda epoch, logs: ...)."""
+    """A callback from functions, as Keras: LambdaCallback(on_epoch_end=lambda epoch, logs: ...).
+
+    Args:
+        **hooks (callable): on_epoch_end=..., on_train_batch_begin=..., any hook of Callback.
+    """
 
     HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
              "on_train_batch_end")
@@ -317,7 +365,13 @@ class BackupAndRestore(Callback):
     end of every epoch into backup_dir; when fit starts and a backup is there, restore it and go on
     from the next epoch. A fit that was interrupted or killed, run again, ends with the same weights
     as one that never stopped (bit for bit: the shuffling's random state is restored too). The
-    backup is deleted when fit ends normally (delete_checkpoint=True)."""
+    backup is deleted when fit ends normally (delete_checkpoint=True).
+
+    Args:
+        backup_dir (str | Path): the folder of the backup.
+        save_freq (str): only "epoch". Defaults to "epoch".
+        delete_checkpoint (bool): delete the backup when fit ends normally. Defaults to True.
+    """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()

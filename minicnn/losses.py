@@ -171,7 +171,15 @@ def log_softmax(z):
 class CategoricalCrossentropy(LossSpec):
     """-sum_k y_k log p_k, as keras.losses.CategoricalCrossentropy. from_logits=True: y_pred are
     logits z and p = softmax(z) is taken inside, stably, with the exact gradient (softmax(z) - y) / N.
-    label_smoothing s: targets y (1 - s) + s / K."""
+    label_smoothing s: targets y (1 - s) + s / K.
+
+    Args:
+        from_logits (bool): y_pred are logits, not probabilities. Defaults to False.
+        label_smoothing (float): s in [0, 1]; targets become y (1 - s) + s / K. Defaults to 0.0.
+        name (str): the loss's name in logs. Defaults to "categorical_crossentropy".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, from_logits=False, label_smoothing=0.0, name="categorical_crossentropy", **kwargs):
         self.label_smoothing = float(label_smoothing)
@@ -211,7 +219,14 @@ class CategoricalCrossentropy(LossSpec):
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer labels (N,) or (N, 1), as
-    keras.losses.SparseCategoricalCrossentropy; from_logits as CategoricalCrossentropy."""
+    keras.losses.SparseCategoricalCrossentropy; from_logits as CategoricalCrossentropy.
+
+    Args:
+        from_logits (bool): y_pred are logits, not probabilities. Defaults to False.
+        name (str): the loss's name in logs. Defaults to "sparse_categorical_crossentropy".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, from_logits=False, name="sparse_categorical_crossentropy", **kwargs):
         super().__init__(from_logits=from_logits, name=name, sparse=True, **kwargs)
@@ -221,7 +236,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 class MeanSquaredError(LossSpec):
-    """mean_k (p_k - y_k)^2 per sample, as keras.losses.MeanSquaredError."""
+    """mean_k (p_k - y_k)^2 per sample, as keras.losses.MeanSquaredError.
+
+    Args:
+        name (str): the loss's name in logs. Defaults to "mean_squared_error".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, name="mean_squared_error", **kwargs):
         kwargs.pop("reduction", None)
@@ -230,7 +251,15 @@ class MeanSquaredError(LossSpec):
 
 class BinaryCrossentropy(LossSpec):
     """Binary cross-entropy, as keras.losses.BinaryCrossentropy: from_logits=True takes logits z
-    (sigmoid inside, stably; gradient (sigmoid(z) - y) / (N K)); label_smoothing s: y (1 - s) + s / 2."""
+    (sigmoid inside, stably; gradient (sigmoid(z) - y) / (N K)); label_smoothing s: y (1 - s) + s / 2.
+
+    Args:
+        from_logits (bool): y_pred are logits, not probabilities. Defaults to False.
+        label_smoothing (float): s in [0, 1]; targets become y (1 - s) + s / 2. Defaults to 0.0.
+        name (str): the loss's name in logs. Defaults to "binary_crossentropy".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy", **kwargs):
         kwargs.pop("reduction", None)
@@ -247,7 +276,13 @@ class BinaryCrossentropy(LossSpec):
 
 
 class MeanAbsoluteError(LossSpec):
-    """mean_k |p_k - y_k| per sample, as keras.losses.MeanAbsoluteError."""
+    """mean_k |p_k - y_k| per sample, as keras.losses.MeanAbsoluteError.
+
+    Args:
+        name (str): the loss's name in logs. Defaults to "mean_absolute_error".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, name="mean_absolute_error", **kwargs):
         kwargs.pop("reduction", None)
@@ -255,7 +290,14 @@ class MeanAbsoluteError(LossSpec):
 
 
 class Huber(LossSpec):
-    """Quadratic within delta of the target, linear beyond, as keras.losses.Huber."""
+    """Quadratic within delta of the target, linear beyond, as keras.losses.Huber.
+
+    Args:
+        delta (float): where the quadratic part ends and the linear one begins. Defaults to 1.0.
+        name (str): the loss's name in logs. Defaults to "huber_loss".
+
+    reduction= is accepted and ignored: the loss is the mean over the batch, Keras's default.
+    """
 
     def __init__(self, delta=1.0, name="huber_loss", **kwargs):
         kwargs.pop("reduction", None)

@@ -14,7 +14,7 @@ from collections import Counter
 
 import numpy as np
 
-from minicnn import backend, fusion, gpu, registry, saving, tape
+from minicnn import backend, fusion, gpu, registry, saving, summary, tape
 from minicnn.layers import base
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
@@ -45,6 +45,11 @@ class Model(Trainer):
     where a tensor fed several calls, adds up (+=) the gradients that come back from each:
     micrograd's backward, with layers for scalars (docs/functional.md). Sequential is the
     special case of a chain.
+
+    Args:
+        inputs (KerasTensor | list | None): the graph's Input. Defaults to None (a subclass or Sequential).
+        outputs (KerasTensor | list | None): the tensor(s) it computes. Defaults to None.
+        name (str): the model's name. Defaults to "model".
     """
 
     chain = False  # a graph; Sequential's layers form a chain
@@ -530,47 +535,8 @@ class Model(Trainer):
     def summary(self, line_length=None, positions=None, print_fn=print, **kwargs):
         """Keras's table (layer, output shape, params, and for a graph the layers each one reads:
         "Connected to") plus multiply-adds per image. line_length sets the width of the rules
-        (as Keras); positions and Keras's other options are accepted."""
-        if not self.built:
-            raise RuntimeError("the model is not built yet: give the first layer input_shape=, "
-                               "or call fit/predict once")
-        chain = self.chain
-        rows = []
-        for layer, shape, out, inbound in self._summary_entries():
-            row = [f"{layer.name} ({type(layer).__name__})", str(out), f"{layer.count_params():,}",
-                   f"{layer.count_macs(shape):,}"]
-            rows.append(row if chain else [*row, ", ".join(inbound)])
-        head = ["Layer (type)", "Output Shape", "Param #", "Mult-adds"] + ([] if chain else ["Connected to"])
-        widths = [max(len(r[i]) for r in [head, *rows]) + 2 for i in range(len(head))]
-        line = "-" * (line_length or sum(widths))
-
-        def fmt(r):
-            return "".join(c.rjust(w) if i in (2, 3) else ("  " + c if i == 4 else c).ljust(w)
-                           for i, (c, w) in enumerate(zip(r, widths)))
-        trainable = sum(p.size for layer in self.layers if layer.trainable for p in layer.params.values())
-        total_macs = sum(int(r[3].replace(",", "")) for r in rows)
-        text = [f'Model: "{self.name}"', line, fmt(head), "=" * len(line), *map(fmt, rows), "=" * len(line),
-                f"Total params: {self.count_params():,}",
-                f"Trainable params: {trainable:,}",
-                f"Non-trainable params: {self.count_params() - trainable:,}",
-                f"Forward multiply-adds per image: {total_macs:,}", line]
-        print_fn("\n".join(text).rstrip())
-
-    def _summary_entries(self):
-        """(layer, input shape, output shape, names of the layers it reads) for each layer, its
-        first call's shapes (a layer called twice is one row)."""
-        if self._subclassed:  # no graph: each layer's shapes as it was built
-            return [(layer, layer.input_shape, layer.compute_output_shape(layer.input_shape), [])
-                    for layer in self.layers if layer.built]
-        entries = {}
-        for node in self._nodes:
-            inbound = [t.layer.name for t in node.inputs]
-            if id(node.layer) in entries:
-                entries[id(node.layer)][3].extend(inbound)
-            else:
-                shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
-                entries[id(node.layer)] = (node.layer, shape, node.output.shape, inbound)
-        return list(entries.values())
+        (as Keras); positions and Keras's other options are accepted. See minicnn.summary."""
+        summary.summary(self, line_length, positions, print_fn, **kwargs)
 
 
 def _parameters(fn):

@@ -1,6 +1,7 @@
 """ModelLayer: a model used as one layer of another."""
 from minicnn import registry
 from minicnn.layers.base import Layer
+from minicnn.summary import layer_calls
 
 
 @registry.register_serializable()
@@ -42,7 +43,7 @@ class ModelLayer(Layer):
         return self.model.output_shape
 
     def count_macs(self, input_shape):
-        return sum(layer.count_macs(shape) for layer, shape, _, _ in self.model._summary_entries())
+        return sum(layer.count_macs(shape) for layer, shape, _, _ in layer_calls(self.model))
 
     def call(self, x, training=False):
         if training:

@@ -29,6 +29,22 @@ def all_finite(*arrays):
 
 
 class Optimizer:
+    """What every optimizer shares, as Keras 3's base optimizer: the learning rate (or its
+    schedule), decoupled weight decay and gradient clipping; apply_gradients runs one step, and
+    each subclass's update() is its rule for one param.
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size, or a schedule of it
+            (minicnn.schedules).
+        weight_decay (float | None): decoupled weight decay, p -= p * weight_decay * lr before each step.
+            Defaults to None.
+        clipnorm (float | None): clip each gradient to this norm. Defaults to None.
+        clipvalue (float | None): clip each gradient's entries to [-clipvalue, clipvalue]. Defaults to
+            None.
+        global_clipnorm (float | None): clip all gradients together to this global norm. Defaults to None
+            (only one of the three clips may be set).
+    """
+
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  **kwargs):
         for old, new in (("lr", "learning_rate"), ("decay", "a schedule, or the ReduceLROnPlateau callback")):
@@ -158,7 +174,16 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """p -= lr * g; with momentum: m = momentum * m - lr * g, p += m (Nesterov: p += momentum * m - lr * g)."""
+    """p -= lr * g; with momentum: m = momentum * m - lr * g, p += m (Nesterov: p += momentum * m - lr * g).
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.01.
+        momentum (float): how much of the last velocity each step keeps, >= 0. Defaults to 0.0.
+        nesterov (bool): Nesterov momentum. Defaults to False.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
@@ -192,6 +217,16 @@ class Adam(Optimizer):
         p -= alpha * m / (sqrt(v) + epsilon)
 
     (The textbook form adds epsilon to the bias-corrected sqrt(v_hat): close, not equal.)
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        beta_1 (float): decay of the first moment m. Defaults to 0.9.
+        beta_2 (float): decay of the second moment v. Defaults to 0.999.
+        epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
+        amsgrad (bool): divide by the largest v seen so far (AMSGrad). Defaults to False.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
     """
 
     slot_names = ("m", "v")
@@ -228,8 +263,8 @@ class Adam(Optimizer):
         """On the Numba backend (host arrays) or a GPU (device arrays), arrays of one dtype: the
         same update (AdamW's weight decay included) in compiled passes per param
         (numba_kernels.adam_step, cupy_kernels.adam_step), checked for finiteness first, then
-        applied: all or nothing as the NumPy path, without its copies (a training step of the
-        tutorial model: about 1 ms less, of the recipe's AdamW: 3 ms)."""
+        applied: all or nothing as the NumPy path, without its copies (what that saves per step:
+        docs/benchmarks.md, "What each choice in the kernels buys")."""
         from minicnn import backend, gpu
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
         kernels = backend.kernels_for(params[0])
@@ -263,6 +298,16 @@ class RMSprop(Optimizer):
         v = rho v + (1 - rho) g^2          (centered: a = rho a + (1 - rho) g, and v - a^2 below)
         step = lr g / sqrt(v + epsilon)
         p -= step, or with momentum: m = momentum m + step, p -= m
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        rho (float): decay of the average of g^2. Defaults to 0.9.
+        momentum (float): momentum on the steps. Defaults to 0.0.
+        epsilon (float): added under the square root. Defaults to 1e-7.
+        centered (bool): divide by the variance of g rather than its second moment. Defaults to False.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
@@ -297,7 +342,19 @@ class RMSprop(Optimizer):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Keras's default 0.004): p -= p * weight_decay * lr before
-    each Adam step."""
+    each Adam step.
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        weight_decay (float): the decoupled decay. Defaults to 0.004.
+        beta_1 (float): decay of the first moment m. Defaults to 0.9.
+        beta_2 (float): decay of the second moment v. Defaults to 0.999.
+        epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
+        amsgrad (bool): as Adam's. Defaults to False.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
@@ -305,7 +362,16 @@ class AdamW(Adam):
 
 
 class Adagrad(Optimizer):
-    """a += g^2 (from initial_accumulator_value);  p -= lr g / sqrt(a + epsilon)."""
+    """a += g^2 (from initial_accumulator_value);  p -= lr g / sqrt(a + epsilon).
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        initial_accumulator_value (float): the accumulator a's starting value. Defaults to 0.1.
+        epsilon (float): added under the square root. Defaults to 1e-7.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     slot_names = ("a",)
 
@@ -329,7 +395,17 @@ class Adagrad(Optimizer):
 
 class Adadelta(Optimizer):
     """a = rho a + (1 - rho) g^2;  delta = -sqrt(d + eps) g / sqrt(a + eps);
-    d = rho d + (1 - rho) delta^2;  p += lr delta."""
+    d = rho d + (1 - rho) delta^2;  p += lr delta.
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001 (1.0 is the
+            paper's).
+        rho (float): decay of both running averages. Defaults to 0.95.
+        epsilon (float): added under the square roots. Defaults to 1e-7.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     slot_names = ("a", "d")
 
@@ -351,7 +427,17 @@ class Adadelta(Optimizer):
 
 
 class Adamax(Optimizer):
-    """m += (g - m)(1 - beta_1);  u = max(beta_2 u, |g|);  p -= lr m / ((1 - beta_1^t)(u + epsilon))."""
+    """m += (g - m)(1 - beta_1);  u = max(beta_2 u, |g|);  p -= lr m / ((1 - beta_1^t)(u + epsilon)).
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        beta_1 (float): decay of the first moment m. Defaults to 0.9.
+        beta_2 (float): decay of the infinity norm u. Defaults to 0.999.
+        epsilon (float): added to u against division by zero. Defaults to 1e-7.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     slot_names = ("m", "u")
 
@@ -373,7 +459,17 @@ class Adamax(Optimizer):
 class Nadam(Optimizer):
     """Adam with Nesterov momentum, Keras's form: with mu_t = beta_1 (1 - 0.5 * 0.96^t) and
     P_t = mu_1 ... mu_t,  m_hat = mu_{t+1} m / (1 - P_t mu_{t+1}) + (1 - mu_t) g / (1 - P_t),
-    v_hat = v / (1 - beta_2^t),  p -= lr m_hat / (sqrt(v_hat) + epsilon)."""
+    v_hat = v / (1 - beta_2^t),  p -= lr m_hat / (sqrt(v_hat) + epsilon).
+
+    Args:
+        learning_rate (float | LearningRateSchedule): the step size. Defaults to 0.001.
+        beta_1 (float): decay of the first moment m. Defaults to 0.9.
+        beta_2 (float): decay of the second moment v. Defaults to 0.999.
+        epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
+
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
+    Optimizer's.
+    """
 
     slot_names = ("m", "v")
 

@@ -16,7 +16,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minicnn import training
+from minicnn import checks
 from minicnn.gpu import to_host
 from minicnn.layers import Conv2D
 from minicnn.models import Model
@@ -132,7 +132,7 @@ def feature_maps(model, image, max_maps=8):
     x = np.asarray(image, dtype=np.float32)
     if x.ndim == 2:
         x = x[..., None]
-    x = training.check_x(model, x[None])
+    x = checks.check_x(model, x[None])
     # every layer's output at once, through a model whose outputs are all of them (a chain or a graph)
     probe = Model(model.inputs, [layer.output for layer in model.layers])
     outputs = probe.predict(x, verbose=0)

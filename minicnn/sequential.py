@@ -14,6 +14,11 @@ class Sequential(Model):
     Sequential([Conv2D(...), ...]) or Sequential() then add(layer). The model is built, and
     every layer's params created, as soon as the input shape is known: from the first
     layer's input_shape=, or from the first batch given to fit / evaluate / predict.
+
+    Args:
+        layers (list | None): the layers, first to last (an Input may come first). Defaults to None (add
+            them later).
+        name (str): the model's name. Defaults to "sequential".
     """
 
     chain = True  # each layer reads the one before
@@ -117,14 +122,6 @@ class Sequential(Model):
         for step in reversed(steps):
             dy = step.backward(dy)
         return dy
-
-    def _summary_entries(self):
-        entries, shape = [], self.input_shape
-        for layer in self.layers:
-            out = layer.compute_output_shape(shape)
-            entries.append((layer, shape, out, []))
-            shape = out
-        return entries
 
     def get_config(self):
         """{"name", "input_shape", "layers": [{"class_name", "config"}, ...]}: plain JSON values

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minicnn import training
+from minicnn import checks
 from minicnn.gpu import as_like, synchronize, to_host
 
 
@@ -86,10 +86,10 @@ def trace(model, x, y=None, keep=False, warmup=True):
     The model runs call by call (model.nodes: each layer on its own, never fused), a row per
     call; a graph's backward adds up gradients where tensors fan out, as in training."""
     if y is None:
-        x = training.check_x(model, x)
+        x = checks.check_x(model, x)
     else:
-        training.check_compiled(model, "trace")
-        x, y = training.check_data(model, x, y)
+        checks.check_compiled(model, "trace")
+        x, y = checks.check_data(model, x, y)
     nodes = model.nodes
     firsts = [n.layer for n in nodes if model.inputs[0] in n.inputs]
     had = [layer.input_grad for layer in firsts]

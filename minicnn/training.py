@@ -1,5 +1,7 @@
 """The training loop, as Keras 3's Trainer: compile, fit, evaluate, predict and their one-batch
-forms, with the checks at the public boundary.
+forms, and nothing else. What the loop checks before a batch reaches a layer is in
+minicnn/checks.py, where its batches come from in minicnn/batches.py, and model.summary's
+table in minicnn/summary.py.
 
 It drives a model through the model's public core only (minicnn/model.py): `forward`,
 `train_step`, `layers`, `build`. So the same loop trains Sequential and any other Model.
@@ -22,14 +24,24 @@ from minicnn import gpu
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
+from minicnn.batches import ArrayBatches, BatchSource, is_batch_source
 from minicnn.callbacks import CallbackList, History
+from minicnn.checks import (
+    check_compiled,
+    check_count,
+    check_data,
+    check_positive,
+    check_x,
+    non_finite_advice,
+    sample_weights,
+)
 from minicnn.optimizers import NonFiniteError
-from minicnn.utils import PyDataset, rng
+from minicnn.utils import PyDataset
 
 # predict and evaluate on the CPU run their forward passes on at most this many samples at a
-# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized (measured
-# on 2 cores: 14,100 images/s in chunks of 128, 9,500 in one pass over 1,000, whose im2col
-# columns alone take 230 MB).
+# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized instead of
+# im2col columns that grow with the batch (docs/benchmarks.md, "What each choice in the kernels
+# buys").
 INFERENCE_CHUNK = 128
 
 
@@ -84,9 +96,9 @@ class Trainer:
         validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
         check_compiled(self, "fit")
         verbose = 1 if verbose == "auto" else verbose
-        batch_size, epochs = _positive("batch_size", batch_size), _count("epochs", epochs)
+        batch_size, epochs = check_positive("batch_size", batch_size), check_count("epochs", epochs)
         if not isinstance(validation_freq, (list, tuple, set)):
-            validation_freq = _positive("validation_freq", validation_freq)
+            validation_freq = check_positive("validation_freq", validation_freq)
         if is_batch_source(x):
             if y is not None or sample_weight is not None or validation_split:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
@@ -130,7 +142,7 @@ class Trainer:
                     try:
                         loss, p = self.train_step(xb, yb, wb)
                     except NonFiniteError as e:
-                        raise NonFiniteError(_non_finite_advice(e, epoch, epochs, step, steps,
+                        raise NonFiniteError(non_finite_advice(e, epoch, epochs, step, steps,
                                                                 xb if first_x is None else first_x, self)) from None
                     loss_sum += loss * len(xb)
                     seen += len(xb)
@@ -170,7 +182,7 @@ class Trainer:
         or generator x, `steps` of them). Returns [loss, accuracy] when compiled with
         metrics=["accuracy"], else the loss (a dict with return_dict)."""
         check_compiled(self, "evaluate")
-        batch_size = _positive("batch_size", batch_size)
+        batch_size = check_positive("batch_size", batch_size)
         if is_batch_source(x):
             if y is not None:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
@@ -222,7 +234,7 @@ class Trainer:
                 return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
             return np.concatenate(parts)
         x = check_x(self, x)
-        batch_size = _positive("batch_size", batch_size)
+        batch_size = check_positive("batch_size", batch_size)
         outs = many = None
         cbs = CallbackList(callbacks or [], model=self)
         cbs.on_predict_begin()
@@ -239,193 +251,3 @@ class Trainer:
                 out[start:start + len(a)] = a
         cbs.on_predict_end()
         return outs if many else outs[0]
-
-
-# -- where the batches come from ------------------------------------------------------------------
-class ArrayBatches:
-    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order."""
-
-    def __init__(self, x, y, w, batch_size, shuffle=False):
-        self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
-        self.steps = -(-len(x) // batch_size)
-
-    def epoch(self):
-        order = rng().permutation(len(self.x)) if self.shuffle else None
-        for step in range(self.steps):
-            rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            idx = rows if order is None else order[rows]
-            yield self.x[idx], self.y[idx], None if self.w is None else self.w[idx]
-
-    def end_epoch(self):
-        pass
-
-
-def is_batch_source(x):
-    """A PyDataset, or an iterator or generator (of batches), rather than an array or a list."""
-    return isinstance(x, PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
-
-
-class BatchSource:
-    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch) or a generator
-    (the next `steps` of its batches; until it runs out without steps). Each batch is (x, y) or
-    (x, y, sample_weight)."""
-
-    def __init__(self, source, steps=None):
-        self.source = source
-        if steps is not None:
-            steps = _positive("steps_per_epoch", steps)
-        self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
-
-    def epoch(self):
-        if isinstance(self.source, PyDataset):
-            batches = (self.source[i] for i in range(self.steps))
-        else:
-            batches = self.source if self.steps is None else (next(self.source, None) for _ in range(self.steps))
-        for batch in batches:
-            if batch is None:  # the generator ran out before `steps`
-                return
-            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
-                raise ValueError(f"a batch must be (x, y) or (x, y, sample_weight), got {type(batch).__name__}"
-                                 + (f" of length {len(batch)}" if isinstance(batch, tuple) else ""))
-            yield batch if len(batch) == 3 else (*batch, None)
-
-    def end_epoch(self):
-        if isinstance(self.source, PyDataset):
-            self.source.on_epoch_end()
-
-
-# -- checks at the public boundary: also for tracing, plots and your own loops -------------------
-def check_compiled(model, what):
-    """A RuntimeError unless model.compile(...) has run."""
-    if model.loss is None or model.optimizer is None:
-        raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
-
-
-def check_x(model, x):
-    """x: (N, ...) as a NumPy array the model takes (building the model from its shape if it is
-    not built yet), or a TypeError / ValueError that names what is wrong with x."""
-    x = _numeric_array(x, "x")  # data sets stay on the host; batches move to the model's device
-    if x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"x must be a batch of samples of shape (N, ...), got shape {x.shape}")
-    _check_finite(x, model.layers[0].dtype if model.layers else np.dtype("float32"), "x")
-    if not model.built:
-        model.build(x.shape)
-    expected = model.input_shape
-    if x.shape[1:] != expected[1:]:
-        hint = ""
-        if x.ndim == len(expected) - 1 and expected[-1] == 1 and x.shape[1:] == expected[1:-1]:
-            hint = f"; add the channel axis: x.reshape(-1, {', '.join(map(str, expected[1:]))})"
-        raise ValueError(f"x must have shape (N, {', '.join(map(str, expected[1:]))}) to match the model's "
-                         f"input, got {x.shape}{hint}")
-    return x
-
-
-def check_data(model, x, y):
-    """(x, y) checked against each other and the compiled model: y one-hot (N, K) in the
-    outputs' dtype, or integer labels (N,) for a sparse loss."""
-    x = check_x(model, x)
-    if model.outputs is not None and len(model.outputs) > 1:
-        raise ValueError(f"fit and evaluate take a model of one output; this one has {len(model.outputs)} "
-                         "(predict gives them all)")
-    y = _numeric_array(y, "y")
-    if y.ndim == 0 or len(y) != len(x):
-        raise ValueError(f"x has {len(x)} samples but y has {len(y) if y.ndim else 'shape ()'}; they must match")
-    _check_finite(y, model.layers[-1].dtype, "y")
-    K = model.output_shape[-1]
-    if model.loss.sparse:
-        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
-            raise ValueError(f"sparse_categorical_crossentropy expects integer labels of shape (N,), got {y.shape}")
-        if y.dtype.kind == "f" and np.any(y != np.round(y)):
-            raise ValueError("sparse_categorical_crossentropy expects integer class labels; y holds "
-                             f"non-integer values such as {y[y != np.round(y)].flat[0]}")
-        if y.size and (y.min() < 0 or y.max() >= K):
-            raise ValueError(f"labels must be in 0..{K - 1} for a model with {K} outputs; "
-                             f"got values from {y.min()} to {y.max()}")
-    elif y.ndim == 1 and model.output_shape[1:] == (1,):  # one output per sample: (N,) targets, as Keras takes them
-        y = y.reshape(-1, 1).astype(model.layers[-1].dtype, copy=False)
-    elif y.shape[1:] != model.output_shape[1:]:
-        hint = ""
-        if y.ndim == 1 and model.loss.name == "categorical_crossentropy":
-            hint = ("; these look like integer labels: one-hot them with minicnn.utils.to_categorical(y) "
-                    "or use loss='sparse_categorical_crossentropy'")
-        raise ValueError(f"y must have shape (N, {', '.join(map(str, model.output_shape[1:]))}) to match "
-                         f"the model's output, got {y.shape}{hint}")
-    else:  # targets in the outputs' dtype, as Keras casts them: float64 or int targets take float32 steps
-        y = y.astype(model.layers[-1].dtype, copy=False)
-    return x, y
-
-
-def sample_weights(y, n, sample_weight, class_weight):
-    """The (n,) weights of each sample's loss, or None: sample_weight, or class_weight[class of
-    the sample] (a class missing from the dict weighs 1, as in Keras, which takes one of the two)."""
-    if sample_weight is None and class_weight is None:
-        return None
-    if sample_weight is not None and class_weight is not None:
-        raise ValueError("Arguments `sample_weight` and `class_weight` cannot be specified at the same time "
-                         "(as in Keras): fold the class weights into sample_weight")
-    w = np.ones(n, dtype=np.float32)
-    if sample_weight is not None:
-        sw = _numeric_array(sample_weight, "sample_weight")
-        if sw.shape not in ((n,), (n, 1)):
-            raise ValueError(f"sample_weight must have shape ({n},), one weight per sample, got {sw.shape}")
-        if sw.dtype.kind == "f" and not np.isfinite(sw).all() or (sw < 0).any():
-            raise ValueError("sample_weight must hold finite weights >= 0")
-        w *= sw.reshape(n).astype(np.float32)
-    if class_weight is not None:
-        if not isinstance(class_weight, dict):
-            raise TypeError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
-        labels = np.asarray(y).reshape(n, -1)
-        labels = labels.argmax(axis=-1) if labels.shape[1] > 1 else np.round(labels[:, 0]).astype(np.int64)
-        w *= np.array([class_weight.get(int(c), 1.0) for c in labels], dtype=np.float32)
-    return w
-
-
-def _numeric_array(a, what):
-    """a (an array, a nested list, a GPU array) as a NumPy array of numbers (bool, int, uint or
-    float), or a TypeError / ValueError that names the argument."""
-    a = gpu.to_host(a) if gpu.is_device_array(a) else a
-    try:
-        a = np.asarray(a)
-    except (TypeError, ValueError) as e:  # a ragged nested list
-        raise ValueError(f"{what} cannot be read as an array ({e}); nested lists must be rectangular") from None
-    if a.dtype.kind not in "fiub":
-        got = repr(a.item()) if a.dtype == object and a.ndim == 0 else f"dtype {a.dtype}"
-        raise TypeError(f"{what} must be a numeric array (bool, int or float), got {got}")
-    return a
-
-
-def _check_finite(a, dtype, what):
-    """NaN or Inf in the array `what` (x or y), or values beyond dtype's range (they become Inf
-    when cast): a ValueError that names it."""
-    if a.dtype.kind != "f" or a.size == 0:
-        return
-    bad = ~np.isfinite(a)
-    if bad.any():
-        where = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), a.shape))
-        raise ValueError(f"{what} holds {int(bad.sum())} NaN or Inf values (the first at index {where}); "
-                         "clean or drop those samples before training")
-    limit = np.finfo(dtype).max
-    if np.finfo(a.dtype).max > limit and np.abs(a).max() > limit:
-        hint = " Scale the inputs, e.g. x / 255 for pixels" if what == "x" else ""
-        raise ValueError(f"{what} holds values up to {np.abs(a).max():.3g}, beyond {dtype.name}'s range "
-                         f"({limit:.3g}); they would become Inf.{hint}")
-
-
-def _non_finite_advice(error, epoch, epochs, step, steps, x, model):
-    lr = getattr(model.optimizer, "learning_rate", None)
-    return (f"training stopped at epoch {epoch + 1}/{epochs}, batch {step + 1}/{steps}: {error}. "
-            "The weights are those of the last good step. Likely causes: inputs that are not "
-            f"scaled (x ranges over [{float(x.min()):.3g}, {float(x.max()):.3g}]; pixels belong in [0, 1]: x / 255), "
-            f"a learning rate too high (it is {lr}), or a loss that does not suit the outputs.")
-
-
-def _positive(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _count(name, value):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return int(value)

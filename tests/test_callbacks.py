@@ -1,4 +1,5 @@
-"""EarlyStopping, ModelCheckpoint and CSVLogger, as Keras's, on a tiny model."""
+"""EarlyStopping, ModelCheckpoint, CSVLogger, LearningRateScheduler, TerminateOnNaN, BackupAndRestore
+and ReduceLROnPlateau, as Keras's, on a tiny model."""
 import csv
 
 import numpy as np
@@ -6,7 +7,8 @@ import pytest
 from toy import small_data, small_model
 
 from minicnn.callbacks import Callback, CSVLogger, EarlyStopping, ModelCheckpoint
-from minicnn.models import load_model
+from minicnn.layers import Dense, Flatten
+from minicnn.models import Sequential, load_model
 from minicnn.utils import set_random_seed
 
 
@@ -189,3 +191,32 @@ def test_backup_and_restore_resumes_a_killed_fit_bit_for_bit(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.split() == straight.stdout.split()  # the same weights, Adam state and step count
     assert straight.stdout.split()[1] == "16" and not (tmp_path / "b" / "backup.npz").exists()  # deleted at the end
+
+
+def test_reduce_lr_on_plateau(keras, rng):
+    """The same sequence of losses through minicnn's callback and Keras's: the same rates, cut by
+    `factor` after `patience` epochs without improvement, `cooldown` epochs apart, not below min_lr."""
+    from minicnn.callbacks import ReduceLROnPlateau
+    from minicnn.optimizers import Adam
+    kwargs = {"monitor": "loss", "factor": 0.5, "patience": 2, "cooldown": 1, "min_lr": 0.02}
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(0.1))
+    k_model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    k_model.compile(loss="mse", optimizer=keras.optimizers.Adam(0.1))
+    runs = []
+    for m, cb in ((model, ReduceLROnPlateau(**kwargs)), (k_model, keras.callbacks.ReduceLROnPlateau(**kwargs))):
+        cb.set_model(m)
+        cb.on_train_begin()
+        rates = []
+        for epoch, loss in enumerate([1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.95, 0.96, 0.97, 0.98]):
+            logs = {"loss": loss}
+            cb.on_epoch_end(epoch, logs)
+            rates.append(round(float(logs["learning_rate"]), 6))
+        runs.append(rates)
+    assert runs[0] == runs[1] == [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.02, 0.02]
+    assert model.optimizer.learning_rate == 0.02
+    x, y = rng.random((8, 2, 2), dtype=np.float32), rng.integers(0, 2, 8)
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[ReduceLROnPlateau(monitor="loss", patience=1)])
+    assert history.history["learning_rate"][0] == pytest.approx(0.02)  # History sees what callbacks log
+    with pytest.raises(ValueError, match="factor >= 1.0"):
+        ReduceLROnPlateau(factor=2)

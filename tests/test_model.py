@@ -3,9 +3,10 @@ import pytest
 from toy import small_data, small_model, tutorial_model
 
 import minicnn
+from minicnn import losses
 from minicnn.callbacks import Callback
-from minicnn.layers import Activation, Conv2D, Dense, Flatten, MaxPooling2D
-from minicnn.models import Sequential
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, Input, MaxPooling2D, Softmax
+from minicnn.models import Sequential, load_model
 from minicnn.utils import set_random_seed, to_categorical
 
 
@@ -48,11 +49,6 @@ def test_layer_protocol_by_hand(rng):
     assert all(np.array_equal(a, b) for a, b in zip(before, layer.get_weights()))  # backward never updates
     with pytest.raises(ValueError, match="weight 'W' has shape"):
         layer.set_weights([np.zeros((2, 2)), np.zeros(3)])
-
-
-def test_flatten_is_hwc_order():
-    x = np.arange(2 * 2 * 3 * 2, dtype=np.float32).reshape(2, 2, 3, 2)
-    np.testing.assert_array_equal(Flatten()(x)[1], x[1].reshape(-1))
 
 
 def test_fit_evaluate_predict_api(capsys):
@@ -201,20 +197,6 @@ def test_validation_split_that_leaves_nothing_is_a_clear_error():
     assert set(history.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
-@pytest.mark.parametrize("padding", ["SAME", "Same", "same", "VALID", "Valid"])
-def test_padding_is_case_insensitive_as_in_keras(padding):
-    conv, pool = Conv2D(2, 3, padding=padding), MaxPooling2D(3, strides=2, padding=padding)
-    assert conv.padding == pool.padding == padding.lower()
-    x = np.random.default_rng(0).random((1, 7, 7, 1), dtype=np.float32)
-    want = 7 if padding.lower() == "same" else 5
-    assert conv.forward(x).shape == (1, want, want, 2)
-    assert pool.forward(x).shape[1] == (4 if padding.lower() == "same" else 3)
-    assert Conv2D(**{**conv.get_config(), "name": "again"}).padding == padding.lower()
-    for bad in ("full", "", None, 1):
-        with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
-            Conv2D(2, 3, padding=bad)
-
-
 def test_to_categorical_like_keras():
     np.testing.assert_array_equal(to_categorical([2, 0, 1]), np.eye(3, dtype=np.float32)[[2, 0, 1]])
     assert to_categorical(np.array([[1], [3]]), 5).shape == (2, 5)
@@ -254,3 +236,32 @@ def test_predict_and_evaluate_do_not_depend_on_batch_size():
         np.testing.assert_allclose(model.predict(x, batch_size=b, verbose=0), one, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(model.evaluate(x, y, batch_size=b, verbose=0),
                                    model.evaluate(x, y, batch_size=1, verbose=0), rtol=1e-5)
+
+
+def test_tensorflow_numpy_and_softmax_config(rng, tmp_path):
+    model = Sequential([Flatten(input_shape=(3, 3)), Dense(2), Softmax()])
+    out = model(rng.random((2, 3, 3), dtype=np.float32))
+    assert out.numpy().shape == (2, 2) and type(out.numpy()) is np.ndarray
+    assert float(losses.SparseCategoricalCrossentropy()([0, 1], out).numpy()) > 0
+    assert type(load_model(model.save(tmp_path / "s.npz")).layers[-1]) is Softmax  # its get_config was broken
+
+
+# -- Input, the namespace, Keras conveniences ---------------------------------------------------------
+def test_keras_namespace_and_input(capsys):
+    assert minicnn.Sequential is Sequential and minicnn.Input is Input and minicnn.Model is minicnn.models.Model
+    assert minicnn.layers.MaxPool2D is minicnn.layers.MaxPooling2D
+    assert minicnn.layers.AvgPool2D is minicnn.layers.AveragePooling2D
+    assert minicnn.backend.image_data_format() == "channels_last"
+    model = minicnn.Sequential([minicnn.Input(shape=(6, 6, 1)), Conv2D(2, 3), Flatten(), Dense(2)])
+    assert model.built and model.input_shape == (None, 6, 6, 1) and len(model.layers) == 3  # the Input is no layer
+    assert model.get_layer(index=1) is model.layers[1] and model.get_layer(name=model.layers[0].name) is model.layers[0]
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        model.get_layer("nope")
+    x = np.zeros((3, 6, 6, 1), np.float32)
+    np.testing.assert_array_equal(model(x), model.predict(x, verbose=0))
+    model.summary(line_length=40)
+    assert "-" * 40 + "\n" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Input can only come first"):
+        model.add(minicnn.Input(shape=(2,)))
+    with pytest.raises(ValueError, match="Input needs a shape"):
+        minicnn.Input()

@@ -127,9 +127,9 @@ def maxpool_backward(dy, ctx):
 def _channel_sums(*arrays):
     """Each (N, ..., C) array summed over every axis but the last, as one matrix product:
     ones(M) @ a.reshape(M, C), which cuBLAS spreads over the whole GPU. CuPy's own sum over the
-    leading axes of a channels-last array hands each channel's M values to few threads: through
-    it, the recipe's first BatchNormalization (32 channels) took 1.7 ms forward at batch 64 and
-    24 ms at batch 512 on an H200 (benchmarks/gpu_step.py), against 0.3 ms for the next layers."""
+    leading axes of a channels-last array hands each channel's M values to few threads, which
+    made a BatchNormalization of few channels many times slower than the layers around it
+    (docs/gpu.md, "Figures"; benchmarks/gpu_step.py)."""
     cp = gpu.cupy()
     C = arrays[0].shape[-1]
     ones = cp.ones(arrays[0].size // C, dtype=arrays[0].dtype)
@@ -139,9 +139,9 @@ def _channel_sums(*arrays):
 def conv2d_backward(dy, ctx, W, need_dx=True):
     """reference.conv2d_backward: dy: (N, OH, OW, F) -> dx (N, H, W, C) or None, dW (KH, KW, C, F),
     db (F,). The bias gradient (dy summed over every output pixel of the batch) as a product
-    (_channel_sums): through CuPy's sum over the rows of the (N OH OW, F) gradient, the
-    tutorial's first convolution took 7.7 ms backward at batch 512 on an H200
-    (benchmarks/gpu_step.py). The rest as the reference writes it."""
+    (_channel_sums), for the reason given there: CuPy's sum over the rows of the (N OH OW, F)
+    gradient leaves most of the GPU idle (docs/gpu.md, "Figures"). The rest as the reference
+    writes it."""
     cols, xpad_shape, stride, pads = ctx
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape

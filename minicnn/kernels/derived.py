@@ -2,8 +2,9 @@
 
 At inference the same weights are transformed again for every batch: BatchNormalization folded
 into the convolution before it (minicnn/fusion.py), Winograd's filter transform U = G g G^T
-(minicnn/kernels/winograd.py). Small products and copies, but not free: with them kept, the
-recipe's inference went from 4.65-4.84 to 4.49-4.54 ms per batch of 64. A DerivedCache keeps the result with copies of the
+(minicnn/kernels/winograd.py). Small products and copies, but not free at inference, where they
+would be made again for every batch (docs/benchmarks.md, "What each choice in the kernels
+buys"). A DerivedCache keeps the result with copies of the
 arrays it came from and serves it again only when the arrays passed now are equal to those
 copies, element by element (np.array_equal: a few microseconds for a layer's weights). A weight
 changed in place, by an optimizer step, set_weights or a user's own write, is therefore never

@@ -14,13 +14,12 @@ not depend on how many threads run it.
 import os
 
 # Numba's OpenMP workers spin after each parallel loop by default (GNU OpenMP: 300,000 spins), and
-# on a 2-core machine they steal the cores from the BLAS threads of the matrix product that
-# follows (measured: conv2 forward 12 ms instead of 3.6 ms per batch). Passive waiting gives the
-# cores back, but then every parallel loop waits for its sleeping workers to wake: about 70 us
-# per loop measured here, and a training step runs dozens. A short spin (GOMP_SPINCOUNT=5000,
-# which wins over the passive policy in GNU OpenMP) covers the gaps between loops and gives the
-# core back soon after: tutorial step 11.1 -> 10.2 ms and inference 3.6 -> 3.0 ms per batch of
-# 64 with OPENBLAS_THREAD_TIMEOUT=15 (minicnn/__init__.py; docs/benchmarks.md, "Threads").
+# they steal the cores from the BLAS threads of the matrix product that follows. Passive waiting
+# gives the cores back, but then every parallel loop waits for its sleeping workers to wake, and a
+# training step runs dozens of loops. A short spin (GOMP_SPINCOUNT=5000, which wins over the
+# passive policy in GNU OpenMP) covers the gaps between loops and gives the core back soon after,
+# together with OPENBLAS_THREAD_TIMEOUT=15 (minicnn/__init__.py). The figures, and the spins and
+# timeouts tried: docs/benchmarks.md, "Threads".
 # Set before the first parallel call loads libgomp; values the user set win.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "5000")
@@ -33,7 +32,10 @@ from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
 CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (determinism)
-CHUNK_ROWS = 8192  # im2col rows per chunk of images: with KH KW C = 576, 19 MB of cols (measured best of 1k-100k)
+# im2col rows per chunk of images, into one reused buffer: a whole batch's columns would be
+# allocated and page-faulted at every call, and a chunk of this size stays near the cache
+# (the sizes tried: docs/benchmarks.md, "What each choice in the kernels buys").
+CHUNK_ROWS = 8192
 
 
 def _out_size(padded, k, s):
@@ -44,8 +46,8 @@ def _out_size(padded, k, s):
 def im2col(x, top, left, KH, KW, SH, SW, OH, OW, cols):
     """x: (N, H, W, C) -> cols: (N*OH*OW, KH*KW*C), row (n, i, j) is window (i, j) of image n with
     `top` rows and `left` columns of zeros padded before it: the padding is read as zeros where a
-    window hangs over the edge, never made (no padded copy of x, which np.pad took 0.3-0.4 ms
-    to write for each of the recipe's convolutions)."""
+    window hangs over the edge, never made: no padded copy of x to write and read again for each
+    convolution (docs/benchmarks.md, "What each choice in the kernels buys")."""
     N, H, W, C = x.shape
     for n in prange(N):
         for i in range(OH):
@@ -89,9 +91,9 @@ def col2im(dcols, top, left, KH, KW, SH, SW, OH, OW, dx):
 # Each `out[f] += ...` reads and writes the pixel's F values in memory: Numba cannot prove that the
 # output and the weights never overlap, so LLVM keeps nothing in registers from one statement to
 # the next. The fewer statements per pixel, the fewer trips: a 3 x 3 window adds its nine taps in
-# one statement (the first blocks of both models 1.15-1.5x faster than tap by tap), the weight
-# gradient four pixels per statement. Other windows go row by row and tap by tap, one vectorised
-# multiply-add along the row per tap; one tap per statement pixel by pixel measured 1.5-1.7x slower.
+# one statement, the weight gradient four pixels per statement. Other windows go row by row and
+# tap by tap, one vectorised multiply-add along the row per tap, rather than one tap per statement
+# pixel by pixel (both choices timed in docs/benchmarks.md, "What each choice in the kernels buys").
 @njit(cache=True, inline="always", error_model="numpy")  # inlined into the caller: as fast as writing the loops there
 def _row_forward(xpad, n, i0, SW, W, out):
     """out: (OW, F) += the output row whose windows start at row i0 of xpad[n] (no bias)."""
@@ -248,9 +250,10 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
 def _winograd_pays(W, stride, OH, OW):
     """True where the forward pass takes Winograd F(2x2, 3x3) (minicnn/kernels/winograd.py) instead
     of im2col + sgemm: 3 x 3 windows of stride 1, too wide for the direct loops, and an output of
-    even height and width, which the 2 x 2 tiles cover exactly. Measured (benchmarks/winograd.py,
-    docs/winograd.md): faster there, with AVX-512 and held to AVX2; on a 7 x 7 output the tiles
-    hanging over the edge (16 for 12.25) ate the gain. The backward passes stay on im2col."""
+    even height and width, which the 2 x 2 tiles cover exactly: there it is faster, with AVX-512
+    and held to AVX2, while on an odd output the tiles hanging over the edge (16 for 12.25) eat the
+    gain. The backward passes stay on im2col. Figures: docs/winograd.md, "What it buys here", and
+    docs/benchmarks.md, "Tried and left out"."""
     KH, KW, C, _ = W.shape
     return (KH, KW) == (3, 3) and tuple(stride) == (1, 1) and KH * KW * C > DIRECT_MAX_WINDOW \
         and OH % 2 == 0 and OW % 2 == 0
@@ -287,7 +290,9 @@ def _gemm_backward(dy, x, pads, W, stride, need_dx):
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape
     dy2 = dy.reshape(N * OH * OW, F)
-    db = np.ones(len(dy2), dtype=dy.dtype) @ dy2  # sum over the rows: by BLAS, 2.6-3.7x faster than dy2.sum(axis=0)
+    # the sum over the rows as a product with ones: BLAS spreads it over the cores and the vector
+    # units, where dy2.sum(axis=0) walks the rows (docs/benchmarks.md, "What each choice...")
+    db = np.ones(len(dy2), dtype=dy.dtype) @ dy2
     Wm = W.reshape(KH * KW * C, F)
     dW = np.zeros((KH * KW * C, F), dtype=dy.dtype)
     chunks = _chunks(N, OH, OW)
@@ -665,7 +670,7 @@ def _bn_relu_pool_sums(dy, y, zmax, mean, inv_std, partial_b, partial_g):
     dy, y, zmax: (R, C)) of g and g xhat, g the gradient reaching the normalized map: dy at each
     window's maximum where y > 0, 0 elsewhere. Only the pooled cells are visited; xhat there is
     recomputed from the z kept at the maximum. (_bn_sums on a NumPy-made g would do the same with
-    one more pass and array: measured 1.40 ms instead of 0.99 for the first block's backward.)"""
+    one more pass over memory and one more array, which this step is bound by.)"""
     R, C = dy.shape
     T = partial_b.shape[0]
     for t in prange(T):
@@ -733,7 +738,7 @@ def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
 
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------
 # error_model="numpy": a division by zero gives Inf or NaN, as in NumPy, instead of a Python
-# exception; without the check that raises it, the loops are vectorised (3.5x faster here).
+# exception; without the check that raises it, LLVM can vectorise the loops.
 @njit(cache=True, inline="always", error_model="numpy")
 def _adam_new(p, g, m, v, alpha, c1, c2, eps, wd, lr):
     """One element's new (m, v, p), in the same float operations as optimizers.Adam.update

@@ -30,7 +30,7 @@ twin for the forward pass where it measured faster than im2col (numba_kernels._w
 with ReLU and 2 x 2 max pooling, each output tile one pooling window (conv3x3_relu_pool2).
 Not everywhere: the 16 products have only C terms each, and BLAS runs such short products at
 about half the speed of im2col's one product with 9 C terms, so the 2.25x fewer multiplies
-become 3-20% less time for a convolution alone (docs/winograd.md, benchmarks/winograd.py).
+save much less than 2.25x the time (docs/winograd.md, "What it buys here"; benchmarks/winograd.py).
 """
 import numpy as np
 from numba import njit, prange
@@ -79,8 +79,8 @@ def padded_shape(shape, pads):
 def filter_transform(W):
     """U: (4, 4, C, F) = G g G^T for every filter g = W[:, :, c, f]; W: (3, 3, C, F). Entry (a, b)
     of G g G^T is the sum over i, j of G[a, i] G[b, j] g[i, j]: for all filters at once, one
-    matrix product (16 x 9) @ (9 x C F) with GG = kron(G, G). (The einsum that writes
-    G g G^T as it reads is 10x slower.)"""
+    matrix product (16 x 9) @ (9 x C F) with GG = kron(G, G), which BLAS runs at full speed, rather
+    than the einsum that writes G g G^T as it reads.)"""
     C, F = W.shape[2:]
     return (GG.astype(W.dtype) @ W.reshape(9, C * F)).reshape(4, 4, C, F)
 

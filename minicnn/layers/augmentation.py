@@ -113,9 +113,17 @@ class _AffineLayer(RandomImageLayer):
 class RandomTranslation(_AffineLayer):
     """Shift each image by a random fraction of its size, as keras.layers.RandomTranslation.
 
-    height_factor, width_factor: f (a shift in [-f, f] of the height or width) or (lower, upper),
-    within [-1, 1]; a positive shift moves the image down (right). Pixels that come in from
-    outside follow fill_mode: "reflect" (default), "wrap", "constant" (fill_value) or "nearest".
+    Args:
+        height_factor (float | tuple): f (a shift in [-f, f] of the height) or (lower, upper), within
+            [-1, 1]; a positive shift moves the image down.
+        width_factor (float | tuple): the same for the width; a positive shift moves it right.
+        fill_mode (str): "reflect", "wrap", "constant" or "nearest": what fills the pixels that come from
+            outside. Defaults to "reflect".
+        interpolation (str): "bilinear" or "nearest". Defaults to "bilinear".
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+        fill_value (float): the fill of fill_mode="constant". Defaults to 0.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
@@ -142,8 +150,16 @@ class RandomTranslation(_AffineLayer):
 class RandomRotation(_AffineLayer):
     """Rotate each image about its centre by a random angle, as keras.layers.RandomRotation.
 
-    factor: f (an angle in [-f, f] turns, 2 pi each: 0.1 is up to 36 degrees either way) or
-    (lower, upper); a positive angle turns the image counter-clockwise.
+    Args:
+        factor (float | tuple): f (an angle in [-f, f] turns, 2 pi each: 0.1 is up to 36 degrees
+            either way) or (lower, upper); a positive angle turns the image counter-clockwise.
+        fill_mode (str): "reflect", "wrap", "constant" or "nearest": what fills the pixels that come from
+            outside. Defaults to "reflect".
+        interpolation (str): "bilinear" or "nearest". Defaults to "bilinear".
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+        fill_value (float): the fill of fill_mode="constant". Defaults to 0.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
@@ -174,9 +190,19 @@ def rotation_transforms(angle, H, W):
 class RandomZoom(_AffineLayer):
     """Zoom each image in or out about its centre, as keras.layers.RandomZoom.
 
-    height_factor: f or (lower, upper) in (-1, 1]: the image's height is read 1 + z times as
-    large, z drawn in that range, so a positive z zooms *out* and a negative one zooms in (Keras's
-    convention). width_factor: the same for the width, or None to keep the aspect ratio.
+    Args:
+        height_factor (float | tuple): f or (lower, upper) in (-1, 1]: the image's height is read
+            1 + z times as large, z drawn in that range, so a positive z zooms *out* and a negative
+            one zooms in (Keras's convention).
+        width_factor (float | tuple | None): the same for the width. Defaults to None (the aspect ratio
+            kept).
+        fill_mode (str): "reflect", "wrap", "constant" or "nearest": what fills the pixels that come from
+            outside. Defaults to "reflect".
+        interpolation (str): "bilinear" or "nearest". Defaults to "bilinear".
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+        fill_value (float): the fill of fill_mode="constant". Defaults to 0.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
@@ -204,8 +230,13 @@ class RandomZoom(_AffineLayer):
 class RandomFlip(RandomImageLayer):
     """Flip each image with probability 1/2, as keras.layers.RandomFlip.
 
-    mode: "horizontal" (left-right), "vertical" (up-down) or "horizontal_and_vertical" (both at
-    once: as in Keras, one draw decides for the two, so the image turns by 180 degrees or stays).
+    Args:
+        mode (str): "horizontal" (left-right), "vertical" (up-down) or "horizontal_and_vertical"
+            (both at once: as in Keras, one draw decides for the two, so the image turns by 180
+            degrees or stays). Defaults to "horizontal_and_vertical".
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     MODES = ("horizontal", "vertical", "horizontal_and_vertical")
@@ -249,6 +280,13 @@ class RandomCrop(RandomImageLayer):
     At inference, or when the input is not larger than the window, it returns the largest centred
     window of the target's aspect ratio, resized to (height, width) with bilinear interpolation:
     what Keras's documentation describes (Keras 3.15 itself returns such inputs uncropped).
+
+    Args:
+        height (int): the crop's height.
+        width (int): the crop's width.
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, height, width, seed=None, **kwargs):
@@ -306,9 +344,15 @@ class RandomContrast(RandomImageLayer):
     """Scale each image's contrast by a random factor, as keras.layers.RandomContrast:
     y = clip((x - mean) * a + mean, value_range), mean over H and W per channel and image.
 
-    factor: as Keras 3.15 reads it, a number f draws a in [1, 1 + f] (contrast only raised) and
-    a pair (lower, upper) draws a in [1 - lower, 1 + upper]: pass (0.2, 0.2) for [0.8, 1.2].
-    value_range: the pixels' range, (0, 255) by default, as Keras; (0, 1) for scaled images.
+    Args:
+        factor (float | tuple): as Keras 3.15 reads it, a number f draws a in [1, 1 + f] (contrast
+            only raised) and a pair (lower, upper) draws a in [1 - lower, 1 + upper]: pass
+            (0.2, 0.2) for [0.8, 1.2].
+        value_range (tuple): the pixels' range; (0, 1) for scaled images. Defaults to (0, 255), as
+            Keras.
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):

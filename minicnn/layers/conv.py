@@ -13,6 +13,22 @@ class Conv2D(Layer):
     x: (N, H, W, C) -> y: (N, OH, OW, F), with kernel W: (KH, KW, C, F) and bias b: (F,).
     The math, three ways: minicnn/kernels/naive.py (the textbook loops: read these first),
     minicnn/kernels/reference.py (the same as whole-array NumPy, by im2col) and its fast twins.
+
+    Args:
+        filters (int): F, the number of output channels.
+        kernel_size (int | tuple): (KH, KW), or one int for both.
+        strides (int | tuple): the step of the window. Defaults to (1, 1).
+        padding (str): "valid" (no padding) or "same" (OH = ceil(H / stride)). Defaults to "valid".
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        dilation_rate (int | tuple): the spacing of the kernel's taps. Defaults to (1, 1).
+        activation (str | callable | None): applied to the output. Defaults to None (linear).
+        use_bias (bool): add the bias b. Defaults to True.
+        kernel_initializer (str | callable): W's initializer. Defaults to "glorot_uniform".
+        bias_initializer (str | callable): b's initializer. Defaults to "zeros".
+        kernel_regularizer (str | Regularizer | None): a penalty on W in the loss. Defaults to None.
+        bias_regularizer (str | Regularizer | None): a penalty on b in the loss. Defaults to None.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),

@@ -15,8 +15,12 @@ KERNELS = {"relu": ("relu_forward", "relu_backward")}
 class Activation(Layer):
     """Apply an activation elementwise (softmax: over the last axis). x: (N, ...) -> y: same shape.
 
-    activation: a name ("relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "gelu",
-    "swish"/"silu", "softplus", "leaky_relu") or one of minicnn.activations' functions.
+    Args:
+        activation (str | callable): a name ("relu", "softmax", "sigmoid", "tanh", "linear", "elu",
+            "selu", "gelu", "swish"/"silu", "softplus", "leaky_relu") or one of
+            minicnn.activations' functions.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     def __init__(self, activation, **kwargs):
@@ -56,7 +60,15 @@ class _NamedActivation(Activation):
 @register_serializable()
 class ReLU(_NamedActivation):
     """max(x, 0), or with Keras's options: negative_slope * (x - threshold) below threshold,
-    capped at max_value. x: (N, ...) -> y: same shape."""
+    capped at max_value. x: (N, ...) -> y: same shape.
+
+    Args:
+        max_value (float | None): the cap. Defaults to None (no cap).
+        negative_slope (float): the slope below threshold. Defaults to 0.0.
+        threshold (float): where the slope changes. Defaults to 0.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__("relu", **kwargs)
@@ -70,7 +82,13 @@ class ReLU(_NamedActivation):
 
 @register_serializable()
 class LeakyReLU(_NamedActivation):
-    """x where x > 0, negative_slope * x elsewhere (Keras's default slope 0.3)."""
+    """x where x > 0, negative_slope * x elsewhere (Keras's default slope 0.3).
+
+    Args:
+        negative_slope (float): the slope for x <= 0. Defaults to 0.3.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         super().__init__("leaky_relu", **kwargs)
@@ -79,7 +97,13 @@ class LeakyReLU(_NamedActivation):
 
 @register_serializable()
 class ELU(_NamedActivation):
-    """x where x > 0, alpha (exp(x) - 1) elsewhere."""
+    """x where x > 0, alpha (exp(x) - 1) elsewhere.
+
+    Args:
+        alpha (float): the scale of the negative part. Defaults to 1.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__("elu", **kwargs)
@@ -88,7 +112,13 @@ class ELU(_NamedActivation):
 
 @register_serializable()
 class Softmax(_NamedActivation):
-    """Softmax over `axis` (the last by default). x: (N, ..., K) -> y: same shape, summing to 1 over axis."""
+    """Softmax over `axis` (the last by default). x: (N, ..., K) -> y: same shape, summing to 1 over axis.
+
+    Args:
+        axis (int): the axis that sums to 1. Defaults to -1.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__("softmax", **kwargs)
@@ -101,7 +131,10 @@ class Softmax(_NamedActivation):
 
 @register_serializable()
 class Flatten(Layer):
-    """x: (N, H, W, C) -> y: (N, H*W*C), in (H, W, C) order as Keras flattens channels-last."""
+    """x: (N, H, W, C) -> y: (N, H*W*C), in (H, W, C) order as Keras flattens channels-last.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def compute_output_shape(self, input_shape):
         return (None, int(np.prod(input_shape[1:])))
@@ -118,7 +151,13 @@ class Flatten(Layer):
 @register_serializable()
 class Reshape(Layer):
     """x: (N, ...) -> y: (N, *target_shape), the values in the same (row-major) order; one entry
-    of target_shape may be -1, inferred."""
+    of target_shape may be -1, inferred.
+
+    Args:
+        target_shape (tuple): the shape of each sample, without the batch axis.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
@@ -150,7 +189,14 @@ class Reshape(Layer):
 
 @register_serializable()
 class Rescaling(Layer):
-    """y = x * scale + offset (e.g. Rescaling(1 / 255) for pixels). x: (N, ...) -> y: same."""
+    """y = x * scale + offset (e.g. Rescaling(1 / 255) for pixels). x: (N, ...) -> y: same.
+
+    Args:
+        scale (float): the factor.
+        offset (float): added after scaling. Defaults to 0.0.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -170,7 +216,14 @@ class Rescaling(Layer):
 class ZeroPadding2D(Layer):
     """Zeros around the maps, as Keras: padding=p (p rows and columns on every side), (ph, pw)
     (ph rows top and bottom, pw columns left and right) or ((top, bottom), (left, right)).
-    x: (N, H, W, C) -> y: (N, H + top + bottom, W + left + right, C); backward crops dy."""
+    x: (N, H, W, C) -> y: (N, H + top + bottom, W + left + right, C); backward crops dy.
+
+    Args:
+        padding (int | tuple): p, (ph, pw) or ((top, bottom), (left, right)). Defaults to (1, 1).
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)

@@ -7,7 +7,19 @@ from minicnn.registry import register_serializable
 
 @register_serializable()
 class Dense(Layer):
-    """y = x @ W + b. x: (N, in) -> y: (N, units); W: (in, units), b: (units,)."""
+    """y = x @ W + b. x: (N, in) -> y: (N, units); W: (in, units), b: (units,).
+
+    Args:
+        units (int): the number of outputs.
+        activation (str | callable | None): applied to the output. Defaults to None (linear).
+        use_bias (bool): add the bias b. Defaults to True.
+        kernel_initializer (str | callable): W's initializer. Defaults to "glorot_uniform".
+        bias_initializer (str | callable): b's initializer. Defaults to "zeros".
+        kernel_regularizer (str | Regularizer | None): a penalty on W in the loss. Defaults to None.
+        bias_regularizer (str | Regularizer | None): a penalty on b in the loss. Defaults to None.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):

@@ -7,7 +7,15 @@ from minicnn.registry import register_serializable
 @register_serializable()
 class InputLayer(Layer):
     """The entry of a model: shape=(H, W, C) (without the batch axis) or batch_shape=(None, H, W, C).
-    x: (N, *shape) -> y = x."""
+    x: (N, *shape) -> y = x.
+
+    Args:
+        shape (tuple | None): a sample's shape, without the batch axis.
+        batch_size (int | None): the batch size, if fixed. Defaults to None.
+        dtype (str | None): Defaults to None ("float32").
+        batch_shape (tuple | None): the shape with the batch axis, instead of shape. Defaults to None.
+        name (str | None): Defaults to None (a unique name).
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None, **kwargs):
         if shape is None and batch_shape is None:

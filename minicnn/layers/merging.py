@@ -32,7 +32,10 @@ class Merge(Layer):
 
 @register_serializable()
 class Add(Merge):
-    """y = x1 + x2 + ..., all of one shape. Backward: every input gets dy (the sum's gradient is 1)."""
+    """y = x1 + x2 + ..., all of one shape. Backward: every input gets dy (the sum's gradient is 1).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def compute_output_shape(self, input_shapes):
         if any(s != input_shapes[0] for s in input_shapes):
@@ -54,7 +57,13 @@ class Add(Merge):
 @register_serializable()
 class Concatenate(Merge):
     """y = the inputs side by side along `axis` (default -1: the channels). Backward: dy cut back
-    into the inputs' pieces."""
+    into the inputs' pieces.
+
+    Args:
+        axis (int): the axis the inputs are put side by side on. Defaults to -1.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)

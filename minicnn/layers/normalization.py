@@ -14,6 +14,19 @@ class BatchNormalization(Layer):
     and biased variance normalise x, and the moving ones follow them:
     moving = moving * momentum + batch * (1 - momentum). Otherwise the moving ones normalise x.
     The math: batchnorm_forward / batchnorm_backward in minicnn/kernels/reference.py.
+
+    Args:
+        axis (int): the channel axis; only the last. Defaults to -1.
+        momentum (float): how much of the moving statistics each batch keeps. Defaults to 0.99.
+        epsilon (float): added to the variance. Defaults to 1e-3.
+        center (bool): learn the shift beta. Defaults to True.
+        scale (bool): learn the scale gamma. Defaults to True.
+        beta_initializer (str | callable): Defaults to "zeros".
+        gamma_initializer (str | callable): Defaults to "ones".
+        moving_mean_initializer (str | callable): Defaults to "zeros".
+        moving_variance_initializer (str | callable): Defaults to "ones".
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     # At inference the moving statistics normalise, as when the layer is frozen and trains: that

@@ -9,7 +9,15 @@ from minicnn.registry import register_serializable
 
 class Pooling2D(Layer):
     """What the pooling layers share: a pool_size window sliding by strides over (N, H, W, C)
-    maps, each channel on its own. Subclasses name their two kernels."""
+    maps, each channel on its own. Subclasses name their two kernels.
+
+    Args:
+        pool_size (int | tuple): the window (KH, KW), or one int for both. Defaults to (2, 2).
+        strides (int | tuple | None): the step of the window. Defaults to None (pool_size).
+        padding (str): "valid" or "same". Defaults to "valid".
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     kernel_names = None  # ("<name>_forward", "<name>_backward"), named in minicnn.kernels.CONTRACT
 
@@ -49,6 +57,13 @@ class MaxPooling2D(Pooling2D):
     On ties the gradient goes to the first maximum of the window in row-major order (top-most,
     then left-most), like TensorFlow on the CPU. The math: minicnn/kernels/naive.py (the
     textbook loops), minicnn/kernels/reference.py (whole-array NumPy) and its fast twins.
+
+    Args:
+        pool_size (int | tuple): the window (KH, KW), or one int for both. Defaults to (2, 2).
+        strides (int | tuple | None): the step of the window. Defaults to None (pool_size).
+        padding (str): "valid" or "same". Defaults to "valid".
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     kernel_names = ("maxpool_forward", "maxpool_backward")
@@ -60,6 +75,13 @@ class AveragePooling2D(Pooling2D):
     share dy / count back. With padding="same", the zeros added at the edges are not counted
     (TensorFlow's rule). The math: avgpool_forward / avgpool_backward in
     minicnn/kernels/reference.py, the loops in minicnn/kernels/naive.py.
+
+    Args:
+        pool_size (int | tuple): the window (KH, KW), or one int for both. Defaults to (2, 2).
+        strides (int | tuple | None): the step of the window. Defaults to None (pool_size).
+        padding (str): "valid" or "same". Defaults to "valid".
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     kernel_names = ("avgpool_forward", "avgpool_backward")
@@ -70,7 +92,14 @@ MaxPool2D, AvgPool2D = MaxPooling2D, AveragePooling2D  # Keras's aliases
 
 class GlobalPooling2D(Layer):
     """One value per channel over the whole (H, W) map: x: (N, H, W, C) -> y: (N, C), or
-    (N, 1, 1, C) with keepdims=True."""
+    (N, 1, 1, C) with keepdims=True.
+
+    Args:
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        keepdims (bool): keep H and W as axes of size 1. Defaults to False.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -91,7 +120,14 @@ class GlobalPooling2D(Layer):
 
 @register_serializable()
 class GlobalAveragePooling2D(GlobalPooling2D):
-    """y[n, c] = the mean of x[n, :, :, c]; each cell gets dy / (H W) back."""
+    """y[n, c] = the mean of x[n, :, :, c]; each cell gets dy / (H W) back.
+
+    Args:
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        keepdims (bool): keep H and W as axes of size 1. Defaults to False.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def call(self, x, training=False):
         if training:
@@ -106,7 +142,14 @@ class GlobalAveragePooling2D(GlobalPooling2D):
 
 @register_serializable()
 class GlobalMaxPooling2D(GlobalPooling2D):
-    """y[n, c] = the largest of x[n, :, :, c]; dy goes to that cell (the first, row-major, on ties)."""
+    """y[n, c] = the largest of x[n, :, :, c]; dy goes to that cell (the first, row-major, on ties).
+
+    Args:
+        data_format (str | None): only "channels_last" (or None). Defaults to None.
+        keepdims (bool): keep H and W as axes of size 1. Defaults to False.
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
 
     def call(self, x, training=False):
         N, H, W, C = x.shape

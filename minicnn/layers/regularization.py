@@ -12,9 +12,16 @@ class Dropout(Layer):
     """Inverted dropout, as Keras: in training, each value is kept with probability 1 - rate and
     scaled by 1 / (1 - rate), so its expectation is unchanged; at inference, y = x.
 
-    x: (N, ...) -> y: same shape. noise_shape: the mask's shape, with None for "as x" (e.g.
-    (None, 1, 1, None) drops whole channels). The mask is drawn from minicnn's generator
-    (set_random_seed), or from the layer's own when seed= is given.
+    x: (N, ...) -> y: same shape.
+
+    Args:
+        rate (float): the fraction of the inputs dropped, in [0, 1].
+        noise_shape (tuple | None): the mask's shape, with None for "as x" (e.g. (None, 1, 1, None)
+            drops whole channels). Defaults to None (x's shape).
+        seed (int | None): draw the mask from the layer's own generator. Defaults to None: from
+            minicnn's (set_random_seed).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
     inference_gradient = "identity"  # y = x at inference: what a tape differentiates then
@@ -35,7 +42,7 @@ class Dropout(Layer):
         keep = 1 - self.rate
         draw = (self._rng or rng()).random(shape)
         # ((draw < keep) / keep).astype(dtype) to the bit: 1 / keep rounded once to the dtype, times
-        # 1 or 0; without that formula's float64 array and its cast (0.4 ms of the recipe's step)
+        # 1 or 0; without that formula's float64 array and its cast, a pass over memory each step
         return (draw < keep).astype(self.dtype) * self.dtype.type(1 / keep if keep else 0)  # rate 1: all dropped
 
     def call(self, x, training=False):

@@ -1,12 +1,20 @@
-"""AveragePooling2D, the layer that docs/contributing.md adds as its worked example: the textbook
-loops, finite differences and Keras, on each backend."""
+"""The pooling layers (minicnn/layers/pooling.py): AveragePooling2D, the layer that
+docs/contributing.md adds as its worked example, against the textbook loops, finite differences
+and Keras, on each backend; global pooling against Keras. MaxPooling2D's kernels are tested in
+test_kernels.py and test_gradients.py with Conv2D's."""
+import os
+
 import numpy as np
 import pytest
 
+import minicnn
 from minicnn.gradcheck import check_layer
 from minicnn.kernels import naive
-from minicnn.layers import AveragePooling2D, Flatten
+from minicnn.layers import AveragePooling2D, Flatten, GlobalMaxPooling2D
 from minicnn.models import Sequential, load_model
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CASES = [  # pool, strides, padding, shape
     ((2, 2), None, "valid", (2, 6, 6, 3)),
@@ -50,3 +58,22 @@ def test_avgpool_on_the_device_stand_in(fake_gpu, rng):
     assert gpu.is_device_array(yd)
     np.testing.assert_allclose(gpu.to_host(yd), y, rtol=1e-12)
     np.testing.assert_allclose(gpu.to_host(dev.backward(gpu.to_device(dy))), host.backward(dy), rtol=1e-12)
+
+
+# -- global pooling ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["GlobalAveragePooling2D", "GlobalMaxPooling2D"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pooling(keras, rng, name, keepdims):
+    x = (rng.permutation(2 * 5 * 4 * 3).reshape(2, 5, 4, 3) / 100).astype(np.float64)  # no ties
+    ours = getattr(minicnn.layers, name)(keepdims=keepdims, dtype="float64")
+    theirs = getattr(keras.layers, name)(keepdims=keepdims)
+    np.testing.assert_allclose(ours.forward(x), np.asarray(theirs(x.astype(np.float32))), rtol=1e-6)
+    assert ours.forward(x).shape == ((2, 1, 1, 3) if keepdims else (2, 3))
+    assert check_layer(ours, x)["x"] < 1e-6
+
+
+def test_global_max_pooling_ties_go_to_the_first_maximum():
+    x = np.ones((1, 2, 2, 1))
+    layer = GlobalMaxPooling2D(dtype="float64")
+    layer.forward(x, training=True)
+    np.testing.assert_array_equal(layer.backward(np.array([[5.0]]))[0, :, :, 0], [[5, 0], [0, 0]])

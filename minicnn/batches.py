@@ -1,0 +1,68 @@
+"""Where fit and evaluate get their batches: one interface, `epoch()` yielding (x, y,
+sample_weight) batches and `end_epoch()` after each pass, over two kinds of source (Keras
+keeps the same idea in its epoch iterator and data adapters):
+
+    ArrayBatches(x, y, w, batch_size, shuffle)    # arrays in memory, reshuffled every epoch
+    BatchSource(dataset_or_generator, steps)      # a minicnn.utils.PyDataset or a generator
+
+    for xb, yb, wb in source.epoch():             # wb: (N,) weights or None
+        ...
+    source.end_epoch()                            # a PyDataset's on_epoch_end
+
+The batches are not checked here: the loop checks arrays once and a source's batches as they
+come (minicnn/checks.py).
+"""
+from minicnn.checks import check_positive
+from minicnn.utils import PyDataset, rng
+
+
+class ArrayBatches:
+    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order."""
+
+    def __init__(self, x, y, w, batch_size, shuffle=False):
+        self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
+        self.steps = -(-len(x) // batch_size)
+
+    def epoch(self):
+        order = rng().permutation(len(self.x)) if self.shuffle else None
+        for step in range(self.steps):
+            rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            idx = rows if order is None else order[rows]
+            yield self.x[idx], self.y[idx], None if self.w is None else self.w[idx]
+
+    def end_epoch(self):
+        pass
+
+
+def is_batch_source(x):
+    """A PyDataset, or an iterator or generator (of batches), rather than an array or a list."""
+    return isinstance(x, PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
+
+
+class BatchSource:
+    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch) or a generator
+    (the next `steps` of its batches; until it runs out without steps). Each batch is (x, y) or
+    (x, y, sample_weight)."""
+
+    def __init__(self, source, steps=None):
+        self.source = source
+        if steps is not None:
+            steps = check_positive("steps_per_epoch", steps)
+        self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
+
+    def epoch(self):
+        if isinstance(self.source, PyDataset):
+            batches = (self.source[i] for i in range(self.steps))
+        else:
+            batches = self.source if self.steps is None else (next(self.source, None) for _ in range(self.steps))
+        for batch in batches:
+            if batch is None:  # the generator ran out before `steps`
+                return
+            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+                raise ValueError(f"a batch must be (x, y) or (x, y, sample_weight), got {type(batch).__name__}"
+                                 + (f" of length {len(batch)}" if isinstance(batch, tuple) else ""))
+            yield batch if len(batch) == 3 else (*batch, None)
+
+    def end_epoch(self):
+        if isinstance(self.source, PyDataset):
+            self.source.on_epoch_end()

@@ -1,0 +1,162 @@
+"""The optimizers against Keras 3's steps (Adam by its formula, every other optimizer and
+option by Keras on the same gradients), clipping and schedules inside a step, and the
+arguments each one refuses."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import minicnn
+from minicnn.layers import Dense, Flatten
+from minicnn.models import Sequential, load_model
+from minicnn.optimizers import SGD, Adam
+
+
+def keras_adam_by_hand(p, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    p, m, v = p.astype(np.float64), np.zeros_like(p, np.float64), np.zeros_like(p, np.float64)
+    for t, g in enumerate(grads, start=1):
+        alpha = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        m = m + (g - m) * (1 - b1)
+        v = v + (g * g - v) * (1 - b2)
+        p = p - alpha * m / (np.sqrt(v) + eps)
+    return p
+
+
+def textbook_adam(p, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """Kingma and Ba's form: epsilon added to sqrt of the bias-corrected v."""
+    p, m, v = p.astype(np.float64), np.zeros_like(p, np.float64), np.zeros_like(p, np.float64)
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return p
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])  # tiny gradients: epsilon matters, the two forms part
+@pytest.mark.parametrize("steps", [1, 5])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_adam_matches_keras_formula(each_backend, steps, dtype, scale, rng):
+    """Adam.update (NumPy backend) and its compiled twin (Numba backend) take Keras's steps."""
+    p0 = rng.standard_normal((4, 3)).astype(dtype)
+    grads = [(rng.standard_normal((4, 3)) * scale).astype(dtype) for _ in range(steps)]
+    opt, p = Adam(learning_rate=0.01), p0.copy()
+    for g in grads:
+        opt.apply_gradients([(g, p)])
+    assert p.dtype == np.dtype(dtype) and opt.iterations == steps
+    assert all(s.dtype == np.dtype(dtype) for s in opt.slots[0].values())
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    keras_p = keras_adam_by_hand(p0, grads, lr=0.01)
+    np.testing.assert_allclose(p, keras_p, rtol=tol, atol=tol)
+    if scale < 1:  # the textbook form moves these params by a visibly different amount
+        textbook = textbook_adam(p0, grads, lr=0.01)
+        assert np.abs(textbook - keras_p).min() > 100 * tol
+        assert not np.allclose(p, textbook, rtol=tol, atol=tol)
+
+
+def test_sgd_plain_momentum_and_nesterov(rng):
+    g = rng.standard_normal(5)
+    for momentum, nesterov in [(0.0, False), (0.9, False), (0.9, True)]:
+        p, opt = np.zeros(5), SGD(learning_rate=0.1, momentum=momentum, nesterov=nesterov)
+        m, want = np.zeros(5), np.zeros(5)
+        for _ in range(3):
+            opt.apply_gradients([(g, p)])
+            m = momentum * m - 0.1 * g
+            want = want + (momentum * m - 0.1 * g if nesterov else m)
+        np.testing.assert_allclose(p, want)
+
+
+def test_optimizer_arguments_are_checked():
+    with pytest.raises(ValueError, match="learning_rate"):
+        Adam(learning_rate=0)
+    with pytest.raises(ValueError, match="beta_1"):
+        Adam(beta_1=1.0)
+    opt = Adam()
+    opt.apply_gradients([(np.zeros(2), np.zeros(2))])
+    with pytest.raises(ValueError, match="built for 1 params"):
+        opt.apply_gradients([(np.zeros(2), np.zeros(2))] * 2)
+
+
+OPTIMIZER_CASES = [("Adam", {"amsgrad": True}), ("Adam", {"weight_decay": 0.01}), ("AdamW", {}),
+                   ("AdamW", {"weight_decay": 0.1, "amsgrad": True}), ("Adagrad", {}),
+                   ("Adagrad", {"initial_accumulator_value": 0.5}), ("Adadelta", {"learning_rate": 1.0}),
+                   ("Adadelta", {"rho": 0.9}), ("Adamax", {}), ("Nadam", {}), ("Nadam", {"beta_1": 0.8}),
+                   ("SGD", {"momentum": 0.9, "weight_decay": 0.01}), ("RMSprop", {"weight_decay": 0.05})]
+
+
+@pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES)
+def test_optimizers_take_keras_steps(keras, rng, name, kwargs, tmp_path):
+    kwargs = {"learning_rate": 0.01, **kwargs}
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = getattr(minicnn.optimizers, name)(**kwargs), getattr(keras.optimizers, name)(**kwargs)
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(5):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+    again = type(ours).from_config(ours.get_config())
+    assert again.get_config() == ours.get_config()
+    assert minicnn.optimizers.get(name.lower()).get_config()["name"] == name
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9}, {"centered": True}, {"rho": 0.8, "momentum": 0.5,
+                                                                               "centered": True, "epsilon": 1e-5}])
+def test_rmsprop_takes_keras_steps(keras, rng, kwargs):
+    from minicnn.optimizers import RMSprop
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = RMSprop(learning_rate=0.01, **kwargs), keras.optimizers.RMSprop(learning_rate=0.01, **kwargs)
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=1e-5, atol=1e-6)
+    assert minicnn.optimizers.get("rmsprop").get_config()["rho"] == 0.9
+
+
+@pytest.mark.parametrize("kwargs", [{"clipnorm": 0.5}, {"clipvalue": 0.2}, {"global_clipnorm": 0.7},
+                                    {"learning_rate": "schedule"}])
+def test_clipping_and_schedules_in_steps_as_keras(keras, rng, kwargs, tmp_path):
+    def args(lib):
+        if kwargs.get("learning_rate") == "schedule":
+            return {"learning_rate": lib.optimizers.schedules.ExponentialDecay(0.05, decay_steps=2, decay_rate=0.5)}
+        return {"learning_rate": 0.05, **kwargs}
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = minicnn.optimizers.Adam(**args(minicnn)), keras.optimizers.Adam(**args(keras))
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    for _ in range(4):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) * 2 for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+    for mine, v in zip(params, variables):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+    model = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=minicnn.optimizers.Adam(**args(minicnn)))
+    model.train_on_batch(rng.random((4, 2, 2)), [0, 1, 1, 0])
+    again = load_model(model.save(tmp_path / "opt.npz"))
+    assert again.optimizer.get_config() == model.optimizer.get_config()
+    assert again.optimizer.learning_rate == model.optimizer.learning_rate
+
+
+def test_a_scheduled_rate_cannot_be_set_and_clip_options_exclude_each_other():
+    from minicnn.optimizers import SGD, schedules
+    opt = SGD(schedules.ExponentialDecay(0.1, 10, 0.5))
+    with pytest.raises(TypeError, match="learning-rate schedule"):
+        opt.learning_rate = 0.01
+    with pytest.raises(ValueError, match="Only one of"):
+        SGD(clipnorm=1.0, clipvalue=0.5)
+
+
+def test_keras_2_optimizer_arguments_are_refused_with_the_fix():
+    from minicnn.optimizers import SGD, Adam, RMSprop
+    for cls in (Adam, SGD, RMSprop):
+        with pytest.raises(ValueError, match="`lr` is no longer supported. Use `learning_rate` instead"):
+            cls(lr=0.01)
+    with pytest.raises(ValueError, match="`decay` is no longer supported"):
+        Adam(decay=1e-6)
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        Adam(beta=0.9)
