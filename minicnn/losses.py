@@ -155,7 +155,8 @@ class LossSpec:
             return [None, dy * (g if w is None else g * w)]
         if not tape.recording():
             return np.asarray(to_host(value)).view(Tensor)
-        return tape.record(self.name, [y_true, y_pred], np.asarray(value, dtype=p.dtype), backward)
+        return tape.record(self.name, [y_true, y_pred], np.asarray(value, dtype=p.dtype), backward,
+                           f"{type(self).__name__}.gradient")
 
     def get_config(self):
         return {"name": self.name}
@@ -357,7 +358,7 @@ def _recorded(spec):
         def backward(dy):
             g = spec.gradient(y, p, *args, **kwargs) * p.dtype.type(n)
             return [None, g * dy.reshape(*dy.shape, *[1] * (g.ndim - dy.ndim))]
-        return tape.record(spec.name, [y_true, y_pred], per_sample, backward)
+        return tape.record(spec.name, [y_true, y_pred], per_sample, backward, f"losses.{spec.gradient.__name__}")
     loss.__name__, loss.__doc__ = fn.__name__, fn.__doc__
     return loss
 

@@ -15,6 +15,7 @@ from collections import Counter
 import numpy as np
 
 from minicnn import backend, fusion, gpu, registry, saving, summary, tape
+from minicnn import metrics as metrics_module
 from minicnn.layers import base
 from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
@@ -55,18 +56,20 @@ class Model(Trainer):
     chain = False  # a graph; Sequential's layers form a chain
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
-        self.name = name or ("model" if type(self).call is Model.call else base._unique_name(type(self).__name__))
+        # a model of your own: a subclass described by its attributes and call, not by Input tensors
+        self._subclassed = inputs is None and outputs is None and not type(self).chain and type(self) is not Model
+        self.name = name or (base._unique_name(type(self).__name__) if self._subclassed else "model")
         self.trainable = kwargs.pop("trainable", True)
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
-        self._subclassed = self.subclassed()
         if self._subclassed:
             self.chain = True  # its summary lists the layers in the order they were assigned
             self._input_shape = None
         self._layers = []
         self.optimizer = None
         self.loss = None
-        self.metrics, self.metric_objects = [], []
+        self.compiled, self.compiled_metrics, self.metric_objects = False, [], []
+        self._loss_tracker = metrics_module.Mean(name="loss")
         self.stop_training = False
         self.history = None
         self._output_shape = None
@@ -114,15 +117,29 @@ class Model(Trainer):
             layer.input_grad = not all(id(t) in data for n in layer.nodes for t in n.inputs)
 
     # -- a model of your own: class MyModel(minicnn.Model) with layers as attributes and a call ----
-    @classmethod
-    def subclassed(cls):
-        """True for a model written as a class with its own call(inputs, training=None)."""
-        return cls.call is not Model.call
-
     def call(self, inputs, training=None):
         """The outputs for inputs; a model of your own overrides this, its layers set as attributes
         (alone, or in lists and dicts) in __init__."""
+        if self._subclassed:
+            raise NotImplementedError(f"model {self.name!r} has no call(self, inputs, training=None): write one "
+                                      "to call the model (a model whose train_step does everything needs none)")
         return self.forward(inputs, bool(training))
+
+    @property
+    def metrics(self):
+        """Keras's model.metrics: the loss tracker ("loss", a metrics.Mean), then the compiled
+        metrics. fit and evaluate reset them at each start; a model of your own may override this
+        property to list the trackers its train_step updates."""
+        return [self._loss_tracker, *self.metric_objects] if self.compiled else []
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch; returns every metric's result, as Keras."""
+        for m in self.metric_objects:
+            m.update_state(y, y_pred, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_metrics_result(self):
+        return {m.name: m.result() for m in self.metrics}
 
     @property
     def layers(self):
@@ -377,7 +394,7 @@ class Model(Trainer):
         if pairs:
             params = [p for p, _ in pairs]
             penalty = tape.record("regularization", params, np.asarray(sum(r(p) for p, r in pairs), dtype=loss.dtype),
-                                  lambda dy: [dy * r.gradient(p) for p, r in pairs])
+                                  lambda dy: [dy * r.gradient(p) for p, r in pairs], "regularizers' gradient")
             loss = loss + penalty
         return loss
 
@@ -401,6 +418,8 @@ class Model(Trainer):
         self.optimizer.apply_gradients(zip(grads, variables))
         return value, tape.plain(p)
 
+    train_step.builtin_step = True  # fit's own step; a subclass's train_step(data) replaces it
+
     def _step(self, x, y, sample_weight=None):
         if self._subclassed:
             return self._tape_step(x, y, sample_weight)
@@ -410,7 +429,9 @@ class Model(Trainer):
             _warn_if_not_probabilities(self.loss, p)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
         w = None if sample_weight is None else gpu.as_like(sample_weight, p)
-        loss = float((self.loss.fn(y, p) if w is None else self.loss.fn(y, p) * w).mean())
+        per_sample = self.loss.fn(y, p)
+        per_sample = per_sample if w is None or per_sample.ndim == 1 else per_sample.reshape(len(p), -1).mean(axis=1)
+        loss = float((per_sample if w is None else per_sample * w).mean())
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backward(y, p, w)

@@ -11,9 +11,11 @@ functions on recorded values (`loss + 0.01 * penalty`, `-x`, `np.exp(x)`) come h
 (apply_ufunc, apply_function); one the tape cannot differentiate is an error that names it.
 """
 import builtins
+import sys
 
 import numpy as np
 
+from minicnn import tape
 from minicnn.tape import Tracked, plain, record, recording
 from minicnn.utils import Tensor
 
@@ -441,7 +443,4 @@ def _is_float(result):
     return isinstance(result, (np.ndarray, np.floating)) and np.asarray(result).dtype.kind in "fc"
 
 
-def __getattr__(name):
-    if name == "Tracked":
-        return Tracked
-    raise AttributeError(f"minicnn.ops has no {name!r}")
+tape._ops = sys.modules[__name__]  # a Tracked value's operators and methods come here

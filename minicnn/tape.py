@@ -25,6 +25,7 @@ import numpy as np
 from minicnn.utils import Tensor
 
 _tapes = []  # the tapes recording now, innermost last
+_ops = None  # minicnn.ops, where a Tracked value's arithmetic goes: it sets this when imported (it imports this module)
 _paused = [0]  # > 0 while a recorded call with its own backward runs: what it does inside is not recorded
 
 
@@ -40,49 +41,39 @@ class Tracked(Tensor):
     __array_priority__ = 100  # array <op> tracked asks tracked first
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        from minicnn import ops  # ops imports this module
-        return ops.apply_ufunc(ufunc, method, inputs, kwargs)
+        return _ops.apply_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from minicnn import ops
-        return ops.apply_function(func, args, kwargs)
+        return _ops.apply_function(func, args, kwargs)
 
     def __getitem__(self, index):
-        from minicnn import ops
-        return ops.getitem(self, index)
+        return _ops.getitem(self, index)
 
     # ndarray's methods, as the ops of the same names (their gradients are there)
     def sum(self, axis=None, keepdims=False, **kwargs):
-        from minicnn import ops
-        return ops.sum(self, axis=axis, keepdims=keepdims)
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
 
     def mean(self, axis=None, keepdims=False, **kwargs):
-        from minicnn import ops
-        return ops.mean(self, axis=axis, keepdims=keepdims)
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False, **kwargs):
-        from minicnn import ops
-        return ops.max(self, axis=axis, keepdims=keepdims)
+        return _ops.max(self, axis=axis, keepdims=keepdims)
 
     def min(self, axis=None, keepdims=False, **kwargs):
-        from minicnn import ops
-        return ops.min(self, axis=axis, keepdims=keepdims)
+        return _ops.min(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape, **kwargs):
-        from minicnn import ops
-        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
 
     def transpose(self, *axes):
-        from minicnn import ops
-        return ops.transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
+        return _ops.transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
 
     @property
     def T(self):
         return self.transpose()
 
     def astype(self, dtype, **kwargs):
-        from minicnn import ops
-        return ops.cast(self, dtype)
+        return _ops.cast(self, dtype)
 
     def flatten(self):
         return self.reshape(-1)
@@ -153,19 +144,23 @@ class Record:
     """One recorded call: `name` ran on `inputs` and made `output`; backward(dy) gives one
     gradient (or None) per input."""
 
-    __slots__ = ("name", "inputs", "output", "backward")
+    __slots__ = ("name", "inputs", "output", "backward", "via")
 
-    def __init__(self, name, inputs, output, backward):
-        self.name, self.inputs, self.output, self.backward = name, inputs, output, backward
+    def __init__(self, name, inputs, output, backward, via):
+        self.name, self.inputs, self.output, self.backward, self.via = name, inputs, output, backward, via
 
     def __repr__(self):
         shapes = ", ".join(str(tuple(np.shape(a))) for a in self.inputs if isinstance(a, np.ndarray))
         return f"{self.name}({shapes}) -> {tuple(np.shape(self.output))}"
 
 
-def record(name, inputs, y, backward):
+def record(name, inputs, y, backward, via=None):
     """Append a Record of name(inputs) = y on every active tape; returns y as a Tracked view.
-    Outside a tape, y is returned as a plain array with TensorFlow's .numpy()."""
+    Outside a tape, y is returned as a plain array with TensorFlow's .numpy(). via names the
+    gradient's code, for tape.summary() (default: the op of minicnn.ops of that name)."""
+    if type(y).__module__.startswith("cupy"):
+        raise NotImplementedError(f"{name}: the tape records NumPy arrays; run models of your own and custom "
+                                  "training steps on the CPU")
     y = np.asarray(y)
     if not recording():
         return y.view(Tensor)
@@ -176,7 +171,7 @@ def record(name, inputs, y, backward):
                 "gradient (as a gradient penalty needs) is not supported by minicnn's tape, whose layers "
                 "have hand-written first-order backwards")
     y = y.view(Tracked)
-    rec = Record(name, list(inputs), y, backward)
+    rec = Record(name, list(inputs), y, backward, via or f"minicnn._ops.{name}")
     for tape in _tapes:
         tape.records.append(rec)
     return y
@@ -267,9 +262,11 @@ class GradientTape:
         return result(sources)
 
     def summary(self, print_fn=print):
-        """Print what the tape recorded, one line a call: the call, its input shapes, its output's."""
-        for i, rec in enumerate(self.records):
-            print_fn(f"{i:3d}  {rec!r}")
+        """Print what the tape recorded, one line a call: the call, its input shapes, its output's,
+        and the code its gradient comes from (tape.gradient runs them from the last line up)."""
+        lines = [(f"{i:3d}  {rec!r}", rec.via) for i, rec in enumerate(self.records)]
+        width = max((len(a) for a, _ in lines), default=0) + 2
+        print_fn("\n".join(a.ljust(width) + f"backward: {via}" for a, via in lines))
 
 
 def paused():
@@ -291,7 +288,7 @@ def record_layer(layer, forward, x, training):
     has a hand-written backward), or, for a layer that has none, left to record what its call
     runs (minicnn.ops, other layers). A call with training=False is differentiated as the layer
     computes it then (layer.inference_gradient: "same", "identity" or "frozen")."""
-    if type(layer).backward is _base_backward():
+    if layer._by_tape:
         return forward(layer, x, training)  # the tape differentiates its call
     many = isinstance(x, (list, tuple))
     xs = list(x) if many else [x]
@@ -327,9 +324,6 @@ def record_layer(layer, forward, x, training):
         return [*(dx if many else [dx]), *(layer.grads[k] for k in keys)]
     if isinstance(y, list):
         raise NotImplementedError(f"layer {layer.name!r} returns several outputs: the tape records layers of one output")
-    return record(layer.name, [*xs, *params], y, backward)
+    return record(layer.name, [*xs, *params], y, backward,
+                  f"{type(layer).__name__}.backward" + ("" if mode == "training" else f" ({mode} at inference)"))
 
-
-def _base_backward():
-    from minicnn.layers.base import Layer
-    return Layer.backward

@@ -309,3 +309,26 @@ def test_backward_after_an_inference_forward_is_an_error():
     dense.forward(x, training=False)  # saves nothing: the training call's input is gone
     with pytest.raises(RuntimeError, match="before backward"):
         dense.backward(np.ones((1, 2), np.float32))
+
+
+# -- the examples ---------------------------------------------------------------------------
+def test_gan_example_runs_a_few_steps(real_data, tmp_path):
+    """examples/fashion_mnist_gan.py: a tiny run steps both models and saves its samples."""
+    from toy import load_script
+    gan = load_script("examples/fashion_mnist_gan.py")
+    generator, discriminator, history = gan.train(steps=3, batch_size=8, log_every=0)
+    before = [w.copy() for w in generator.get_weights()]
+    assert len(history) == 3 and all(np.isfinite(history).ravel())
+    gan.save_samples(generator, tmp_path / "samples.png")
+    assert (tmp_path / "samples.png").stat().st_size > 0
+    assert all((a == b).all() for a, b in zip(before, generator.get_weights()))  # sampling trains nothing
+
+
+def test_saliency_example_gives_one_map_per_image():
+    from toy import load_script
+    saliency = load_script("examples/fashion_mnist_saliency.py").saliency
+    model = minicnn.Sequential([layers.Input((28, 28, 1)), layers.Conv2D(2, 3, activation="relu"), layers.Flatten(),
+                                layers.Dense(10)])
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    maps = saliency(model, x, np.array([1, 2, 3]))
+    assert maps.shape == (3, 28, 28) and (maps >= 0).all() and maps.any()

@@ -10,7 +10,12 @@
                                            # backward may skip it and return None
 
 A subclass writes build(input_shape), call(x, training), backward(dy) and, when its output
-shape differs from its input's, compute_output_shape(input_shape). `training` is True in fit
+shape differs from its input's, compute_output_shape(input_shape). What call saves for backward
+goes in self._cache, and belongs to that call: forward clears it first (so a backward after an
+inference-mode call is an error, never the previous batch's values), and a GradientTape keeps
+each recorded call's own and puts it back before that call's backward (a layer called twice in
+one step has two). A layer of your own may instead write build (with add_weight) and call only,
+with minicnn.ops and other layers: a GradientTape then differentiates its call (minicnn/tape.py). `training` is True in fit
 and train_on_batch, False in evaluate and predict: a layer that behaves differently while
 training (Dropout, BatchNormalization) reads it there. Shapes include the batch axis as None,
 as in Keras: (None, H, W, C).
@@ -104,6 +109,7 @@ class Layer:
         call = cls.__dict__.get("call")
         if call is not None:
             cls._call_takes_training = "training" in inspect.signature(call).parameters
+        cls._by_tape = cls.backward is Layer.backward  # no backward of its own: the tape differentiates call
 
     def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True):
         self.dtype = np.dtype(dtype)
@@ -140,6 +146,7 @@ class Layer:
                                   "its call (model.fit and your own loops use one)")
 
     _call_takes_training = True
+    _by_tape = False
 
     def count_macs(self, input_shape):
         """Multiply-adds of the forward pass for one sample (0 for cheap elementwise layers)."""
@@ -160,7 +167,7 @@ class Layer:
         call saves for backward (self._cache) belongs to this call: an inference-mode call saves
         nothing, and a backward after it is an error."""
         self._cache = None
-        if self.differentiated_by_tape():  # its call is made of recorded ops: keep them recorded
+        if self._by_tape:  # its call is made of recorded ops: keep them recorded
             x = self._tape_input(x)
             return self.call(x, training) if self._call_takes_training else self.call(x)
         x = self.as_input(x)
@@ -182,7 +189,7 @@ class Layer:
     @classmethod
     def differentiated_by_tape(cls):
         """True for a layer without a backward of its own (a subclass with build and call only)."""
-        return cls.backward is Layer.backward
+        return cls._by_tape
 
     def _tape_input(self, x):
         """x for a call the tape differentiates: kept as given (its records must see the very

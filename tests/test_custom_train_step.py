@@ -1,0 +1,226 @@
+"""An overridden train_step / test_step / predict_step, as the Keras guide "Customizing what
+happens in fit()" writes them, run by fit, evaluate and predict; against Keras itself with the
+same weights (same weights after three steps, same logs)."""
+import os
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import metrics, ops
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+
+def guide_model(lib, tape_cls):
+    """The guide's first example: compute_loss, optimizer.apply, self.metrics, in either library."""
+
+    class CustomModel(lib.Model):
+        def train_step(self, data):
+            x, y = data
+            with tape_cls() as tape:
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(y=y, y_pred=y_pred)
+            trainable_vars = self.trainable_variables
+            gradients = tape.gradient(loss, trainable_vars)
+            self.optimizer.apply(gradients, trainable_vars)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            x, y = data
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+            for metric in self.metrics:
+                if metric.name != "loss":
+                    metric.update_state(y, y_pred)
+                else:
+                    metric.update_state(loss)
+            return {m.name: m.result() for m in self.metrics}
+
+    inputs = lib.Input(shape=(8,))
+    outputs = lib.layers.Dense(1)(lib.layers.Dense(5, activation="tanh")(inputs))
+    return CustomModel(inputs, outputs)
+
+
+def test_guide_train_step_matches_keras_after_three_steps():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((30, 8)).astype(np.float32), rng.random((30, 1)).astype(np.float32)
+    ours, theirs = guide_model(minicnn, minicnn.GradientTape), guide_model(keras, tf.GradientTape)
+    weights = [rng.standard_normal(w.shape).astype(np.float32) for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    for model in (ours, theirs):
+        model.compile(optimizer=type(model.optimizer) if False else "adam", loss="mse", metrics=["mae"])
+    h = ours.fit(x, y, batch_size=10, epochs=1, shuffle=False, verbose=0)
+    k = theirs.fit(x, y, batch_size=10, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(h.history) == {"loss", "mae"}
+    for key in ("loss", "mae"):
+        assert h.history[key][0] == pytest.approx(k.history[key][0], rel=1e-5)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(theirs.evaluate(x, y, verbose=0), rel=1e-5)
+
+
+class OwnTrackers(minicnn.Model):
+    """The guide's lower-level example: its own loss function and trackers, a metrics property,
+    compiled without a loss."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dense = minicnn.layers.Dense(1)
+        self.loss_tracker = metrics.Mean(name="loss")
+        self.mae_metric = metrics.MeanAbsoluteError(name="mae")
+        self.loss_fn = minicnn.losses.MeanSquaredError()
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, y = data
+        with minicnn.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, self.trainable_variables), self.trainable_variables))
+        self.loss_tracker.update_state(loss)
+        self.mae_metric.update_state(y, y_pred)
+        return {"loss": self.loss_tracker.result(), "mae": self.mae_metric.result()}
+
+    @property
+    def metrics(self):  # reset by fit at each epoch
+        return [self.loss_tracker, self.mae_metric]
+
+
+def test_own_trackers_and_metrics_property():
+    rng = np.random.default_rng(1)
+    x = rng.random((64, 4)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], np.float32)
+    model = OwnTrackers()
+    model.compile(optimizer=minicnn.optimizers.Adam(0.05))
+    history = model.fit(x, y, batch_size=16, epochs=12, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 4
+    assert model.loss_tracker.count == 4  # reset at each epoch: this one's four batches
+    assert model.predict(x, verbose=0).shape == (64, 1)
+
+
+class Autoencoder(minicnn.Model):
+    """A convolutional autoencoder as a model of your own, trained by fit's default step."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = [minicnn.layers.Conv2D(4, 3, padding="same", activation="relu"), minicnn.layers.MaxPooling2D(2)]
+        self.decoder = {"up": minicnn.layers.Conv2D(4, 3, padding="same", activation="relu"),
+                        "out": minicnn.layers.Conv2D(1, 3, padding="same", activation="sigmoid")}
+
+    def call(self, x, training=None):
+        for layer in self.encoder:
+            x = layer(x)
+        x = ops.reshape(ops.stack([x, x], axis=3), (-1, x.shape[1], 2 * x.shape[2], x.shape[3]))  # upsample width
+        x = ops.reshape(ops.stack([x, x], axis=2), (-1, 2 * x.shape[1], x.shape[2], x.shape[3]))  # and height
+        return self.decoder["out"](self.decoder["up"](x))
+
+
+def test_subclassed_autoencoder_fits_saves_and_summarises(tmp_path, capsys):
+    minicnn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = (rng.random((32, 8, 8, 1)) > 0.5).astype(np.float32)
+    model = Autoencoder()
+    model.compile(optimizer=minicnn.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    history = model.fit(x, x, batch_size=8, epochs=4, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert len(model.layers) == 4 and len(model.trainable_weights) == 6
+    model.summary()
+    assert "conv2d" in capsys.readouterr().out
+    model.save_weights(tmp_path / "ae.weights.npz")
+    again = Autoencoder()
+    again.build((None, 8, 8, 1))
+    again.load_weights(tmp_path / "ae.weights.npz")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    loss, mae = model.evaluate(x, x, verbose=0)
+    assert loss == pytest.approx(history.history["loss"][-1], rel=0.5)
+
+
+def test_predict_step_and_no_loss_errors():
+    class Doubler(minicnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = minicnn.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def predict_step(self, data):
+            return self(data) * 2
+
+    model = Doubler()
+    x = np.ones((3, 4), np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0), 2 * np.asarray(model(x)), rtol=1e-6)
+    model.compile(optimizer="adam")
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, np.ones((3, 2)), verbose=0)  # the default step needs a loss
+
+
+def test_layer_of_your_own_needs_no_backward():
+    """A layer written with build, add_weight and call only (the Keras guide's Linear), inside a
+    model of your own: fit trains it through the tape; the gradient matches finite differences."""
+
+    class Linear(minicnn.layers.Layer):
+        def __init__(self, units=32, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer="zeros", trainable=True)
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class MLP(minicnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [Linear(8), Linear(1)]
+
+        def call(self, x):
+            return self.blocks[1](ops.relu(self.blocks[0](x)))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    y = np.abs(x).sum(axis=1, keepdims=True)
+    model = MLP()
+    model.compile(optimizer=minicnn.optimizers.Adam(0.03), loss="mse")
+    history = model.fit(x, y, batch_size=10, epochs=15, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 3
+    layer = Linear(2, dtype="float64")
+    x64 = rng.standard_normal((3, 4))
+    dy = rng.standard_normal((3, 2))
+    with minicnn.GradientTape() as tape:
+        loss = ops.sum(layer(x64) * dy)
+    gw = tape.gradient(loss, layer.w)
+    numeric = minicnn.gradcheck.numerical_gradient(lambda: float(np.sum(np.asarray(layer(x64)) * dy)),
+                                                   layer.w.view(np.ndarray))
+    assert minicnn.gradcheck.relative_error(gw, numeric) < 1e-7
+
+
+def test_training_flag_reaches_inner_layers():
+    """layer(x) inside call takes the model call's training flag, as Keras: Dropout drops in fit."""
+
+    class WithDropout(minicnn.Model):
+        def __init__(self):
+            super().__init__()
+            self.drop = minicnn.layers.Dropout(0.5)
+
+        def call(self, x):
+            return self.drop(x)
+
+    model = WithDropout()
+    x = np.ones((4, 100), np.float32)
+    assert (np.asarray(model(x)) == 1).all()
+    assert (np.asarray(model(x, training=True)) == 0).any()
