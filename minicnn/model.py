@@ -174,6 +174,11 @@ class Model(Trainer):
                                                      else layer.weights().values())]
 
     @property
+    def losses(self):
+        """The losses the layers added (add_loss) during the model's last call."""
+        return [v for layer in self.layers for v in getattr(layer, "_added_losses", [])]
+
+    @property
     def weights(self):
         return [w for layer in self.layers for w in layer.weights().values()]
 
@@ -390,6 +395,8 @@ class Model(Trainer):
         """The compiled loss of y_pred against y (its batch mean, sample_weight (N,) weighting each
         sample), plus every weight penalty: recorded on an active tape, as Keras's compute_loss."""
         loss = self.loss(y, y_pred, sample_weight=sample_weight)
+        for added in self.losses:  # add_loss's, from the call that made y_pred
+            loss = loss + added
         pairs = [(layer.params[k], r) for layer in self.layers for k, r in layer.regularizers.items()]
         if pairs:
             params = [p for p, _ in pairs]
@@ -482,6 +489,10 @@ class Model(Trainer):
         """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
         tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the
         input as ["__input__", 0]. from_config calls the layers again in the same order."""
+        if self._subclassed:
+            raise NotImplementedError(f"model {self.name!r} is a model of your own (its call is Python code, not a "
+                                      "graph): save its weights with save_weights, and make it again with its class "
+                                      "before load_weights")
         names = {id(self.inputs[0]): ["__input__", 0]}
         calls, nodes = {}, []
         for node in self._nodes:
@@ -517,6 +528,9 @@ class Model(Trainer):
         if kwargs and self._subclassed:
             return self.call(x, training=training, **kwargs)
         outer, base._training[0] = base._training[0], training
+        if outer is None:  # the outermost call: the losses of add_loss start again, as Keras
+            for layer in self.layers:
+                layer._added_losses = []
         try:
             y = self.forward(x, training)
         finally:

@@ -83,6 +83,20 @@ class Tracked(Tensor):
     def __float__(self):
         return float(np.asarray(self))
 
+    # loss += penalty makes a new value, as a TensorFlow tensor does: an in-place update would
+    # change the value the tape saved
+    def __iadd__(self, other):
+        return self + other
+
+    def __isub__(self, other):
+        return self - other
+
+    def __imul__(self, other):
+        return self * other
+
+    def __itruediv__(self, other):
+        return self / other
+
     def __repr__(self):
         return f"Tracked({np.asarray(self)!r})"
 
@@ -111,6 +125,10 @@ class Variable(Tracked):
                 return out[0] if len(out) == 1 else out
             return getattr(ufunc, method)(*inputs, **kwargs)
         return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
+
+    # a weight updated in place, as NumPy does (the optimizer's updates); not while a tape records
+    __iadd__, __isub__, __imul__, __itruediv__ = (np.ndarray.__iadd__, np.ndarray.__isub__, np.ndarray.__imul__,
+                                                  np.ndarray.__itruediv__)
 
     def assign(self, value):
         self[...] = np.asarray(value)

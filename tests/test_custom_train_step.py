@@ -224,3 +224,26 @@ def test_training_flag_reaches_inner_layers():
     x = np.ones((4, 100), np.float32)
     assert (np.asarray(model(x)) == 1).all()
     assert (np.asarray(model(x, training=True)) == 0).any()
+
+
+def test_add_loss_reaches_model_losses_and_the_gradient():
+    """The Keras guide's ActivityRegularizationLayer: add_loss in call, model.losses in the loop,
+    cleared by the next call; its gradient flows through the tape."""
+
+    class ActivityRegularization(minicnn.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(1e-2 * ops.sum(inputs))
+            return inputs
+
+    inputs = minicnn.Input((3,))
+    outputs = minicnn.layers.Dense(1)(ActivityRegularization()(minicnn.layers.Dense(2)(inputs)))
+    model = minicnn.Model(inputs, outputs)
+    x = np.ones((4, 3), np.float32)
+    with minicnn.GradientTape() as tape:
+        model(x, training=True)
+        assert len(model.losses) == 1
+        loss = sum(model.losses)
+    W = model.layers[0].params["W"]
+    np.testing.assert_allclose(tape.gradient(loss, W), np.full((3, 2), 0.04), rtol=1e-6)  # 4 rows of ones, 1e-2
+    model(x)
+    assert len(model.losses) == 1  # the next call's own, not two

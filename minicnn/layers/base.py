@@ -218,6 +218,17 @@ class Layer:
             self.regularizers[key] = regularizers.get(regularizer)
         return value
 
+    def add_loss(self, value):
+        """A loss this call adds (an activity penalty written with minicnn.ops, as Keras's
+        add_loss): model.losses lists it until the model's next outermost call, and fit's step
+        (compute_loss) adds it to the loss."""
+        self._added_losses = [*getattr(self, "_added_losses", []), value]
+
+    @property
+    def losses(self):
+        """The losses add_loss added during the last call, this layer's and those it holds."""
+        return [v for layer in self._all_layers() for v in getattr(layer, "_added_losses", [])]
+
     def _sublayers(self):
         """The layers this layer holds as attributes (a layer of your own made of others)."""
         found = []
