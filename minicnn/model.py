@@ -332,32 +332,43 @@ class Model(Trainer):
     def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
         """From dy = dL/d(output) (or, with skip_last, dL/d(the last layer's input): the softmax
         shortcut) back to the input; fills every layer's grads and returns dL/dx. steps and watch
-        as for forward (the same steps as the forward pass that came before)."""
+        as for forward (the same steps as the forward pass that came before). The walk is the
+        tape's (minicnn.tape.walk): each call a record, in reverse, gradients added up where a
+        tensor fed several calls and where a layer was called several times."""
         if self._many_outputs:
             raise ValueError("training needs a model with one output")
         out = self.outputs[0].node
-        skip = out if skip_last else None  # the softmax, whose gradient dy already includes
-        grads = {id(out.inputs[0] if skip else out.output): dy}
-        totals = {}  # id(layer) -> its grads summed over its calls
-        for node in reversed(steps or self.execution_plan()):
-            if node is skip or id(node.output) not in grads:
-                continue
-            node.layer._cache = node.cache
-            g = grads.pop(id(node.output))
-            dx = watch(node, lambda node=node, g=g: node.layer.backward(g)) if watch else node.layer.backward(g)
-            fused = isinstance(node.layer, fusion.FusedStep)
-            for layer in node.layer.layers if fused else [node.layer]:
-                if layer.params:
-                    if id(layer) in totals:
-                        totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
-                    else:
-                        totals[id(layer)] = dict(layer.grads)
-            for t, d in zip(node.inputs, dx if node.many else [dx]):
-                if d is not None:
-                    grads[id(t)] = grads[id(t)] + d if id(t) in grads else d  # fan-out: the gradients add up
-        for layer in self.layers:  # a layer no gradient reached (a branch to no output) gets zeros
-            layer.grads.update(totals.get(id(layer)) or {k: g * 0 for k, g in layer.grads.items()})
+        steps = [node for node in steps or self.execution_plan() if not (skip_last and node is out)]
+        records = [self._record(node, node.inputs, node.output, node, watch) for node in steps]
+        grads = tape.walk(records, {id(out.inputs[0] if skip_last else out.output): dy})
+        self._store_grads(grads)
         return grads.get(id(self.inputs[0]))
+
+    def _record(self, step, inputs, output, node=None, watch=None):
+        """One call of the forward pass just run, as a tape record: its inputs are the tensors it
+        read and the params of its layers (several for a fused step), so that the walk adds up
+        each param's gradient over the calls of its layer. node: the graph's call, whose saved
+        values go back on the layer before its backward (a layer called twice saved twice)."""
+        layer = step.layer if node is not None else step
+        owners = layer.layers if isinstance(layer, fusion.FusedStep) else [layer]
+        params = [(owner, k) for owner in owners for k in owner.params]
+        many = node is not None and node.many
+
+        def backward(dy):
+            if node is not None:
+                layer._cache = node.cache
+            dx = watch(node, lambda: layer.backward(dy)) if watch else layer.backward(dy)
+            return [*(dx if many else [dx]), *(owner.grads[k] for owner, k in params)]
+        return tape.Record(getattr(layer, "name", type(layer).__name__), [*inputs, *(o.params[k] for o, k in params)],
+                           output, backward, f"{type(layer).__name__}.backward")
+
+    def _store_grads(self, grads):
+        """Each layer's grads from the walk's (summed over its calls); zeros for a param no
+        gradient reached (a branch to no output)."""
+        for layer in self.layers:
+            for k, p in layer.params.items():
+                g = grads.get(id(p))
+                layer.grads[k] = g if g is not None else layer.grads[k] * 0
 
     def regularization_loss(self):
         """The sum of every weight penalty (kernel_regularizer=...): part of the loss fit and

@@ -195,6 +195,26 @@ def record(name, inputs, y, backward, via=None):
     return y
 
 
+def walk(records, grads):
+    """The backward walk, the one every model and tape ends in: the records in reverse (they were
+    made in the order they ran, so every value comes before its readers); each whose output has a
+    gradient runs its backward, and what comes back is added (+=) to each input's gradient, where
+    a value fed several records. grads: {id(value): dL/dvalue}, holding the target's to start;
+    filled in place and returned."""
+    for rec in reversed(records):
+        dy = grads.get(id(rec.output))
+        if dy is None:
+            continue  # nothing the target depends on
+        for a, d in zip(rec.inputs, rec.backward(dy)):
+            if d is None:
+                continue
+            d = plain(d)
+            if isinstance(a, np.ndarray) and d.shape != a.shape:
+                raise AssertionError(f"{rec.name}: gradient of shape {d.shape} for an input of shape {a.shape}")
+            grads[id(a)] = grads[id(a)] + d if id(a) in grads else d  # fan-out: the gradients add up
+    return grads
+
+
 class GradientTape:
     """Records what runs inside `with GradientTape() as tape:`; tape.gradient(target, sources)
     then gives d(target)/d(each source). persistent=True allows several gradient calls."""
@@ -250,17 +270,7 @@ class GradientTape:
             grads[id(t)] = grads[id(t)] + g if id(t) in grads else g
         _paused[0] += 1
         try:
-            for rec in reversed(self.records):  # the order they ran, backwards
-                dy = grads.get(id(rec.output))
-                if dy is None:
-                    continue
-                for a, d in zip(rec.inputs, rec.backward(dy)):
-                    if d is not None and isinstance(a, np.ndarray):
-                        d = np.asarray(plain(d))
-                        if d.shape != a.shape:
-                            raise AssertionError(f"{rec.name}: gradient of shape {d.shape} for an input of "
-                                                 f"shape {a.shape}")
-                        grads[id(a)] = grads[id(a)] + d if id(a) in grads else d  # fan-out: they add up
+            walk(self.records, grads)
         finally:
             _paused[0] -= 1
         if not self.persistent:
