@@ -199,9 +199,6 @@ def training_macs(model_name):
 def sgemm_peak():
     """Best GFLOP/s of NumPy's float32 matrix product (its BLAS) on this machine, with these threads:
     the FLOP limit that an epoch's multiply-adds are held to."""
-    import minicnn  # noqa: F401  (before NumPy: its OpenBLAS thread timeout)
-
-    # isort: split
     import numpy as np
     best = 0.0
     for n in (1024, 2048):

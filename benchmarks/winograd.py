@@ -14,9 +14,6 @@ docs/winograd.md shows the tables and what they say.
 """
 import argparse
 
-import minicnn  # noqa: F401  (before NumPy: OpenBLAS's thread settings)
-
-# isort: split
 import numpy as np
 from kernels import median_ms  # benchmarks/kernels.py, beside this script
 

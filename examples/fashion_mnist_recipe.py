@@ -18,11 +18,9 @@ See docs/recipe.md for what each ingredient adds.
 import argparse
 import time
 
-import minicnn  # before NumPy: minicnn sets OpenBLAS's thread timeout (minicnn/__init__.py); 12% slower otherwise
-
-# isort: split
 import numpy as np
 
+import minicnn
 from minicnn.datasets import fashion_mnist
 from minicnn.utils import to_categorical
 

@@ -9,9 +9,6 @@ The pictures of docs/tour.md were made with `--epochs 5 --seed 0 --save model.np
 import argparse
 from pathlib import Path
 
-import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread timeout, see minicnn/__init__.py)
-
-# isort: split
 import matplotlib
 
 matplotlib.use("Agg")  # files, never windows

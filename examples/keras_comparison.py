@@ -8,9 +8,6 @@ minicnn's weights have Keras's shapes and order (conv kernel (KH, KW, C, F), den
 import argparse
 import os
 
-import minicnn  # noqa: F401  (before NumPy: minicnn sets OpenBLAS's thread timeout, see minicnn/__init__.py)
-
-# isort: split
 import numpy as np
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

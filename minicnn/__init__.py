@@ -101,6 +101,7 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     models,
     ops,
     optimizers,
+    preprocessing,
     random,
     registry,
     regularizers,

@@ -1,7 +1,6 @@
 """Callbacks with Keras's hook names. fit calls them with `logs` dicts:
 on_train_batch_end(batch, logs={"loss": ..., "accuracy": ...}) holds running means of the
 epoch so far; on_epoch_end(epoch, logs) the epoch's figures and the validation ones."""
-import json
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +36,52 @@ class Callback:
     def on_predict_batch_end(self, batch, logs=None): ...
 
 
+# Keras 2.2 named metrics=["accuracy"] "acc" and "val_acc"; Keras 2.3 and 3 write "accuracy"
+# (and "acc" when compiled with "acc"). Either name reads the figures, under the name fit wrote.
+KERAS_2_NAMES = {"acc": "accuracy", "val_acc": "val_accuracy", "accuracy": "acc", "val_accuracy": "val_acc"}
+
+
+def _other_name(logs, key):
+    """The name `key` is written under in logs: itself, or its Keras 2 / Keras 3 twin (or None)."""
+    if dict.__contains__(logs, key):
+        return key
+    twin = KERAS_2_NAMES.get(key) if isinstance(key, str) else None
+    if twin is not None and dict.__contains__(logs, twin):
+        if key in ("acc", "val_acc"):
+            from minicnn.legacy import deprecated
+            deprecated(f"the History key {key!r} for metrics=['accuracy']", f"history[{twin!r}]")
+        return twin
+    return None
+
+
+class HistoryDict(dict):
+    """history.history: a dict of per-epoch lists under the names fit wrote (Keras 3's), which
+    also answers Keras 2.2's names: h["acc"], "val_acc" in h, h.get("acc") read "accuracy"'s
+    list. Iterating, keys() and len() show each figure once, under its own name."""
+
+    def __missing__(self, key):
+        twin = _other_name(self, key)
+        if twin is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, twin)
+
+    def __contains__(self, key):
+        return _other_name(self, key) is not None
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
 class History(Callback):
-    """Per-epoch figures: history.history == {"loss": [...], "accuracy": [...], ...}."""
+    """Per-epoch figures: history.history == {"loss": [...], "accuracy": [...], ...}
+    (history.history["acc"], Keras 2.2's name, reads "accuracy" too)."""
 
     def __init__(self):
         super().__init__()
-        self.history = {}
+        self.history = HistoryDict()
         self.epoch = []
 
     def on_epoch_end(self, epoch, logs=None):
@@ -81,11 +120,12 @@ def _monitor_mode(monitor, mode):
 
 
 def _monitored(logs, monitor, who):
-    if monitor not in (logs or {}):
+    name = _other_name(logs or {}, monitor)  # monitor="val_acc", Keras 2.2's name, finds "val_accuracy"
+    if name is None:
         raise ValueError(f"{who} monitors {monitor!r}, which fit does not report; it reports "
                          f"{', '.join(logs or {}) or 'nothing'} (val_ figures need validation_data= "
                          "or validation_split=)")
-    return logs[monitor]
+    return logs[name]
 
 
 class EarlyStopping(Callback):
@@ -211,7 +251,9 @@ class CSVLogger(Callback):
     """Write the History to a CSV file, one row per epoch: epoch, loss, accuracy, val_...
 
     The whole file is rewritten atomically after each epoch, so it is always complete up to
-    the last finished epoch. append=True keeps the rows of an earlier run.
+    the last finished epoch. append=True keeps the rows of an earlier run, as Keras; when
+    BackupAndRestore resumes a killed fit at epoch e, the rows of epochs >= e that the killed run
+    logged after its last backup are replaced by the rerun's, so each epoch has one row.
 
     Args:
         filename (str | Path): the CSV file.
@@ -224,12 +266,35 @@ class CSVLogger(Callback):
         self.filename, self.separator, self.append = filename, separator, append
 
     def on_train_begin(self, logs=None):
-        self.rows, self.keys = [], None
+        self.rows, self.keys, self._first_epoch = [], None, True
         if self.append and Path(self.filename).is_file():
-            lines = Path(self.filename).read_text().splitlines()
-            if lines:
-                self.keys = lines[0].split(self.separator)[1:]
-                self.rows = [line.split(self.separator) for line in lines[1:]]
+            self.keys, self.rows = self._read(Path(self.filename))
+
+    def _read(self, path):
+        """(keys, rows) of the log at path. A last line without its newline was cut off by a
+        writer that is not atomic (another tool's, or a copy broken off): it is dropped."""
+        text = path.read_text()
+        lines = text.split("\n")
+        lines = lines[:-1]  # after the last newline: "" for a whole file, a cut-off row otherwise
+        if not lines:
+            return None, []
+        keys = lines[0].split(self.separator)[1:]
+        rows = [line.split(self.separator) for line in lines[1:]]
+        for n, row in enumerate(rows, start=2):
+            if len(row) != len(keys) + 1:
+                raise ValueError(f"{path}: line {n} has {len(row)} fields, its header {len(keys) + 1}; not a "
+                                 "CSVLogger log with this separator (append=False starts a new one)")
+        return keys, rows
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch and getattr(self.model, "resume_epoch", None) is not None:
+            # BackupAndRestore restored a backup: the killed run's rows after it are rerun now
+            last_run = len(self.rows) - 1  # the rows since the epoch number last went down
+            while last_run > 0 and _row_epoch(self.rows[last_run - 1]) < _row_epoch(self.rows[last_run]):
+                last_run -= 1
+            self.rows = self.rows[:max(last_run, 0)] + [r for r in self.rows[max(last_run, 0):]
+                                                        if _row_epoch(r) < epoch]
+        self._first_epoch = False
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -238,6 +303,10 @@ class CSVLogger(Callback):
         self.rows.append([str(epoch), *(repr(float(logs[k])) if k in logs else "" for k in self.keys)])
         text = "\n".join(self.separator.join(row) for row in [["epoch", *self.keys], *self.rows]) + "\n"
         atomic_write(self.filename, lambda f: f.write(text), mode="w")
+
+
+def _row_epoch(row):
+    return int(row[0]) if row[0].isdigit() else -1
 
 
 class ReduceLROnPlateau(Callback):
@@ -367,6 +436,10 @@ class BackupAndRestore(Callback):
     as one that never stopped (bit for bit: the shuffling's random state is restored too). The
     backup is deleted when fit ends normally (delete_checkpoint=True).
 
+    The backup is one file, backup_dir/backup.npz (a saved model whose header also holds the epoch
+    and the random state), written atomically: a kill at any moment leaves the previous epoch's
+    backup or the new one, never the weights of one epoch with the position of another.
+
     Args:
         backup_dir (str | Path): the folder of the backup.
         save_freq (str): only "epoch". Defaults to "epoch".
@@ -378,27 +451,43 @@ class BackupAndRestore(Callback):
         if save_freq != "epoch":
             raise ValueError("minicnn's BackupAndRestore backs up at the end of each epoch (save_freq='epoch')")
         self.backup_dir, self.delete_checkpoint = Path(backup_dir), delete_checkpoint
-        self.model_path, self.state_path = self.backup_dir / "backup.npz", self.backup_dir / "backup.json"
+        self.model_path = self.backup_dir / "backup.npz"
 
     def on_train_begin(self, logs=None):
-        if not (self.model_path.is_file() and self.state_path.is_file()):
+        if not self.model_path.is_file():
             return
-        state = json.loads(self.state_path.read_text())
-        saved = saving.load_model(self.model_path)
+        saved, header = saving.load_model_and_header(self.model_path)
+        epoch, rng_state = self._training_state(header)
         self.model.set_weights(saved.get_weights())
         opt, saved_opt = self.model.optimizer, saved.optimizer
         if saved_opt is not None and type(saved_opt) is type(opt):
             opt.slots, opt.iterations = saved_opt.slots, saved_opt.iterations
-        utils.rng().bit_generator.state = state["rng"]
-        self.model.resume_epoch = state["epoch"] + 1
+        utils.rng().bit_generator.state = rng_state
+        self.model.resume_epoch = epoch + 1
+
+    def _training_state(self, header):
+        """(epoch, random state) from the backup's header, checked before anything is restored."""
+        state = header.get("training_state")
+        if not isinstance(state, dict):
+            raise saving.ModelFileError(f"{self.model_path}: a saved model without BackupAndRestore's "
+                                        "'training_state' entry; delete it to start training afresh")
+        epoch = state.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds epoch {epoch!r}, "
+                                        "not an epoch number")
+        scratch = type(utils.rng().bit_generator)()  # the state is tried on a scratch generator first
+        try:
+            scratch.state = state.get("rng")
+        except (TypeError, ValueError, KeyError) as e:
+            raise saving.ModelFileError(f"{self.model_path}: its 'training_state' entry holds no valid random "
+                                        f"state ({type(e).__name__}: {e})") from None
+        return epoch, scratch.state
 
     def on_epoch_end(self, epoch, logs=None):
         self.backup_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save(self.model_path)
-        state = {"epoch": epoch, "rng": utils.rng().bit_generator.state}
-        atomic_write(self.state_path, lambda f: f.write(json.dumps(state).encode()))
+        saving.save_model(self.model, self.model_path,
+                          training_state={"epoch": epoch, "rng": utils.rng().bit_generator.state})
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:  # fit ended normally (an error or Ctrl-C never gets here)
-            for path in (self.model_path, self.state_path):
-                path.unlink(missing_ok=True)
+            self.model_path.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
+from minicnn.legacy import Keras2Methods
 from minicnn.model_layer import ModelLayer
 from minicnn.optimizers import NonFiniteError, all_finite
 from minicnn.training import Trainer
@@ -28,7 +29,7 @@ from minicnn.utils import Tensor
 
 
 @registry.register_serializable()
-class Model(Trainer):
+class Model(Keras2Methods, Trainer):
     """A model: layers, their weights, the forward and backward passes and one training step;
     compile / fit / evaluate / predict come from minicnn.training.Trainer.
 

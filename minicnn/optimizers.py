@@ -13,6 +13,7 @@ import numpy as np
 from minicnn import schedules
 from minicnn.gpu import array_module
 from minicnn.io import interrupts_deferred
+from minicnn.legacy import deprecated
 from minicnn.tape import plain
 
 
@@ -47,9 +48,16 @@ class Optimizer:
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
                  **kwargs):
-        for old, new in (("lr", "learning_rate"), ("decay", "a schedule, or the ReduceLROnPlateau callback")):
-            if old in kwargs:  # Keras 2's arguments, which Keras 3 refuses too
-                raise ValueError(f"Argument `{old}` is no longer supported. Use `{new}` instead.")
+        if "lr" in kwargs:  # Keras 2's name, which wins over learning_rate as in Keras 2
+            deprecated("the optimizer argument lr=", "learning_rate=")
+            learning_rate = kwargs.pop("lr")
+        decay = kwargs.pop("decay", 0.0)
+        if decay:
+            deprecated("the optimizer argument decay=", "learning_rate=keras.optimizers.schedules.InverseTimeDecay("
+                       "lr, decay_steps=1, decay_rate=decay), the same rates")
+        if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not decay >= 0:
+            raise ValueError(f"decay cannot be less than 0. Received: decay={decay!r}.")
+        self.decay = float(decay)  # Keras 2's: the rate of step t is lr / (1 + decay * t), t = steps done before
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
         if isinstance(learning_rate, dict):  # a schedule, from a saved file
@@ -67,15 +75,30 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """The rate of the next step: the schedule's at the current iteration, if there is one."""
-        return float(self.schedule(self.iterations)) if self.schedule else self._learning_rate
+        """The rate of the next step: the schedule's at the current iteration, if there is one,
+        divided by 1 + decay * iterations when Keras 2's decay= was given."""
+        rate = float(self.schedule(self.iterations)) if self.schedule else self._learning_rate
+        return rate / (1.0 + self.decay * self.iterations) if self.decay else rate
 
     @learning_rate.setter
     def learning_rate(self, value):
         if self.schedule:
             raise TypeError("This optimizer was created with a learning-rate schedule: its rate cannot be set "
                             "(as in Keras); give it a float learning_rate to change the rate from a callback")
-        self._learning_rate = float(value)
+        # With decay, the rate set is the next step's, and decay goes on from it: the same rates as
+        # Keras 2, where a callback sets the undecayed lr to the old one times a factor.
+        self._learning_rate = float(value) * (1.0 + self.decay * self.iterations)
+
+    @property
+    def lr(self):
+        """Keras 2's name of learning_rate."""
+        deprecated("optimizer.lr", "optimizer.learning_rate")
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        deprecated("optimizer.lr", "optimizer.learning_rate")
+        self.learning_rate = value
 
     def clip(self, grads):
         """The gradients clipped as Keras clips them: each to norm clipnorm, all together to
@@ -159,8 +182,8 @@ class Optimizer:
     def get_config(self):
         """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
         rate = {"class_name": type(self.schedule).__name__, "config": self.schedule.get_config()} if self.schedule \
-            else self.learning_rate
-        config = {"name": type(self).__name__, "learning_rate": rate,
+            else self._learning_rate
+        config = {"name": type(self).__name__, "learning_rate": rate, **({"decay": self.decay} if self.decay else {}),
                   **{k: v for k in ("clipnorm", "clipvalue", "global_clipnorm") if (v := getattr(self, k)) is not None}}
         return config if self.weight_decay is None else {**config, "weight_decay": self.weight_decay}
 

@@ -27,7 +27,11 @@ def register_serializable(name=None):
 
 
 def get_class(class_name, custom_objects=None):
-    """The class saved under class_name: custom_objects first, then the registry."""
+    """The class saved under class_name: custom_objects first, then the registry. Only these
+    are ever found: a name such as "os.system" is unknown, never imported."""
+    if not isinstance(class_name, str):
+        raise UnknownClassError(f"a class name must be a string, got {type(class_name).__name__} "
+                                f"{class_name!r:.60}")
     known = {**_CLASSES, **(custom_objects or {})}
     if class_name not in known:
         raise UnknownClassError(f"unknown class {class_name!r}; pass your own classes as "
@@ -43,4 +47,6 @@ def serialize(obj):
 
 def deserialize(spec, custom_objects=None):
     """The layer serialize() described: its class's from_config(config)."""
-    return get_class(spec["class_name"], custom_objects).from_config(spec["config"])
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        raise TypeError(f"a layer must be described as {{'class_name': ..., 'config': {{...}}}}, got {spec!r:.80}")
+    return get_class(spec.get("class_name"), custom_objects).from_config(spec["config"])

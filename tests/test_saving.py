@@ -1,6 +1,8 @@
 """Save and load: the same outputs after a round trip, training that resumes exactly, files
 that are written atomically and read without pickle, and clear errors for bad files."""
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -257,3 +259,25 @@ def test_save_refuses_damaged_optimizer_state(tmp_path):
     with pytest.raises(ValueError, match="state for 3 params, the model has 4"):
         model.save(path)
     assert path.read_bytes() == good
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=["umask022", "umask077", "umask002"])
+def test_atomic_write_keeps_the_mode_of_the_file_it_replaces(tmp_path, umask):
+    """An overwrite keeps the file's mode; a new file gets the umask's, as np.savez's open() gives."""
+    old = os.umask(umask)
+    try:
+        model, _, _ = trained()
+        fresh = model.save(tmp_path / "new.npz")
+        np.save(tmp_path / "plain.npy", np.zeros(1))  # what a plain open() gives under this umask
+        assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE((tmp_path / "plain.npy").stat().st_mode) \
+            == 0o666 & ~umask
+        for mode in (0o644, 0o640, 0o600, 0o664, 0o444):
+            target = tmp_path / f"mine-{mode:o}.npz"
+            target.write_bytes(b"old")
+            target.chmod(mode)
+            model.save(target)
+            model.save_weights(target)
+            io.atomic_write(target, lambda f: f.write("text"), mode="w")
+            assert stat.S_IMODE(target.stat().st_mode) == mode, f"{mode:o}"
+    finally:
+        os.umask(old)
