@@ -247,3 +247,69 @@ def test_add_loss_reaches_model_losses_and_the_gradient():
     np.testing.assert_allclose(tape.gradient(loss, W), np.full((3, 2), 0.04), rtol=1e-6)  # 4 rows of ones, 1e-2
     model(x)
     assert len(model.losses) == 1  # the next call's own, not two
+
+
+class GAN(minicnn.Model):
+    """The Keras guide's GAN structure: a model holding two models, its own compile and
+    train_step(real_images), metrics as a property; fit on images alone."""
+
+    def __init__(self, discriminator, generator, latent_dim):
+        super().__init__()
+        self.discriminator = discriminator
+        self.generator = generator
+        self.latent_dim = latent_dim
+        self.seed_generator = minicnn.random.SeedGenerator(1337)
+        self.d_loss_tracker = metrics.Mean(name="d_loss")
+        self.g_loss_tracker = metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer, self.g_optimizer, self.loss_fn = d_optimizer, g_optimizer, loss_fn
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def train_step(self, real_images):
+        if isinstance(real_images, tuple):
+            real_images = real_images[0]
+        batch_size = ops.shape(real_images)[0]
+        z = minicnn.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
+        generated = self.generator(z)
+        combined = ops.concatenate([generated, real_images], axis=0)
+        labels = ops.concatenate([ops.ones((batch_size, 1)), ops.zeros((batch_size, 1))], axis=0)
+        labels += 0.05 * minicnn.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        with minicnn.GradientTape() as tape:
+            d_loss = self.loss_fn(labels, self.discriminator(combined))
+        grads = tape.gradient(d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_weights))
+        z = minicnn.random.normal(shape=(batch_size, self.latent_dim), seed=self.seed_generator)
+        misleading = ops.zeros((batch_size, 1))
+        with minicnn.GradientTape() as tape:
+            g_loss = self.loss_fn(misleading, self.discriminator(self.generator(z)))
+        grads = tape.gradient(g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_weights))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {"d_loss": self.d_loss_tracker.result(), "g_loss": self.g_loss_tracker.result()}
+
+
+def test_gan_as_the_keras_guide_writes_it_fits_on_images_alone():
+    minicnn.utils.set_random_seed(0)
+    latent_dim = 4
+    discriminator = minicnn.Sequential([minicnn.Input((6, 6, 1)), minicnn.layers.Conv2D(4, 3, strides=2, padding="same"),
+                                        minicnn.layers.LeakyReLU(0.2), minicnn.layers.GlobalMaxPooling2D(),
+                                        minicnn.layers.Dense(1)])
+    generator = minicnn.Sequential([minicnn.Input((latent_dim,)), minicnn.layers.Dense(36), minicnn.layers.Reshape((6, 6, 1)),
+                                    minicnn.layers.Conv2D(1, 3, padding="same", activation="sigmoid")])
+    gan = GAN(discriminator, generator, latent_dim)
+    gan.compile(d_optimizer=minicnn.optimizers.Adam(3e-4), g_optimizer=minicnn.optimizers.Adam(3e-4),
+                loss_fn=minicnn.losses.BinaryCrossentropy(from_logits=True))
+    g_before, d_before = generator.get_weights(), discriminator.get_weights()
+    images = np.random.default_rng(0).random((24, 6, 6, 1)).astype(np.float32)
+    history = gan.fit(images, batch_size=8, epochs=2, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss"} and len(history.history["d_loss"]) == 2
+    assert gan.d_loss_tracker.count == 3  # reset at the second epoch: its three batches
+    assert all((a != b).any() for a, b in zip(generator.get_weights(), g_before))
+    assert all((a != b).any() for a, b in zip(discriminator.get_weights(), d_before))
+    assert len(gan.trainable_weights) == len(generator.trainable_weights) + len(discriminator.trainable_weights)

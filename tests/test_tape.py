@@ -336,3 +336,15 @@ def test_saliency_example_gives_one_map_per_image():
     x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
     maps = saliency(model, x, np.array([1, 2, 3]))
     assert maps.shape == (3, 28, 28) and (maps >= 0).all() and maps.any()
+
+
+def test_inference_calls_are_differentiated_as_they_compute():
+    """training=False under a tape: Dropout is the identity (not a stale mask), and the model's
+    call gives the same gradient as the tape through the same layers run in inference mode."""
+    drop = layers.Dropout(0.5)
+    x = np.ones((2, 3))
+    drop(x, training=True)  # leaves a mask behind, which an inference call must not use
+    with GradientTape() as tape:
+        tape.watch(x)
+        y = ops.sum(drop(x, training=False) * 3.0)
+    np.testing.assert_array_equal(tape.gradient(y, x), np.full((2, 3), 3.0))
