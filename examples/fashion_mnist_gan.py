@@ -53,10 +53,12 @@ def make_discriminator():
     ], name="discriminator")
 
 
-def train(steps=1000, batch_size=64, latent_dim=32, seed=0, log_every=100):
-    """Train the pair for `steps` batches; returns (generator, discriminator, losses per step)."""
+def train(steps=1000, batch_size=64, latent_dim=32, seed=0, log_every=100, x_train=None):
+    """Train the pair for `steps` batches of x_train (uint8 images, Fashion-MNIST's by default);
+    returns (generator, discriminator, (d_loss, g_loss) per step)."""
     minicnn.utils.set_random_seed(seed)
-    (x_train, _), _ = minicnn.datasets.fashion_mnist.load_data()
+    if x_train is None:
+        (x_train, _), _ = minicnn.datasets.fashion_mnist.load_data()
     images = (x_train.reshape(-1, 28, 28, 1) / 255).astype("float32")
     generator, discriminator = make_generator(latent_dim), make_discriminator()
     g_opt = minicnn.optimizers.Adam(learning_rate=1e-3, beta_1=0.5)

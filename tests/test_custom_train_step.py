@@ -313,3 +313,41 @@ def test_gan_as_the_keras_guide_writes_it_fits_on_images_alone():
     assert all((a != b).any() for a, b in zip(generator.get_weights(), g_before))
     assert all((a != b).any() for a, b in zip(discriminator.get_weights(), d_before))
     assert len(gan.trainable_weights) == len(generator.trainable_weights) + len(discriminator.trainable_weights)
+
+
+def test_a_layer_of_your_own_holds_its_last_calls_losses_and_weights():
+    """The Keras subclassing guide: weights made in __init__, a non-trainable Variable updated
+    with assign_add, nested layers' weights, losses of the outermost call only."""
+
+    class ComputeSum(minicnn.layers.Layer):
+        def __init__(self, input_dim):
+            super().__init__()
+            self.total = self.add_weight(initializer="zeros", shape=(input_dim,), trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(ops.sum(inputs, axis=0))
+            return self.total
+
+    my_sum = ComputeSum(2)
+    my_sum(ops.ones((2, 2)))
+    np.testing.assert_array_equal(my_sum(ops.ones((2, 2))), [4.0, 4.0])
+    assert my_sum.trainable_weights == [] and len(my_sum.non_trainable_weights) == 1
+
+    class Penalty(minicnn.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(1e-2 * ops.mean(inputs))
+            return inputs
+
+    class Outer(minicnn.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = [Penalty(), minicnn.layers.Dense(2)]
+
+        def call(self, inputs):
+            return self.inner[1](self.inner[0](inputs))
+
+    outer = Outer()
+    assert outer.losses == []
+    outer(np.ones((1, 3), np.float32))
+    outer(np.ones((1, 3), np.float32))
+    assert len(outer.losses) == 1 and len(outer.trainable_weights) == 2

@@ -181,6 +181,17 @@ class Layer:
             return call_symbolic(self, x)
         if training is None:
             training = bool(_training[0])
+        if _training[0] is not None:  # inside a model's or another layer's call
+            return self._run(x, training, kwargs)
+        for layer in self._all_layers():  # the outermost call: the losses of add_loss start again, as Keras
+            layer._added_losses = []
+        _training[0] = training  # the layers it calls inherit its flag
+        try:
+            return self._run(x, training, kwargs)
+        finally:
+            _training[0] = None
+
+    def _run(self, x, training, kwargs):
         if kwargs:  # a layer of your own whose call takes more (mask=...): called as written
             return self.call(self._tape_input(x), training=training, **kwargs) if self._call_takes_training \
                 else self.call(self._tape_input(x), **kwargs)
