@@ -348,3 +348,31 @@ def test_inference_calls_are_differentiated_as_they_compute():
         tape.watch(x)
         y = ops.sum(drop(x, training=False) * 3.0)
     np.testing.assert_array_equal(tape.gradient(y, x), np.full((2, 3), 3.0))
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (lambda: minicnn.losses.MeanSquaredError(), lambda: keras.losses.MeanSquaredError()),
+    (lambda: minicnn.losses.MeanAbsoluteError(), lambda: keras.losses.MeanAbsoluteError()),
+    (lambda: minicnn.losses.Huber(0.3), lambda: keras.losses.Huber(0.3)),
+    (lambda: minicnn.losses.CategoricalCrossentropy(), lambda: keras.losses.CategoricalCrossentropy()),
+    (lambda: minicnn.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+     lambda: keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)),
+    (lambda: minicnn.losses.BinaryCrossentropy(), lambda: keras.losses.BinaryCrossentropy()),
+    (lambda: minicnn.losses.BinaryCrossentropy(from_logits=True), lambda: keras.losses.BinaryCrossentropy(from_logits=True)),
+    (lambda: minicnn.losses.mean_squared_error, lambda: keras.losses.mean_squared_error),
+    (lambda: minicnn.losses.categorical_crossentropy, lambda: keras.losses.categorical_crossentropy),
+], ids=["mse", "mae", "huber", "cce", "cce_logits_smooth", "bce", "bce_logits", "mse_fn", "cce_fn"])
+def test_targets_computed_by_the_model_get_their_gradient(ours, theirs):
+    """One output as another's target (a consistency loss): the loss's gradient reaches both."""
+    rng = np.random.default_rng(4)
+    a, b = rng.random((4, 3)).astype(np.float32), rng.random((4, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3)).astype(np.float32)
+    with GradientTape() as tape:
+        tape.watch([a, b])
+        loss = ops.sum(ours()(ops.softmax(ops.multiply(a, 2.0)), ops.softmax(ops.matmul(b, w))))
+    with tf.GradientTape() as t:
+        at, bt = tf.constant(a), tf.constant(b)
+        t.watch([at, bt])
+        expected = tf.reduce_sum(theirs()(tf.nn.softmax(at * 2.0), tf.nn.softmax(tf.matmul(bt, w))))
+    for g, e in zip(tape.gradient(loss, [a, b]), t.gradient(expected, [at, bt])):
+        assert rel(g, e) < 1e-5
