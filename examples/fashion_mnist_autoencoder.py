@@ -8,11 +8,10 @@ Test images and their reconstructions are saved to docs/images/autoencoder.png (
 """
 import argparse
 
+from fashion_mnist_gan import UpSampling  # nearest-neighbour, a layer written with minicnn.ops
+
 import minicnn
 from minicnn import layers
-import numpy as np
-
-from fashion_mnist_gan import UpSampling  # nearest-neighbour, a layer written with minicnn.ops
 
 
 class Autoencoder(minicnn.Model):

@@ -11,9 +11,10 @@ word for word: tf.GradientTape becomes minicnn.GradientTape.
 import argparse
 import time
 
+import numpy as np
+
 import minicnn
 from minicnn import layers, ops
-import numpy as np
 
 
 class UpSampling(layers.Layer):

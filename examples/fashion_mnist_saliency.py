@@ -7,9 +7,10 @@ The picture is saved to docs/images/saliency.png (or --out).
 """
 import argparse
 
+import numpy as np
+
 import minicnn
 from minicnn import layers
-import numpy as np
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 from minicnn import tape
-from minicnn.tape import Tracked, plain, record, recording
+from minicnn.tape import plain, record, recording
 from minicnn.utils import Tensor
 
 

@@ -115,17 +115,6 @@ class Variable(Tracked):
         out.trainable, out.name = trainable, name
         return out
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        if not _tapes:  # the optimizer's in-place updates, arithmetic outside a tape: plain NumPy
-            inputs = [np.asarray(a) if isinstance(a, Tracked) else a for a in inputs]
-            if "out" in kwargs:
-                out = kwargs["out"]
-                kwargs["out"] = tuple(np.asarray(o) if isinstance(o, Tracked) else o for o in out)
-                getattr(ufunc, method)(*inputs, **kwargs)
-                return out[0] if len(out) == 1 else out
-            return getattr(ufunc, method)(*inputs, **kwargs)
-        return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
-
     # a weight updated in place, as NumPy does (the optimizer's updates); not while a tape records
     __iadd__, __isub__, __imul__, __itruediv__ = (np.ndarray.__iadd__, np.ndarray.__isub__, np.ndarray.__imul__,
                                                   np.ndarray.__itruediv__)
@@ -162,7 +151,7 @@ class Record:
     """One recorded call: `name` ran on `inputs` and made `output`; backward(dy) gives one
     gradient (or None) per input."""
 
-    __slots__ = ("name", "inputs", "output", "backward", "via")
+    __slots__ = ("backward", "inputs", "name", "output", "via")
 
     def __init__(self, name, inputs, output, backward, via):
         self.name, self.inputs, self.output, self.backward, self.via = name, inputs, output, backward, via

@@ -143,7 +143,7 @@ def test_subclassed_autoencoder_fits_saves_and_summarises(tmp_path, capsys):
     again.build((None, 8, 8, 1))
     again.load_weights(tmp_path / "ae.weights.npz")
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
-    loss, mae = model.evaluate(x, x, verbose=0)
+    loss, _ = model.evaluate(x, x, verbose=0)
     assert loss == pytest.approx(history.history["loss"][-1], rel=0.5)
 
 

@@ -103,7 +103,7 @@ def test_subclassed_cnn_gradients_match_tf(training):
 
 def test_gradient_with_respect_to_the_input_matches_tf():
     ours, theirs = twins()
-    x, y = data()
+    x, _ = data()
     with GradientTape() as tape:
         tape.watch(x)
         score = ops.max(ours(x), axis=-1)  # a saliency map: d(top logit)/d(pixels)
@@ -320,7 +320,7 @@ def test_gan_example_runs_a_few_steps(real_data, tmp_path):
     """examples/fashion_mnist_gan.py: a tiny run steps both models and saves its samples."""
     from toy import load_script
     gan = load_script("examples/fashion_mnist_gan.py")
-    generator, discriminator, history = gan.train(steps=3, batch_size=8, log_every=0, x_train=real_data[0][0][:500])
+    generator, _, history = gan.train(steps=3, batch_size=8, log_every=0, x_train=real_data[0][0][:500])
     before = [w.copy() for w in generator.get_weights()]
     assert len(history) == 3 and all(np.isfinite(history).ravel())
     gan.save_samples(generator, tmp_path / "samples.png")
