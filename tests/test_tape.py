@@ -376,3 +376,51 @@ def test_targets_computed_by_the_model_get_their_gradient(ours, theirs):
         expected = tf.reduce_sum(theirs()(tf.nn.softmax(at * 2.0), tf.nn.softmax(tf.matmul(bt, w))))
     for g, e in zip(tape.gradient(loss, [a, b]), t.gradient(expected, [at, bt])):
         assert rel(g, e) < 1e-5
+
+
+def test_every_kind_of_layer_under_the_tape_matches_tensorflow():
+    """Conv2DTranspose, UpSampling2D, ZeroPadding2D, the merging layers, pooling and
+    normalization inside a subclassed model: the tape's gradients are Keras's on TensorFlow."""
+
+    def build(lib):
+        L = lib.layers
+
+        class Net(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.up = [L.Conv2DTranspose(3, 3, strides=2, padding="same"), L.UpSampling2D(2)]
+                self.branches = [L.Conv2D(3, 3, padding="same", activation="relu"), L.ZeroPadding2D(1),
+                                 L.AveragePooling2D(3, strides=1)]
+                self.merges = [L.Add(), L.Multiply(), L.Subtract(), L.Maximum(), L.Average(), L.Concatenate()]
+                self.head = [L.GlobalAveragePooling2D(), L.Dense(2)]
+
+            def call(self, x, training=None):
+                a = self.up[1](self.up[0](x))
+                b = self.branches[0](a)
+                c = self.branches[2](self.branches[1](b))
+                m = self.merges[0]([a, b])
+                m = self.merges[1]([m, c])
+                m = self.merges[2]([m, a])
+                m = self.merges[3]([m, b])
+                m = self.merges[4]([m, c])
+                m = self.merges[5]([m, a])
+                return self.head[1](self.head[0](m))
+        return Net()
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 3, 2)).astype(np.float32)
+    ours, theirs = build(minicnn), build(keras)
+    ours(x), theirs(x)
+    weights = [rng.standard_normal(w.shape).astype(np.float32) * 0.5 for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    with GradientTape() as tape:
+        tape.watch(x)
+        loss = ops.sum(ops.square(ours(x, training=True)))
+    with tf.GradientTape() as t:
+        xt = tf.constant(x)
+        t.watch(xt)
+        expected = tf.reduce_sum(tf.square(theirs(xt, training=True)))
+    grads = tape.gradient(loss, [x, *ours.trainable_variables])
+    for g, e in zip(grads, t.gradient(expected, [xt, *theirs.trainable_variables])):
+        assert rel(g, e) < 1e-5
