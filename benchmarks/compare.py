@@ -130,25 +130,32 @@ def sgemm_peak():
     return best
 
 
-def worker(engine, epochs, n_train, batch, seed=0, model_name="tutorial", n_test=10000):
-    """Train and measure one engine in this process; print one JSON line."""
-    import numpy as np
+def engine_library(engine, seed=0):
+    """Import and set up engine in this process, threads from OMP_NUM_THREADS (set by run()):
+    the library that builds its models (minicnn or keras), or None for PyTorch (TorchModel)."""
     if engine == "keras":
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         import keras as lib
         import tensorflow as tf
-        threads = int(os.environ["OMP_NUM_THREADS"])  # set by run() from --threads
+        threads = int(os.environ["OMP_NUM_THREADS"])
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         lib.utils.set_random_seed(seed)
-    elif engine.startswith("torch"):
+        return lib
+    if engine.startswith("torch"):
         import torch
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
-        lib = None
-    else:
-        import minicnn as lib
-        lib.backend.set_backend(engine.split("-")[1])
-        lib.utils.set_random_seed(seed)
+        return None
+    import minicnn as lib
+    lib.backend.set_backend(engine.split("-")[1])
+    lib.utils.set_random_seed(seed)
+    return lib
+
+
+def worker(engine, epochs, n_train, batch, seed=0, model_name="tutorial", n_test=10000):
+    """Train and measure one engine in this process; print one JSON line."""
+    lib = engine_library(engine, seed)
+    import numpy as np
     spec = MODELS[model_name]
     x, y, xt, yt, data = load(model_name, n_train, n_test, seed)
     steps = -(-n_train // batch)

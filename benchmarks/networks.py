@@ -270,18 +270,26 @@ class TorchModel:
             order = self.rng.permutation(len(x))
             for start in range(0, len(x), batch_size):
                 idx = order[start:start + batch_size]
-                xb = self._augment(x[idx]) if self.recipe else x[idx]
-                if self.schedule:
-                    for group in self.opt.param_groups:
-                        group["lr"] = self.schedule(self.step)
-                target = self._batch(labels[idx]) if self.images_out else \
-                    self.torch.from_numpy(labels[idx]).to(self.dev)
-                self.opt.zero_grad(set_to_none=True)
-                self.loss(self.net(self._batch(xb)), target).backward()
-                self.opt.step()
-                self.step += 1
+                self._step(self._augment(x[idx]) if self.recipe else x[idx], labels[idx])
         if self.dev.type == "cuda":
             self.torch.cuda.synchronize()
+
+    def train_on_batch(self, x, y):
+        """One step on this batch, as Keras's train_on_batch (y as in fit)."""
+        self.net.train()
+        self._step(x, y if self.images_out else y.argmax(1))
+        if self.dev.type == "cuda":
+            self.torch.cuda.synchronize()
+
+    def _step(self, xb, labels):
+        if self.schedule:
+            for group in self.opt.param_groups:
+                group["lr"] = self.schedule(self.step)
+        target = self._batch(labels) if self.images_out else self.torch.from_numpy(labels).to(self.dev)
+        self.opt.zero_grad(set_to_none=True)
+        self.loss(self.net(self._batch(xb)), target).backward()
+        self.opt.step()
+        self.step += 1
 
     def predict(self, x, batch_size, verbose=0):
         """Class probabilities (N, 10), or images (N, H, W, C) for an autoencoder, as Keras's."""
