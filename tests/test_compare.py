@@ -171,3 +171,23 @@ def test_step_time_times_a_training_step_and_a_prediction():
     bench = load_script("benchmarks/step_time.py")
     train, infer = bench.measure("recipe", batch=4, steps=1, repeat=1)
     assert train > 0 and infer > 0
+
+
+@pytest.mark.parametrize("name", ["cifar-cnn", "resnet20"])
+def test_step_profile_times_every_step_of_the_plan(name):
+    """benchmarks/step_profile.py on a batch of 2, once: a row per step of the plan (a chain, and a
+    graph with adds), every multiply-add of training counted once, the totals beside them."""
+    prof = load_script("benchmarks/step_profile.py")
+    previous = backend.get_backend()
+    try:
+        rows, totals = prof.profile(name, batch=2, repeat=1)
+        model = compare().build(minicnn, name)
+        steps = len(model.execution_plan())
+    finally:
+        backend.set_backend(previous)
+    assert len(rows) == steps and all(r["forward_ms"] > 0 for r in rows)
+    shortcut = name == "cifar-cnn"  # a last Activation("softmax"): its gradient is the loss's (p - y) / N
+    assert sum(r["backward_ms"] > 0 for r in rows) == steps - shortcut
+    assert sum(r["forward_macs_per_image"] + r["backward_macs_per_image"] for r in rows) == \
+        compare().training_macs(name)
+    assert set(totals) == {"optimizer_ms", "regularizers_ms", "train_on_batch_ms", "rest_ms"}
