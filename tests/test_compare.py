@@ -191,3 +191,13 @@ def test_step_profile_times_every_step_of_the_plan(name):
     assert sum(r["forward_macs_per_image"] + r["backward_macs_per_image"] for r in rows) == \
         compare().training_macs(name)
     assert set(totals) == {"optimizer_ms", "regularizers_ms", "train_on_batch_ms", "rest_ms"}
+
+
+def test_the_autoencoder_is_the_examples():
+    needs_conv_transpose("autoencoder")
+    example = load_script("examples/fashion_mnist_autoencoder.py").build_model()
+    ours = compare().build(minicnn, "autoencoder")
+    layers = [(type(a).__name__, a.get_weights()[0].shape if a.params else None) for a in ours.layers]
+    assert layers == [(type(a).__name__, a.get_weights()[0].shape if a.params else None) for a in example.layers]
+    assert ours.output_shape == example.output_shape and type(ours.optimizer) is type(example.optimizer)
+    assert ours.loss.name == example.loss.name
