@@ -7,11 +7,11 @@ Runs --repeat training passes on the Numba backend (after 3 untimed ones: compil
 allocations) on random data of the model's shapes: forward through model.execution_plan() (the
 fused steps training runs), the loss gradient, backward in reverse; each step of the plan timed
 inside the pass (the watch hook of model.forward and model.backpropagate), the median per step.
-Then, alone, the optimizer's apply_gradients and the regularizers' gradients, and whole
-train_on_batch calls: what the parts leave out of a step (the loss and its gradient, the checks,
-adding the gradients up where a tensor fans out) is printed as "rest".
+The loss gradient, the regularizers' gradients and the optimizer's apply_gradients are timed in
+the same passes; whole train_on_batch calls (which also check the gradients for NaN and keep the
+loss) are timed after them, for comparison.
 
-For each step: milliseconds forward and backward, their share of the train_on_batch median,
+For each step: milliseconds forward and backward, their share of the timed pass (all its parts),
 GFLOP/s where it has multiply-adds (2 FLOPs each; backward: weight gradients, and input
 gradients unless the step reads the data), and GB/s of the bytes it must at least read and
 write (input and output forward; dy, input and dx backward), to hold against NumPy's sgemm
@@ -89,18 +89,17 @@ def describe_step(step, shape, out_shape):
             passes_dy)
 
 
-def training_pass(model, x, y, watch_forward, watch_backward, steps):
+def training_pass(model, x, y, watch_forward, watch_backward, loss_gradient, steps):
     """Forward, loss gradient, backward, as train_on_batch runs them, each plan step through a
-    watch(step, run) -> run(); returns (dy, n) of the loss gradient for timing it apart."""
+    watch(step, run) -> run(), the loss gradient through loss_gradient(p) -> (dy, n)."""
     from minicnn.models import Sequential
     if not isinstance(model, Sequential):
-        p = model.forward(x, training=True, watch=watch_forward)
-        dy, n = model.loss_gradient(y, p)
+        dy, n = loss_gradient(model.forward(x, training=True, watch=watch_forward))
         model.backpropagate(dy, skip_last=n < len(model.layers), watch=watch_backward)
         return
     for step in steps:  # Sequential.forward and backpropagate, step by step
         x = watch_forward(step, lambda step=step, x=x: step.forward(x, True))
-    dy, n = model.loss_gradient(y, x)
+    dy, n = loss_gradient(x)
     for step in reversed(steps[:-1] if n < len(model.layers) else steps):  # the softmax shortcut skips the last
         dy = watch_backward(step, lambda step=step, dy=dy: step.backward(dy))
 
@@ -120,7 +119,7 @@ def profile(model_name, batch, repeat, seed=0):
     plan = plan_steps(model)
     chain = [step for step, _, _ in plan]
     times = {(id(step), f): [] for step in chain for f in STEP_FIELDS}
-    extra = {"optimizer_ms": [], "regularizers_ms": []}
+    extra = {"loss_ms": [], "regularizers_ms": [], "optimizer_ms": []}
 
     def timer(field):
         def watch(step, run):
@@ -140,7 +139,8 @@ def profile(model_name, batch, repeat, seed=0):
         if i == 3:  # the warm-up passes are not counted
             for v in (*times.values(), *extra.values()):
                 v.clear()
-        training_pass(model, x, y, timer("forward_ms"), timer("backward_ms"), chain)
+        training_pass(model, x, y, timer("forward_ms"), timer("backward_ms"),
+                      lambda p: timed("loss_ms", lambda: model.loss_gradient(y, p)), chain)
         timed("regularizers_ms", lambda: [r.gradient(layer.params[k]) for layer in model.layers
                                           for k, r in layer.regularizers.items()])
         pairs = model.grads_and_params()
@@ -160,7 +160,6 @@ def profile(model_name, batch, repeat, seed=0):
         for field in STEP_FIELDS:
             got = times[(id(step), field)]
             row[field] = 1e3 * statistics.median(got) if got else 0.0
-        row["share"] = (row["forward_ms"] + row["backward_ms"]) / step_ms
         row["forward_gflops"] = 2 * fwd_macs * batch / row["forward_ms"] / 1e6 if fwd_macs and row["forward_ms"] else None
         row["backward_gflops"] = 2 * bwd_macs * batch / row["backward_ms"] / 1e6 if bwd_macs and row["backward_ms"] \
             else None
@@ -169,9 +168,10 @@ def profile(model_name, batch, repeat, seed=0):
             if row["backward_ms"] and not passes_dy else None
         rows.append(row)
     totals = {k: 1e3 * statistics.median(v) for k, v in extra.items()}
+    totals["pass_ms"] = sum(r["forward_ms"] + r["backward_ms"] for r in rows) + sum(totals.values())
+    for r in rows:  # shares of the timed pass: its parts were measured together, under the same load
+        r["share"] = (r["forward_ms"] + r["backward_ms"]) / totals["pass_ms"]
     totals["train_on_batch_ms"] = step_ms
-    totals["rest_ms"] = step_ms - sum(r["forward_ms"] + r["backward_ms"] for r in rows) - totals["optimizer_ms"] - \
-        totals["regularizers_ms"]
     return rows, totals
 
 
@@ -198,9 +198,10 @@ def main(argv=None):
               f"{num(r['forward_gflops'])} {num(r['backward_gflops'])} {num(r['forward_gbs'])} "
               f"{num(r['backward_gbs'])}  {r['kind']}")
     step = totals["train_on_batch_ms"]
-    for key in ("regularizers_ms", "optimizer_ms", "rest_ms"):
-        print(f"{key[:-3]:44} {totals[key]:7.3f} {'':7} {totals[key] / step:6.1%}")
-    print(f"{'train_on_batch':44} {step:7.3f}")
+    for key in ("loss_ms", "regularizers_ms", "optimizer_ms"):
+        print(f"{key[:-3]:44} {totals[key]:7.3f} {'':7} {totals[key] / totals['pass_ms']:6.1%}")
+    print(f"{'the timed pass, all of the above':44} {totals['pass_ms']:7.3f}")
+    print(f"{'train_on_batch (checks, bookkeeping too)':44} {step:7.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "batch": batch, "rows": rows, "totals": totals}, f, indent=1)

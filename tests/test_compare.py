@@ -190,7 +190,9 @@ def test_step_profile_times_every_step_of_the_plan(name):
     assert sum(r["backward_ms"] > 0 for r in rows) == steps - shortcut
     assert sum(r["forward_macs_per_image"] + r["backward_macs_per_image"] for r in rows) == \
         compare().training_macs(name)
-    assert set(totals) == {"optimizer_ms", "regularizers_ms", "train_on_batch_ms", "rest_ms"}
+    assert set(totals) == {"loss_ms", "optimizer_ms", "regularizers_ms", "pass_ms", "train_on_batch_ms"}
+    assert sum(r["share"] for r in rows) + (totals["pass_ms"] - sum(r["forward_ms"] + r["backward_ms"] for r in rows)) / \
+        totals["pass_ms"] == pytest.approx(1)
 
 
 def test_the_autoencoder_is_the_examples():
