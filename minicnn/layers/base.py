@@ -15,10 +15,10 @@ goes in self._cache, and belongs to that call: forward clears it first (so a bac
 inference-mode call is an error, never the previous batch's values), and a GradientTape keeps
 each recorded call's own and puts it back before that call's backward (a layer called twice in
 one step has two). A layer of your own may instead write build (with add_weight) and call only,
-with minicnn.ops and other layers: a GradientTape then differentiates its call (minicnn/tape.py). `training` is True in fit
-and train_on_batch, False in evaluate and predict: a layer that behaves differently while
-training (Dropout, BatchNormalization) reads it there. Shapes include the batch axis as None,
-as in Keras: (None, H, W, C).
+with minicnn.ops and other layers: a GradientTape then differentiates its call (minicnn/tape.py).
+`training` is True in fit and train_on_batch, False in evaluate and predict: a layer that behaves
+differently while training (Dropout, BatchNormalization) reads it there. Shapes include the
+batch axis as None, as in Keras: (None, H, W, C).
 """
 import functools
 import inspect
