@@ -9,7 +9,7 @@ A tensor here is a NumPy array (minicnn.utils.Tensor: an ndarray that also answe
 This module never imports TensorFlow. Every name it offers, and where it comes from:
 
     keras                    minicnn itself (keras.layers, keras.Model, keras.utils, ...)
-    GradientTape             minicnn's tape (minicnn.tape.GradientTape)
+    GradientTape, Variable   minicnn's tape and its variables (minicnn/tape.py)
     function                 a decorator that returns the function as it is: no graph compiler
     newaxis                  None, as numpy.newaxis
     float16 float32 float64 int8 int16 int32 int64 uint8 bool, dtypes.*    NumPy's types
@@ -42,6 +42,7 @@ from collections import namedtuple
 import numpy as np
 
 from minicnn import gpu, utils
+from minicnn.tape import GradientTape, Variable  # noqa: F401  (tf.GradientTape, tf.Variable)
 from minicnn.tf import _diff, data  # noqa: F401  (tf.data)
 from minicnn.tf._diff import _tensor, convert_to_tensor
 from minicnn.version import __version__
@@ -220,7 +221,6 @@ version = _Namespace("version", VERSION=__version__)
 
 # -- the rest of TensorFlow: a clear error ------------------------------------------------------------------------
 _INSTEAD = {
-    "Variable": "a layer's weights are NumPy arrays (layer.params, model.trainable_variables), updated in place",
     "Tensor": "minicnn's tensors are NumPy arrays (minicnn.utils.Tensor adds .numpy())",
     "one_hot": "use keras.utils.to_categorical(labels, num_classes)",
     "image": "resize and augment with NumPy, or with keras.layers.Rescaling and the Random* layers",
@@ -241,13 +241,6 @@ def _missing(name):
 
 
 def __getattr__(name):
-    if name == "GradientTape":  # the tape, imported when asked for
-        try:
-            from minicnn.tape import GradientTape
-        except ImportError:
-            raise AttributeError("TensorFlow's GradientTape needs minicnn's tape (minicnn/tape.py), "
-                                 "which this copy of minicnn lacks") from None
-        return GradientTape
     if name.startswith("__"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     raise _missing(name)

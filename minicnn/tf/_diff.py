@@ -8,7 +8,7 @@ convert_to_tensor turns a Python number or list into an array with TensorFlow's 
 """
 import numpy as np
 
-from minicnn.tf._numpy_ops import ops  # the NumPy stand-in until minicnn.ops is here
+from minicnn import ops
 from minicnn.utils import Tensor
 
 
