@@ -52,8 +52,9 @@ class BatchSource:
         if steps is not None:
             steps = self.limit = check_positive("steps_per_epoch", steps)
         self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
-        if steps is None and hasattr(source, "as_numpy_iterator"):  # for the progress bar: a pass, where known
-            self.steps = int(source.cardinality()) if int(source.cardinality()) >= 0 else None
+        if steps is None and hasattr(source, "as_numpy_iterator"):  # the progress bar's total: a pass, where known
+            n = int(source.cardinality())
+            self.steps = n if n >= 0 else None
 
     def dataset_batches(self):
         """A tf.data.Dataset's batches as NumPy arrays, as Keras reads them: a whole pass each
