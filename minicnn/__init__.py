@@ -105,5 +105,6 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     regularizers,
     utils,
 )
+from minicnn.explainer import explain  # noqa: F401  (minicnn.explain(model, x): the page of one image)
 from minicnn.layers import Input  # noqa: F401  (keras.Input)
 from minicnn.models import Model, Sequential  # noqa: F401  (keras.Model, keras.Sequential)
