@@ -13,10 +13,11 @@ the saliency map dL/dx on the input. Each layer comes with its formulas and link
 
 Every number is minicnn's own: model.trace(x) for the forward pass (inference mode), and
 model.trace(x, y, keep=True) once per class for the backward pass, y that class as the target.
-The arrays travel inside the page as JSON (float32 little-endian bytes in base64), beside the
-page's own CSS and JavaScript (minicnn/explain_page/), which read them and draw.
+The arrays travel inside the page as JSON (float32 little-endian bytes, gzipped, in base64),
+beside the page's own CSS and JavaScript (minicnn/explain_page/), which read them and draw.
 """
 import base64
+import gzip
 import html
 import inspect
 import json
@@ -72,12 +73,13 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
     """The explainer page of model on one image x: (H, W, C) or (1, H, W, C). Returns an Explanation.
 
     Args:
-        model: a built, compiled model whose layers run one after the other (a chain, as a
-            Sequential): its loss gives the backward pass.
-        x: one image, in the model's input shape.
+        model (Model): a built, compiled model whose layers run one after the other (a chain,
+            as a Sequential): its loss gives the backward pass.
+        x (np.ndarray): one image, in the model's input shape.
         class_names (list | None): the names of the output classes. Defaults to "0", "1", ...
-        classes (list | None): the classes the page offers a backward pass for (each adds one
-            trace's gradients to the page). Defaults to every class.
+        classes (list | int | None): the classes the page offers a backward pass for (each adds
+            one trace's gradients to the page), or an int k: the k most probable ones. Defaults
+            to every class.
         source_root (str | None): where the links to the code point: a URL or relative path that
             the repository's paths are appended to ("../source/" gives the docs site's pages).
             Defaults to file:// links to the installed package.
@@ -101,7 +103,14 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
     class_names = [str(k) for k in range(K)] if class_names is None else [str(c) for c in class_names]
     if len(class_names) != K:
         raise ValueError(f"class_names has {len(class_names)} names but the model has {K} outputs")
-    classes = list(range(K)) if classes is None else [int(c) for c in classes]
+    if classes is None:
+        classes = list(range(K))
+    elif isinstance(classes, int) and not isinstance(classes, bool):
+        if not 1 <= classes <= K:
+            raise ValueError(f"classes={classes}: the number of most probable classes must be in [1, {K}]")
+        classes = [int(k) for k in np.argsort(-p, kind="stable")[:classes]]
+    else:
+        classes = [int(c) for c in classes]
     if not classes or any(not 0 <= c < K for c in classes):
         raise ValueError(f"classes must be class indices in [0, {K}), got {classes}")
     backward = {c: model.trace(x, _target(model, c, K), keep=True, warmup=False) for c in classes}
@@ -174,11 +183,12 @@ def _first(a):
 
 
 def _array(a):
-    """An array for the page: its shape and its float32 bytes (little-endian) in base64."""
+    """An array for the page: its shape and its float32 bytes (little-endian), gzipped (the
+    gradients are mostly zeros: a third of the size), in base64. The page's decode() reverses it."""
     if a is None:
         return None
     a = np.ascontiguousarray(a, dtype="<f4")
-    return {"shape": list(a.shape), "b64": base64.b64encode(a.tobytes()).decode("ascii")}
+    return {"shape": list(a.shape), "gz": base64.b64encode(gzip.compress(a.tobytes(), mtime=0)).decode("ascii")}
 
 
 def _dense_top(x, W, top=8):

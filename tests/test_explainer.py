@@ -3,10 +3,12 @@ real headless browser (Debian's chromium, driven by Selenium), shows the numbers
 computes: a conv unit's multiply-adds and value, its filter's weight gradient for the chosen
 class, a pooling window's winner, the receptive field; the class selector changes the gradients."""
 import base64
+import gzip
 import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from minicnn.layers import Activation, Add, Conv2D, Dense, Flatten, Input, MaxPo
 from minicnn.models import Model, Sequential
 from minicnn.utils import set_random_seed
 
+ROOT = Path(__file__).resolve().parents[1]
 CONV2 = 3  # the second Conv2D's index in model()
 
 
@@ -40,7 +43,7 @@ def embedded(page):
 
 
 def array(a):
-    return np.frombuffer(base64.b64decode(a["b64"]), dtype="<f4").reshape(a["shape"])
+    return np.frombuffer(gzip.decompress(base64.b64decode(a["gz"])), dtype="<f4").reshape(a["shape"])
 
 
 # ---- the page's data, without a browser ----
@@ -53,7 +56,9 @@ def test_the_page_carries_the_traces_numbers_and_needs_nothing_else():
     assert [layer["name"] for layer in data["layers"]] == [layer.name for layer in m.layers]
     for layer, out in zip(data["layers"], forward.activations):
         np.testing.assert_array_equal(array(layer["output"]), out[0])
-    assert data["predicted"] == int(np.argmax(forward.activations[-1][0])) and data["classes"] == [0, 1, 2, 3, 4]
+    p = forward.activations[-1][0]
+    assert data["predicted"] == int(np.argmax(p)) and data["classes"] == [0, 1, 2, 3, 4]
+    assert embedded(minicnn.explain(m, x, classes=2))["classes"] == list(np.argsort(-p)[:2])
     y = np.eye(5, dtype=np.float32)[[2]]
     backward = m.trace(x[None], y, keep=True)
     for layer, g in zip(data["layers"], backward.input_grads):
@@ -89,6 +94,8 @@ def test_bad_inputs_name_themselves():
         minicnn.explain(m, image(), class_names=["a", "b", "c"])
     with pytest.raises(ValueError, match="classes must be"):
         minicnn.explain(m, image(), classes=[7])
+    with pytest.raises(ValueError, match="most probable classes must be in"):
+        minicnn.explain(m, image(), classes=6)
     bare = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(2)])
     with pytest.raises(RuntimeError, match="explain needs a compiled model"):
         minicnn.explain(bare, np.zeros((4, 4, 1), np.float32))
@@ -125,7 +132,11 @@ def browser():
 def open_page(browser, page, tmp_path):
     path = page.save(tmp_path / "explain.html")
     browser.get_log("browser")  # what earlier pages logged, read and so cleared
+    SEEN.clear()
     browser.get(path.resolve().as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.body.dataset.ready") == "yes"
+                                     or severe_seen(b))
     return browser
 
 
@@ -148,8 +159,20 @@ def value(browser, element_id):
     return float(browser.find_element("id", element_id).get_attribute("data-value"))
 
 
+SEEN = []  # the browser's log, as read by severe_seen while waiting: reading it clears it
+
+
+def severe_seen(browser):
+    SEEN.extend(browser.get_log("browser"))
+    return any(e["level"] == "SEVERE" for e in SEEN)
+
+
 def severe(browser):
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    """The errors the page logged since it was opened (an uncaught exception, a failed load...)."""
+    severe_seen(browser)
+    errors = [e for e in SEEN if e["level"] == "SEVERE"]
+    SEEN.clear()
+    return errors
 
 
 def test_a_conv_unit_shows_the_multiply_adds_the_trace_computes(browser, tmp_path):
@@ -208,3 +231,13 @@ def test_a_pooling_unit_shows_its_winner_the_first_maximum_on_ties(browser, tmp_
     assert (int(winner.get_attribute("data-kh")), int(winner.get_attribute("data-kw"))) == divmod(first, 2)
     assert value(b, "unit-value") == windows[i, j, c].max()
     assert severe(b) == []
+
+
+def test_the_docs_page_opens_and_draws(browser, tmp_path):
+    """docs/explainer/tutorial.html, the page docs/explain.md shows (examples/explain_page.py writes it)."""
+    page = (ROOT / "docs" / "explainer" / "tutorial.html").read_text(encoding="utf-8")
+    b = open_page(browser, minicnn.explainer.Explanation(page), tmp_path)
+    assert severe(b) == []
+    assert len(b.find_elements("css selector", "#network button")) == 10  # the tutorial model's layers
+    assert len(b.find_elements("css selector", "#maps canvas")) == 64  # the first Conv2D's maps
+    assert b.find_element("id", "prediction").text.startswith("prediction: Ankle boot")

@@ -5,21 +5,21 @@
 
 const DATA = JSON.parse(document.getElementById("explain-data").textContent);
 
-function decode(a) {
-  // {shape, b64} -> {shape, data: Float32Array}: the float32 bytes minicnn wrote
+async function decode(a) {
+  // {shape, gz} -> {shape, data: Float32Array}: the float32 bytes minicnn wrote, gzipped, in base64
   if (!a) return null;
-  const bytes = Uint8Array.from(atob(a.b64), ch => ch.charCodeAt(0));
-  return { shape: a.shape, data: new Float32Array(bytes.buffer) };
+  const bytes = Uint8Array.from(atob(a.gz), ch => ch.charCodeAt(0));
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return { shape: a.shape, data: new Float32Array(await new Response(stream).arrayBuffer()) };
 }
 
-const INPUT = decode(DATA.input);
-const LAYERS = DATA.layers.map(l => ({
-  ...l,
-  output: decode(l.output),
-  W: decode(l.W),
-  b: decode(l.b),
-  grad_in: Object.fromEntries(Object.entries(l.grad_in).map(([c, g]) => [c, decode(g)])),
-}));
+async function decodeLayer(l) {
+  const grads = await Promise.all(Object.entries(l.grad_in).map(async ([c, g]) => [c, await decode(g)]));
+  return { ...l, output: await decode(l.output), W: await decode(l.W), b: await decode(l.b),
+           grad_in: Object.fromEntries(grads) };
+}
+
+let INPUT, LAYERS;  // the decoded arrays, once main() has run
 const state = { layer: 0, cls: String(DATA.classes.includes(DATA.predicted) ? DATA.predicted : DATA.classes[0]),
                 unit: null };
 
@@ -130,7 +130,7 @@ function drawLayer() {
   const code = el("p", {}, "code: ");
   l.source.forEach((s, k) => {
     if (k) code.append(", ");
-    code.appendChild(el("a", { href: s.href, title: s.where }, s.label));
+    code.appendChild(el("a", { href: s.href, title: s.where, target: "_blank" }, s.label));
   });
   f.appendChild(code);
   drawMaps(document.getElementById("maps"), l.output, "grey", null);
@@ -251,7 +251,7 @@ function convDetail(box, L, u) {
   if (dy && l.activation) dy = preActivation(l, dy);
   const [OH, OW] = [l.output.shape[0], l.output.shape[1]];
   const table = el("table", { id: "macs" });
-  const heads = ["kh", "kw", "c", "x", "W", "x·W", "dL/dW"];
+  const heads = ["kh, kw, c", "x", "W", "x·W", "dL/dW"];
   table.appendChild(el("tr")).append(...heads.map(h => el("th", {}, h)));
   let sum = 0;
   for (let kh = 0; kh < KH; kh++) for (let kw = 0; kw < KW; kw++) for (let c = 0; c < C; c++) {
@@ -268,8 +268,7 @@ function convDetail(box, L, u) {
       }
     }
     const tr = el("tr", { "data-kh": String(kh), "data-kw": String(kw), "data-c": String(c) });
-    tr.append(el("td", {}, String(kh)), el("td", {}, String(kw)), el("td", {}, String(c)),
-              numCell(xv, "x"), numCell(w, "w"), numCell(xv * w, "xw"), numCell(dw, "dw"));
+    tr.append(el("td", {}, `${kh}, ${kw}, ${c}`), numCell(xv, "x"), numCell(w, "w"), numCell(xv * w, "xw"), numCell(dw, "dw"));
     table.appendChild(tr);
   }
   const bias = l.b ? l.b.data[f] : 0;
@@ -343,6 +342,13 @@ function drawAll() {
   document.getElementById("loss").textContent = `loss for it: ${fmt(loss)}`;
 }
 
-drawHeader();
-drawAll();
-window.explainer = { DATA, LAYERS, state, drawAll };  // for a look from the browser's console
+async function main() {
+  INPUT = await decode(DATA.input);
+  LAYERS = await Promise.all(DATA.layers.map(decodeLayer));
+  drawHeader();
+  drawAll();
+  window.explainer = { DATA, LAYERS, state, drawAll };  // for a look from the browser's console
+  document.body.dataset.ready = "yes";  // drawn: what a test waits for
+}
+
+main().catch(e => { console.error(e); document.getElementById("note").textContent = "The page failed: " + e; });
