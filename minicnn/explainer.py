@@ -114,6 +114,13 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
     if not classes or any(not 0 <= c < K for c in classes):
         raise ValueError(f"classes must be class indices in [0, {K}), got {classes}")
     backward = {c: model.trace(x, _target(model, c, K), keep=True, warmup=False) for c in classes}
+    # The gradient at the last layer's output, which the trace does not keep: the loss's own, or
+    # none where softmax and cross-entropy meet at the logits (the last layer's backward is skipped).
+    loss_grad = {}
+    for c in classes:
+        dy, n = model.loss_gradient(_target(model, c, K), forward.activations[-1])
+        if n == len(nodes):
+            loss_grad[str(c)] = _array(gpu.to_host(dy)[0])
 
     layers = []
     for i, node in enumerate(nodes):
@@ -139,7 +146,7 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
 
     data = {"title": title or model.name, "input": _array(x[0]), "class_names": class_names,
             "probabilities": [float(v) for v in p], "predicted": int(np.argmax(p)), "classes": classes,
-            "loss": {str(c): t.loss for c, t in backward.items()}, "layers": layers,
+            "loss": {str(c): t.loss for c, t in backward.items()}, "loss_grad": loss_grad, "layers": layers,
             "note": _mode_note(model)}
     return Explanation(_page(data))
 

@@ -4,6 +4,7 @@ computes: a conv unit's multiply-adds and value, its filter's weight gradient fo
 class, a pooling window's winner, the receptive field; the class selector changes the gradients."""
 import base64
 import gzip
+import html
 import json
 import os
 import re
@@ -67,6 +68,20 @@ def test_the_page_carries_the_traces_numbers_and_needs_nothing_else():
     assert data["layers"][CONV2]["geometry"] == {"kernel": [3, 3], "strides": [2, 2], "dilation": [1, 1],
                                                  "pads": [1, 1]}  # "same" on 5 x 5, stride 2: 3 x 3 out, 1 pad each side
     assert "<script src" not in page.html and "<link" not in page.html and "http" not in page.html.lower()
+    assert data["loss_grad"] == {}  # softmax and cross-entropy: the gradient starts at the logits
+    frame = page._repr_html_()  # what a notebook shows: the page in a frame
+    assert frame.startswith("<iframe srcdoc=") and html.unescape(frame.split('"')[1]) == page.html
+
+
+def test_without_softmax_the_last_layer_gets_the_loss_gradient():
+    set_random_seed(5)
+    m = Sequential([Flatten(input_shape=(3, 3, 1)), Dense(4)])
+    m.compile(loss=minicnn.losses.CategoricalCrossentropy(from_logits=True), optimizer="sgd")
+    x = image()[:3, :3]
+    data = embedded(minicnn.explain(m, x, classes=[1]))
+    logits = m.predict(x[None], verbose=0)
+    dy, _ = m.loss_gradient(np.eye(4, dtype=np.float32)[[1]], logits)
+    np.testing.assert_array_equal(array(data["loss_grad"]["1"]), dy[0])
 
 
 def test_dense_top_contributions_and_source_links():

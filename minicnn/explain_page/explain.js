@@ -19,7 +19,7 @@ async function decodeLayer(l) {
            grad_in: Object.fromEntries(grads) };
 }
 
-let INPUT, LAYERS;  // the decoded arrays, once main() has run
+let INPUT, LAYERS, LOSS_GRAD;  // the decoded arrays, once main() has run
 const state = { layer: 0, cls: String(DATA.classes.includes(DATA.predicted) ? DATA.predicted : DATA.classes[0]),
                 unit: null };
 
@@ -37,9 +37,9 @@ const shapeText = s => "(" + s.join(", ") + ")";
 function layerInput(L) { return L === 0 ? INPUT : LAYERS[L - 1].output; }
 
 function gradAtOutput(L) {
-  // dL/d(layer L's output) for the chosen class: the next layer's gradient at its input.
-  // The last layer has none in the trace (softmax and cross-entropy meet at the logits).
-  return L + 1 < LAYERS.length ? LAYERS[L + 1].grad_in[state.cls] : null;
+  // dL/d(layer L's output) for the chosen class: the next layer's gradient at its input; for the
+  // last layer the loss's gradient, or none where softmax and cross-entropy meet at the logits.
+  return L + 1 < LAYERS.length ? LAYERS[L + 1].grad_in[state.cls] : LOSS_GRAD[state.cls] || null;
 }
 
 // A tensor as 2-D pictures: (H, W, C) gives C maps of H x W; a vector of n values one map of
@@ -137,8 +137,8 @@ function drawLayer() {
   const g = gradAtOutput(state.layer);
   const grads = document.getElementById("grads");
   if (g) drawMaps(grads, g, "diverging", maxAbs(g));
-  else grads.replaceChildren(el("p", {}, "The loss's gradient starts at the logits (the input of this softmax): " +
-                                        "see the previous layer's gradient, p − y."));
+  else grads.replaceChildren(el("p", {}, "The loss's gradient starts at the logits (the input of this softmax, " +
+                                        "the previous layer's output): p − y, softmax and cross-entropy together."));
 }
 
 function drawMaps(box, t, colour, scale) {
@@ -345,6 +345,7 @@ function drawAll() {
 async function main() {
   INPUT = await decode(DATA.input);
   LAYERS = await Promise.all(DATA.layers.map(decodeLayer));
+  LOSS_GRAD = Object.fromEntries(await Promise.all(Object.entries(DATA.loss_grad).map(async ([c, g]) => [c, await decode(g)])));
   drawHeader();
   drawAll();
   window.explainer = { DATA, LAYERS, state, drawAll };  // for a look from the browser's console
