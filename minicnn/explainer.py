@@ -128,7 +128,7 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
         kind = type(layer).__name__
         entry = {"name": layer.name, "type": kind, "input_shape": list(_shape(node.inputs[0].shape)),
                  "output_shape": list(forward.activations[i].shape[1:]), "output": _array(forward.activations[i][0]),
-                 "activation": getattr(getattr(layer, "activation", None), "activation", None),
+                 "activation": _activation_name(layer),
                  "formula": _formula(layer), "source": _sources(layer, source_root),
                  "grad_in": {str(c): _array(_first(t.input_grads[i])) for c, t in backward.items()}}
         if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D"):
@@ -146,9 +146,16 @@ def explain(model, x, class_names=None, classes=None, source_root=None, title=No
 
     data = {"title": title or model.name, "input": _array(x[0]), "class_names": class_names,
             "probabilities": [float(v) for v in p], "predicted": int(np.argmax(p)), "classes": classes,
+            "are_probabilities": bool(np.all(p >= 0) and abs(p.sum() - 1) < 1e-3),  # else scores, as logits
             "loss": {str(c): t.loss for c, t in backward.items()}, "loss_grad": loss_grad, "layers": layers,
             "note": _mode_note(model)}
     return Explanation(_page(data))
+
+
+def _activation_name(layer):
+    """"relu" for Activation("relu") and for Conv2D(..., activation="relu"); None without one."""
+    act = getattr(layer, "activation", None)
+    return act if isinstance(act, str) or act is None else act.activation
 
 
 def _check_chain(model, nodes):

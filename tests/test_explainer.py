@@ -69,6 +69,7 @@ def test_the_page_carries_the_traces_numbers_and_needs_nothing_else():
                                                  "pads": [1, 1]}  # "same" on 5 x 5, stride 2: 3 x 3 out, 1 pad each side
     assert "<script src" not in page.html and "<link" not in page.html and "http" not in page.html.lower()
     assert data["loss_grad"] == {}  # softmax and cross-entropy: the gradient starts at the logits
+    assert data["are_probabilities"] and [layer["activation"] for layer in data["layers"]][:2] == [None, "relu"]
     frame = page._repr_html_()  # what a notebook shows: the page in a frame
     assert frame.startswith("<iframe srcdoc=") and html.unescape(frame.split('"')[1]) == page.html
 
@@ -82,6 +83,7 @@ def test_without_softmax_the_last_layer_gets_the_loss_gradient():
     logits = m.predict(x[None], verbose=0)
     dy, _ = m.loss_gradient(np.eye(4, dtype=np.float32)[[1]], logits)
     np.testing.assert_array_equal(array(data["loss_grad"]["1"]), dy[0])
+    assert not data["are_probabilities"] and data["layers"][1]["activation"] is None
 
 
 def test_dense_top_contributions_and_source_links():

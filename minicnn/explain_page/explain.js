@@ -96,8 +96,8 @@ function clickedCell(canvas, ev, zoom) {
 // ---- the header and the network column ----
 function drawHeader() {
   const top = DATA.probabilities.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, 3);
-  document.getElementById("prediction").textContent = "prediction: " +
-    top.map(([p, k]) => `${DATA.class_names[k]} ${(100 * p).toFixed(1)}%`).join(", ");
+  const shown = ([p, k]) => `${DATA.class_names[k]} ` + (DATA.are_probabilities ? `${(100 * p).toFixed(1)}%` : fmt(p));
+  document.getElementById("prediction").textContent = "prediction: " + top.map(shown).join(", ");
   const select = document.getElementById("class-select");
   for (const k of DATA.classes) {
     const o = el("option", { value: String(k) }, DATA.class_names[k] + (k === DATA.predicted ? " (predicted)" : ""));
