@@ -294,7 +294,8 @@ class Model(Keras2Methods, Trainer):
             _warn_if_not_probabilities(self.loss, p)
         y = gpu.as_like(y, p)  # the targets go where the outputs are
         w = None if sample_weight is None else gpu.as_like(sample_weight, p)
-        loss = float((self.loss.fn(y, p) if w is None else self.loss.fn(y, p) * w).mean())
+        per_sample = self.loss.fn(y, p).reshape(len(p), -1).mean(axis=1)  # (N, H, W) for maps: one per sample
+        loss = float((per_sample if w is None else per_sample * w).mean())
         if not np.isfinite(loss):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backward(y, p, w)

@@ -207,7 +207,7 @@ def _opened(path, expected_format):
     """(reader, header) of the minicnn file at path, or a ModelFileError that says why not.
     OSErrors of opening the file (missing, not permitted) stay what they are."""
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  (closed by the with below; opened apart to keep its OSErrors)
     except FileNotFoundError:
         raise FileNotFoundError(f"no such file: {path}") from None
     with f:
@@ -286,12 +286,12 @@ def _compile_from_header(path, model, spec):
     entry = "compile"
     try:
         if not isinstance(spec, dict) or not isinstance(spec.get("metrics", []), list):
-            raise ValueError("it must hold 'loss', 'optimizer' and a list of 'metrics'")
+            raise ValueError("it must hold 'loss', 'optimizer' and a list of 'metrics'")  # noqa: TRY004  (made a ModelFileError below)
         entry = "compile.loss"
         loss = losses.deserialize(_named(spec["loss"], "the loss"))
         entry = "compile.optimizer"
         if not isinstance(spec["optimizer"], dict):
-            raise ValueError(f"it must be an optimizer's config, got {spec['optimizer']!r:.80}")
+            raise ValueError(f"it must be an optimizer's config, got {spec['optimizer']!r:.80}")  # noqa: TRY004
         optimizer = optimizers.Optimizer.from_config(spec["optimizer"])
         entry = "compile.metrics"
         metric_list = [metrics.deserialize(_named(m, "a metric")) for m in spec.get("metrics", [])]

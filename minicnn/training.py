@@ -203,6 +203,7 @@ class Trainer:
                 wb = sample_weights(yb, len(xb), wb, None)
             p = self.forward_in_chunks(xb)
             per_sample = self.loss.fn(gpu.as_like(yb, p), p)
+            per_sample = per_sample.reshape(len(xb), -1).mean(axis=1)  # (N, H, W) for maps: one value per sample
             loss_sum += float((per_sample if wb is None else per_sample * gpu.as_like(wb, p)).sum())
             seen += len(xb)
             for m in self.metric_objects:

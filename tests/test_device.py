@@ -20,6 +20,7 @@ from minicnn.layers import (
     AveragePooling2D,
     BatchNormalization,
     Conv2D,
+    Conv2DTranspose,
     Dense,
     Dropout,
     Flatten,
@@ -27,6 +28,7 @@ from minicnn.layers import (
     GlobalMaxPooling2D,
     LeakyReLU,
     MaxPooling2D,
+    Normalization,
     RandomContrast,
     RandomCrop,
     RandomFlip,
@@ -37,6 +39,7 @@ from minicnn.layers import (
     Rescaling,
     Reshape,
     Softmax,
+    UpSampling2D,
     ZeroPadding2D,
 )
 from minicnn.optimizers import SGD
@@ -53,11 +56,20 @@ def device(request):
     return request.param
 
 
+def adapted_normalization(dtype, invert=False):
+    layer = Normalization(axis=(1, -1), invert=invert, dtype=dtype)
+    layer.adapt(np.random.default_rng(7).standard_normal((6, 3, 4, 2)) * 3 + 1)
+    return layer
+
+
 # (layer factory, input shape): every layer kind of minicnn.layers, with the arguments that take
 # each one down another path (stride 2, "same" padding, no bias, a fused activation, ...)
 LAYERS = {
     "conv_same_s2": (lambda dt: Conv2D(3, 3, strides=2, padding="same", dtype=dt), (2, 7, 6, 2)),
     "conv_relu_nobias": (lambda dt: Conv2D(4, (3, 2), activation="relu", use_bias=False, dtype=dt), (3, 6, 5, 3)),
+    "conv_transpose_same_s2": (lambda dt: Conv2DTranspose(3, 3, strides=2, padding="same", dtype=dt), (2, 4, 3, 2)),
+    "conv_transpose_valid_op_relu": (lambda dt: Conv2DTranspose(2, (2, 3), strides=(3, 2), output_padding=(2, 1),
+                                                                 activation="relu", use_bias=False, dtype=dt), (2, 3, 4, 3)),
     "dense_relu": (lambda dt: Dense(5, activation="relu", dtype=dt), (4, 6)),
     "maxpool": (lambda dt: MaxPooling2D(2, dtype=dt), (2, 6, 6, 3)),
     "maxpool_3_s2_same": (lambda dt: MaxPooling2D(3, strides=2, padding="same", dtype=dt), (2, 7, 5, 2)),
@@ -74,6 +86,11 @@ LAYERS = {
     "rescaling": (lambda dt: Rescaling(0.5, offset=0.1, dtype=dt), (2, 3, 3, 1)),
     "reshape": (lambda dt: Reshape((6, 2), dtype=dt), (2, 3, 4)),
     "flatten": (lambda dt: Flatten(dtype=dt), (2, 3, 4, 2)),
+    "upsampling_nearest": (lambda dt: UpSampling2D((2, 3), dtype=dt), (2, 3, 4, 2)),
+    "upsampling_bilinear": (lambda dt: UpSampling2D((3, 2), interpolation="bilinear", dtype=dt), (2, 3, 4, 2)),
+    "normalization_adapted": (adapted_normalization, (2, 3, 4, 2)),
+    "normalization_given_invert": (lambda dt: Normalization(mean=[1.0, 2.0], variance=[4.0, 0.5], invert=True,
+                                                            dtype=dt), (2, 3, 4, 2)),
     "zero_padding": (lambda dt: ZeroPadding2D((1, 2), dtype=dt), (2, 3, 4, 2)),
     "random_flip": (lambda dt: RandomFlip(seed=5, dtype=dt), (4, 5, 6, 2)),
     "random_translation": (lambda dt: RandomTranslation(0.2, 0.3, fill_mode="constant", seed=5, dtype=dt), (3, 8, 7, 2)),
@@ -89,7 +106,9 @@ def test_the_grid_holds_every_layer_kind():
     names = {type(make("float32")).__name__ for make, _ in LAYERS.values()}
     wanted = {name for name in minicnn.layers.__all__ if name not in (
         "Layer", "Input", "InputLayer", "MaxPool2D", "AvgPool2D",  # the base, the graph's input, aliases
-        "Add", "Concatenate")}  # several inputs: test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host
+        "Add", "Concatenate",  # several inputs: test_the_recipe_and_a_graph_train_on_the_device_as_on_the_host
+        "Average", "Dot", "Maximum", "Minimum", "Multiply", "Subtract")} - set(MERGES)  # test_every_merge_...
+    wanted = {name for name in wanted if name[0].isupper()}  # not the functions (add, concatenate...)
     assert wanted <= names, wanted - names
 
 
@@ -120,6 +139,29 @@ def test_every_layer_on_the_device_gives_the_host_values(name, device):
                 np.testing.assert_allclose(gpu.to_host(dev.grads[key]), g, err_msg=key, **tol)
     for key, s in host.state.items():  # BatchNormalization's moving statistics moved alike
         np.testing.assert_allclose(gpu.to_host(dev.state[key]), s, rtol=1e-12, err_msg=key)
+
+
+# merge layers and their inputs' shapes (broadcast where they differ)
+MERGES = {"Add": [(2, 3, 4), (2, 1, 4)], "Subtract": [(2, 3, 4), (2, 4)], "Multiply": [(2, 3, 4)] * 3,
+          "Average": [(2, 3, 4)] * 2, "Maximum": [(2, 3, 4), (2, 1, 4)], "Minimum": [(2, 3, 4)] * 3,
+          "Dot": [(2, 3, 4), (2, 5, 4)]}
+
+
+@pytest.mark.parametrize("name", list(MERGES))
+def test_every_merge_on_the_device_gives_the_host_values(name, device):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s) for s in MERGES[name]]
+    make = getattr(minicnn.layers, name)
+    host, dev = (make(-1, normalize=True, dtype="float64") if name == "Dot" else make(dtype="float64")
+                 for _ in range(2))
+    y = host.forward(xs, training=True)
+    yd = dev.forward([gpu.to_device(x) for x in xs], training=True)
+    assert gpu.is_device_array(yd)
+    np.testing.assert_allclose(gpu.to_host(yd), y, rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    for dx, dxd in zip(host.backward(dy), dev.backward(gpu.to_device(dy))):
+        assert gpu.is_device_array(dxd)
+        np.testing.assert_allclose(gpu.to_host(dxd), dx, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", [n for n in LAYERS if n.startswith(("conv", "dense", "batchnorm"))])

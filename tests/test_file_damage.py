@@ -240,7 +240,7 @@ def test_a_header_of_zero_width_strings_is_refused(saved, tmp_path, descr):
 
 def test_a_refused_file_leaves_the_model_as_it_was(saved, tmp_path):
     """Every weight is read and checked before any is copied in: no half-loaded model."""
-    model, _, weights_path = saved
+    _model, _, weights_path = saved
     entries = members(weights_path)
     entries["layer4/b"] = npy(np.full(2, np.nan, np.float32))  # the last weight read is damaged
     other = small_model()
@@ -281,5 +281,5 @@ def test_every_header_entry_replaced_by_a_hostile_value(saved, tmp_path):
                 load_model(target)
             except ModelFileError:
                 pass
-            except Exception as e:  # the point of the test: name whatever escapes
+            except Exception as e:  # noqa: BLE001  (the point of the test: name whatever escapes)
                 pytest.fail(f"header entry {entry} = {value!r} gave {type(e).__name__}: {e}")

@@ -143,16 +143,12 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     gradient leaves most of the GPU idle (docs/gpu.md, "Figures"). The rest as the reference
     writes it."""
     cols, xpad_shape, stride, pads = ctx
-    KH, KW, C, F = W.shape
-    N, OH, OW, _ = dy.shape
-    dy2 = dy.reshape(N * OH * OW, F)
+    dy2 = dy.reshape(-1, W.shape[3])
     dW = (cols.T @ dy2).reshape(W.shape)
     (db,) = _channel_sums(dy2)
     if not need_dx:
         return None, dW, db
-    dcols = (dy2 @ W.reshape(KH * KW * C, F).T).reshape(N, OH, OW, KH, KW, C)
-    dx = reference.unpad_nhwc(reference.scatter_windows(dcols, xpad_shape, stride), pads)
-    return dx, dW, db
+    return reference.conv2d_input_gradient(dy, W, xpad_shape, stride, pads), dW, db
 
 
 def batchnorm_moments(x):

@@ -247,6 +247,21 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
 
 
+def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
+    """Same contract as reference.conv2d_input_gradient: col2im (compiled) of dy @ W^T (BLAS),
+    chunk by chunk as in _gemm_backward, so no (N OH OW, KH KW C) array is made whole."""
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
+    top, bottom, left, right = pads
+    dy2 = np.ascontiguousarray(dy).reshape(N * OH * OW, F)
+    Wt = W.reshape(KH * KW * C, F).T
+    dx = np.zeros((N, xpad_shape[1] - top - bottom, xpad_shape[2] - left - right, C), dtype=dy.dtype)
+    for n0, n1 in _chunks(N, OH, OW):
+        dcols = dy2[n0 * OH * OW:n1 * OH * OW] @ Wt
+        col2im(dcols, top, left, KH, KW, stride[0], stride[1], OH, OW, dx[n0:n1])
+    return dx
+
+
 def _winograd_pays(W, stride, OH, OW):
     """True where the forward pass takes Winograd F(2x2, 3x3) (minicnn/kernels/winograd.py) instead
     of im2col + sgemm: 3 x 3 windows of stride 1, too wide for the direct loops, and an output of

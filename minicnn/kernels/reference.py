@@ -22,6 +22,7 @@ from minicnn.gpu import array_module
 # written below and named here; a fast backend may then speed it up (minicnn/kernels/__init__.py).
 CONTRACT = (
     "conv2d_forward", "conv2d_backward",  # Conv2D
+    "conv2d_input_gradient",  # Conv2D's dx alone: Conv2DTranspose's forward
     "maxpool_forward", "maxpool_backward",  # MaxPooling2D
     "avgpool_forward", "avgpool_backward",  # AveragePooling2D
     "batchnorm_moments", "batchnorm_forward", "batchnorm_backward",  # BatchNormalization
@@ -102,16 +103,26 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     dx = col2im(dy @ W^T)   (each output pixel sends W back to the window it read)
     """
     cols, xpad_shape, stride, pads = ctx
-    KH, KW, C, F = W.shape
-    N, OH, OW, _ = dy.shape
+    N, OH, OW, F = dy.shape
     dy2 = dy.reshape(N * OH * OW, F)
     dW = (cols.T @ dy2).reshape(W.shape)
     db = dy2.sum(axis=0)
     if not need_dx:
         return None, dW, db
-    dcols = (dy2 @ W.reshape(KH * KW * C, F).T).reshape(N, OH, OW, KH, KW, C)
-    dx = unpad_nhwc(scatter_windows(dcols, xpad_shape, stride), pads)
-    return dx, dW, db
+    return conv2d_input_gradient(dy, W, xpad_shape, stride, pads), dW, db
+
+
+def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
+    """conv2d_backward's dx alone, which needs no input: dy: (N, OH, OW, F), W: (KH, KW, C, F),
+    xpad_shape: (N, Hp, Wp, C) the padded input's shape -> dx: (N, Hp - top - bottom, Wp - left - right, C).
+
+    dx = col2im(dy @ W^T): each output pixel sends its gradient back through W to the window it
+    read. Conv2DTranspose's forward is this function, with its input in the place of dy.
+    """
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
+    dcols = (dy.reshape(N * OH * OW, F) @ W.reshape(KH * KW * C, F).T).reshape(N, OH, OW, KH, KW, C)
+    return unpad_nhwc(scatter_windows(dcols, xpad_shape, stride), pads)
 
 
 def maxpool_forward(x, pool, stride, pads):

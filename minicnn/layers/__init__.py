@@ -9,6 +9,7 @@ from minicnn.layers.augmentation import (
 )
 from minicnn.layers.base import Layer
 from minicnn.layers.conv import Conv2D
+from minicnn.layers.conv_transpose import Conv2DTranspose
 from minicnn.layers.core import (
     ELU,
     Activation,
@@ -22,7 +23,24 @@ from minicnn.layers.core import (
 )
 from minicnn.layers.dense import Dense
 from minicnn.layers.input_layer import Input, InputLayer
-from minicnn.layers.merging import Add, Concatenate
+from minicnn.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from minicnn.layers.normalization import BatchNormalization
 from minicnn.layers.pooling import (
     AveragePooling2D,
@@ -32,18 +50,23 @@ from minicnn.layers.pooling import (
     MaxPool2D,
     MaxPooling2D,
 )
+from minicnn.layers.preprocessing import Normalization
 from minicnn.layers.regularization import Dropout
+from minicnn.layers.reshaping import UpSampling2D
 
 __all__ = [
     "ELU",
     "Activation",
     "Add",
+    "Average",
     "AveragePooling2D",
     "AvgPool2D",
     "BatchNormalization",
     "Concatenate",
     "Conv2D",
+    "Conv2DTranspose",
     "Dense",
+    "Dot",
     "Dropout",
     "Flatten",
     "GlobalAveragePooling2D",
@@ -54,6 +77,10 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "MaxPooling2D",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Normalization",
     "RandomContrast",
     "RandomCrop",
     "RandomFlip",
@@ -64,5 +91,15 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Softmax",
+    "Subtract",
+    "UpSampling2D",
     "ZeroPadding2D",
+    "add",
+    "average",
+    "concatenate",
+    "dot",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]

@@ -28,7 +28,8 @@ _name_counts = defaultdict(int)
 
 
 def _unique_name(cls_name):
-    base = re.sub(r"(?<=[a-z])([A-Z])", r"_\1", cls_name).lower()  # MaxPooling2D -> max_pooling2d
+    base = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", cls_name)  # Keras's to_snake_case: Conv2DTranspose ->
+    base = re.sub(r"([a-z])([A-Z])", r"\1_\2", base).lower()  # conv2d_transpose, MaxPooling2D -> max_pooling2d
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"
