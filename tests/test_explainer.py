@@ -258,3 +258,10 @@ def test_the_docs_page_opens_and_draws(browser, tmp_path):
     assert len(b.find_elements("css selector", "#network button")) == 10  # the tutorial model's layers
     assert len(b.find_elements("css selector", "#maps canvas")) == 64  # the first Conv2D's maps
     assert b.find_element("id", "prediction").text.startswith("prediction: Ankle boot")
+
+
+def test_the_docs_page_has_the_current_script_and_style():
+    page = (ROOT / "docs" / "explainer" / "tutorial.html").read_text(encoding="utf-8")
+    for name in ("explain.js", "explain.css"):
+        assert (minicnn.explainer.PAGE / name).read_text(encoding="utf-8") in page, \
+            f"docs/explainer/tutorial.html has an older {name}: run the command in examples/explain_page.py's docstring"

@@ -178,17 +178,15 @@ function receptiveField(L, unit) {
 function drawInput() {
   const p = planes(INPUT), zoom = Math.max(2, Math.floor(192 / Math.max(p.H, p.W)));
   const canvas = document.getElementById("input-canvas");
-  const shown = INPUT.shape[2] === 3 ? null : INPUT;
   canvas.width = p.W * zoom; canvas.height = p.H * zoom;
   const ctx = canvas.getContext("2d");
+  const channels = p.C === 3 ? [0, 1, 2] : [0, 0, 0];  // colour, or the first channel in grey; values in [0, 1]
   for (let i = 0; i < p.H; i++) for (let j = 0; j < p.W; j++) {
-    let rgb;
-    if (shown) { const g = Math.round(255 * Math.min(1, Math.max(0, valueAt(INPUT, p, i, j, 0)))); rgb = [g, g, g]; }
-    else rgb = [0, 1, 2].map(c => Math.round(255 * Math.min(1, Math.max(0, valueAt(INPUT, p, i, j, c)))));
+    const rgb = channels.map(c => Math.round(255 * Math.min(1, Math.max(0, valueAt(INPUT, p, i, j, c)))));
     ctx.fillStyle = `rgb(${rgb.join(",")})`;
     ctx.fillRect(j * zoom, i * zoom, zoom, zoom);
   }
-  const u = state.unit, l = LAYERS[state.layer];
+  const u = state.unit;
   if (u && u.i !== undefined) {
     const rf = receptiveField(state.layer, u);
     if (rf) {
@@ -198,7 +196,6 @@ function drawInput() {
       canvas.dataset.field = [r0, r1, c0, c1].join(",");
     }
   } else delete canvas.dataset.field;
-  if (l) canvas.title = "input " + shapeText(INPUT.shape);
   // saliency: |dL/dx|, the largest over the channels, on one scale from 0 to its maximum
   const sal = LAYERS[0].grad_in[state.cls], s = document.getElementById("saliency-canvas");
   s.width = p.W * zoom; s.height = p.H * zoom;
