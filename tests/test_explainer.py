@@ -43,6 +43,14 @@ def embedded(page):
     return json.loads(text)
 
 
+def all_finite(data):
+    """Every array the page carries holds finite numbers."""
+    arrays = [data["input"], *data["loss_grad"].values()]
+    for layer in data["layers"]:
+        arrays += [layer["output"], layer.get("W"), layer.get("b"), *layer["grad_in"].values()]
+    return all(np.isfinite(array(a)).all() for a in arrays if a is not None)
+
+
 def array(a):
     return np.frombuffer(gzip.decompress(base64.b64decode(a["gz"])), dtype="<f4").reshape(a["shape"])
 
@@ -196,6 +204,7 @@ def test_a_conv_unit_shows_the_multiply_adds_the_trace_computes(browser, tmp_pat
     from selenium.webdriver.support.ui import Select
     m, x = model(), image()
     page = minicnn.explain(m, x)
+    assert all_finite(embedded(page))
     b = open_page(browser, page, tmp_path)
     assert severe(b) == [] and "small" in b.title
     b.find_element("css selector", f'button[data-layer="{CONV2}"]').click()
@@ -233,7 +242,9 @@ def test_a_conv_unit_shows_the_multiply_adds_the_trace_computes(browser, tmp_pat
 
 def test_a_pooling_unit_shows_its_winner_the_first_maximum_on_ties(browser, tmp_path):
     m, x = model(), image()
-    b = open_page(browser, minicnn.explain(m, x), tmp_path)
+    page = minicnn.explain(m, x)
+    assert all_finite(embedded(page))
+    b = open_page(browser, page, tmp_path)
     assert severe(b) == []
     relu = m.trace(x[None], keep=True).activations[1][0]  # (10, 10, 4), the pool's input: zeros tie
     windows = relu.reshape(5, 2, 5, 2, 4).transpose(0, 2, 4, 1, 3).reshape(5, 5, 4, 4)  # (i, j, c, cell)
