@@ -500,8 +500,10 @@ class TensorBoard(Callback):
     The epoch's figures go to log_dir/train ("epoch_loss", "epoch_accuracy", "epoch_learning_rate")
     and the validation ones to log_dir/validation ("epoch_loss", ...), one point per epoch; with
     update_freq=N the running figures of every N-th batch go to log_dir/train ("batch_loss", ...),
-    one point per batch counted from the start of the fit. The event files are written by
-    tensorboardX (`pip install "minicnn[tensorboard]"`) in minicnn/tensorboard.py.
+    one point per batch counted from the start of the fit; each validation's figures also go to
+    log_dir/validation as "evaluation_loss_vs_iterations", ... at the optimizer's step count.
+    The event files are written by tensorboardX (`pip install "minicnn[tensorboard]"`) in
+    minicnn/tensorboard.py.
 
     Args:
         log_dir (str | Path): the folder of the run; its subfolders train/ and validation/ get the
@@ -554,18 +556,25 @@ class TensorBoard(Callback):
         for writer in self._writers.values():
             writer.flush()
 
+    def on_test_end(self, logs=None):
+        """Keras's "evaluation_loss_vs_iterations" (and each metric's), at the optimizer's step count."""
+        if self.model.optimizer is not None:
+            for name, value in (logs or {}).items():
+                self._writer("validation").add_scalar(f"evaluation_{name}_vs_iterations", float(value),
+                                                      self.model.optimizer.iterations)
+
     def _log_weights(self, epoch):
         writer, first_conv = self._writer("train"), True
         for layer in self.model.layers:
-            for key, w in layer.params.items():
-                tag = f"{layer.name}/{tensorboard.KERAS_WEIGHT_NAMES.get(key, key)}"
+            for key, w in layer.params.items():  # Keras's weight.path: "sequential/conv2d/kernel"
+                tag = f"{self.model.name}/{layer.name}/{tensorboard.KERAS_WEIGHT_NAMES.get(key, key)}"
                 writer.add_histogram(f"{tag}/histogram", gpu.to_host(w), epoch)
                 if layer.grads.get(key) is not None:  # the gradient of the epoch's last batch
                     writer.add_histogram(f"{tag}/gradient/histogram", gpu.to_host(layer.grads[key]), epoch)
             if self.write_images and first_conv and type(layer).__name__ == "Conv2D":
                 first_conv = False
-                writer.add_images(f"{layer.name}/kernel/image", tensorboard.filter_tiles(layer.params["W"]), epoch,
-                                  dataformats="NCHW")
+                writer.add_images(f"{self.model.name}/{layer.name}/kernel/image",
+                                  tensorboard.filter_tiles(layer.params["W"]), epoch, dataformats="NCHW")
 
     def on_train_end(self, logs=None):
         for writer in self._writers.values():

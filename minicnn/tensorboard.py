@@ -5,10 +5,12 @@ file writer of tensorboardX, imported here and nowhere else, and its pictures of
     # then: tensorboard --logdir logs
 
 Keras's tags and folders: logs/train gets "epoch_loss", "epoch_accuracy", "epoch_learning_rate"
-(and "batch_loss", ... with update_freq), logs/validation "epoch_loss", ...; with
-histogram_freq=N, every N epochs, each weight's histogram ("conv2d/kernel/histogram") and its
-gradient's on the epoch's last batch ("conv2d/kernel/gradient/histogram"); with write_images,
-the first Conv2D's filters side by side in one picture ("conv2d/kernel/image", eight a row).
+(and "batch_loss", ... with update_freq), logs/validation "epoch_loss", ... and
+"evaluation_loss_vs_iterations", ...; with histogram_freq=N, every N epochs, each weight's
+histogram ("sequential/conv2d/kernel/histogram": model, layer, weight) and its gradient's on the
+epoch's last batch (".../kernel/gradient/histogram", which Keras does not write); with
+write_images, the first Conv2D's filters side by side in one picture (".../kernel/image",
+eight a row; Keras writes a picture of every weight).
 TensorFlow is not needed: `pip install "minicnn[tensorboard]"` installs tensorboardX.
 """
 import numpy as np

@@ -17,7 +17,8 @@ event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.ev
 
 def read_run(folder):
     """EventAccumulator of one run folder (train/ or validation/), every event kept."""
-    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    acc = event_accumulator.EventAccumulator(str(folder), size_guidance={"scalars": 0, "histograms": 0, "images": 0,
+                                                                        "tensors": 0})
     acc.Reload()
     return acc
 
@@ -40,7 +41,11 @@ def test_epoch_scalars_equal_history(tmp_path):
     _, history = fit(tmp_path)
     train, val = read_run(tmp_path / "logs" / "train"), read_run(tmp_path / "logs" / "validation")
     assert set(train.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
-    assert set(val.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy"}
+    assert set(val.Tags()["scalars"]) == {"epoch_loss", "epoch_accuracy", "evaluation_loss_vs_iterations",
+                                          "evaluation_accuracy_vs_iterations"}
+    # after each epoch's 3 steps, the validation's figures again, at the optimizer's step count
+    assert scalars(val, "evaluation_loss_vs_iterations") == [(3 * (e + 1), np.float32(v))
+                                                             for e, v in enumerate(history.history["val_loss"])]
     for name in ("loss", "accuracy"):
         # TensorBoard stores float32: History's float64 figures, rounded once
         assert scalars(train, f"epoch_{name}") == [(e, np.float32(v)) for e, v in enumerate(history.history[name])]
@@ -72,7 +77,7 @@ def test_batch_scalars_every_n_batches(tmp_path):
 def test_histograms_of_weights_and_gradients_and_filter_images(tmp_path):
     model, _ = fit(tmp_path, histogram_freq=2, write_images=True)
     train = read_run(tmp_path / "logs" / "train")
-    conv, dense = model.layers[0].name, model.layers[4].name
+    conv, dense = f"sequential/{model.layers[0].name}", f"sequential/{model.layers[4].name}"
     expected = {f"{layer}/{w}/{kind}" for layer in (conv, dense) for w in ("kernel", "bias")
                 for kind in ("histogram", "gradient/histogram")}
     assert set(train.Tags()["histograms"]) == expected
@@ -104,3 +109,36 @@ def test_missing_writer_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)  # an import of it now fails, as when not installed
     with pytest.raises(ImportError, match=r'minicnn\[tensorboard\]'):
         TensorBoard()
+
+
+def tags_and_steps(folder, kinds):
+    acc = read_run(folder)
+    read = {"scalars": acc.Scalars, "histograms": acc.Histograms, "images": acc.Images, "tensors": acc.Tensors}
+    return {tag: [e.step for e in read[kind](tag)] for kind in kinds for tag in acc.Tags()[kind]}
+
+
+def test_the_same_tags_and_steps_as_keras(tmp_path):
+    """Keras's own TensorBoard on the same fit: the same folders, tags and steps (Keras stores its
+    summaries as tensors; it also writes the model ("keras"), a picture of every weight, and no
+    gradient histograms). update_freq=1: with N > 1, Keras also drops the epoch's figures when the
+    epoch ends off an N-th batch (its record_if holds for the whole writer); minicnn writes them all."""
+    keras = pytest.importorskip("keras")
+    from minicnn.layers import Conv2D, Dense, Flatten
+    from minicnn.models import Sequential
+
+    x, y = small_data(48)
+    args = {"histogram_freq": 1, "write_images": True, "update_freq": 1}
+    k = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"),
+                          keras.layers.Flatten(name="flat"), keras.layers.Dense(2, activation="softmax", name="out")])
+    m = Sequential([Conv2D(4, 3, input_shape=(8, 8, 1), name="conv"), Flatten(name="flat"),
+                    Dense(2, activation="softmax", name="out")])
+    for model, callback, folder in ((k, keras.callbacks.TensorBoard, "keras"), (m, TensorBoard, "minicnn")):
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, validation_data=(x[:16], y[:16]),
+                  callbacks=[callback(str(tmp_path / folder), **args)])
+    for run in ("train", "validation"):
+        theirs = tags_and_steps(tmp_path / "keras" / run, ["tensors"])
+        ours = tags_and_steps(tmp_path / "minicnn" / run, ["scalars", "histograms", "images"])
+        theirs = {t: s for t, s in theirs.items() if t != "keras" and (not t.endswith("/image")
+                                                                      or t == "sequential/conv/kernel/image")}
+        assert {t: s for t, s in ours.items() if "/gradient/" not in t} == theirs
