@@ -33,9 +33,9 @@ PACKAGE = Path(__file__).resolve().parent
 
 # Each layer type's math, forward and backward, in the names of its docstrings.
 FORMULAS = {
-    "Conv2D": ("y[i, j, f] = b[f] + Σ_{kh, kw, c} x[i·SH + kh, j·SW + kw, c] · W[kh, kw, c, f]",
-               ("dW[kh, kw, c, f] = Σ_{i, j} x[i·SH + kh, j·SW + kw, c] · dy[i, j, f];  db[f] = Σ_{i, j} dy[i, j, f];  "
-                "dx[p, q, c] = Σ over the outputs whose window holds (p, q) of W[p − i·SH, q − j·SW, c, f] · dy[i, j, f]")),
+    "Conv2D": ("y[i, j, f] = b[f] + Σ_{kh, kw, c} xpad[i·SH + kh, j·SW + kw, c] · W[kh, kw, c, f]  (xpad: x, padded)",
+               ("dW[kh, kw, c, f] = Σ_{i, j} xpad[i·SH + kh, j·SW + kw, c] · dy[i, j, f];  db[f] = Σ_{i, j} dy[i, j, f];  "
+                "dxpad[p, q, c] = Σ over the outputs whose window holds (p, q) of W[p − i·SH, q − j·SW, c, f] · dy[i, j, f]")),
     "MaxPooling2D": ("y[i, j, c] = max over the window of x[i·SH + kh, j·SW + kw, c]",
                      "dx = dy at the cell that won each window (the first maximum on ties), 0 elsewhere"),
     "AveragePooling2D": ("y[i, j, c] = mean over the window's cells inside x",
