@@ -145,8 +145,9 @@ def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="the page tests need selenium (the dev extra)")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
+    # root in CI wants --no-sandbox; a container's small /dev/shm wants --disable-dev-shm-usage
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--window-size=1400,1000"):
+                 "--disable-dev-shm-usage", "--window-size=1400,1000"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
