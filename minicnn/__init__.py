@@ -99,8 +99,10 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     losses,
     metrics,
     models,
+    ops,
     optimizers,
     preprocessing,
+    random,
     registry,
     regularizers,
     utils,
@@ -108,3 +110,4 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
 from minicnn.explainer import explain  # noqa: F401  (minicnn.explain(model, x): the page of one image)
 from minicnn.layers import Input  # noqa: F401  (keras.Input)
 from minicnn.models import Model, Sequential  # noqa: F401  (keras.Model, keras.Sequential)
+from minicnn.tape import GradientTape, Variable  # noqa: F401  (tf.GradientTape, keras.Variable)

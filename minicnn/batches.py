@@ -28,7 +28,7 @@ class ArrayBatches:
         for step in range(self.steps):
             rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
             idx = rows if order is None else order[rows]
-            yield self.x[idx], self.y[idx], None if self.w is None else self.w[idx]
+            yield self.x[idx], None if self.y is None else self.y[idx], None if self.w is None else self.w[idx]
 
     def end_epoch(self):
         pass
