@@ -7,6 +7,7 @@ cross-entropies also the fused gradient with respect to the logits of a final so
 """
 import numpy as np
 
+from minicnn import tape
 from minicnn.gpu import array_module, as_like, is_device_array, to_host
 from minicnn.utils import Tensor
 
@@ -116,6 +117,26 @@ def huber_gradient(y_true, y_pred, delta=1.0):
     return (xp.clip(y_pred - y_true, -delta, delta) / y_pred.size).astype(y_pred.dtype)
 
 
+# The gradients with respect to the targets, d mean(loss) / d y_true, for a tape whose targets
+# are themselves computed (one model's outputs as another's targets): each loss is linear in y.
+def categorical_crossentropy_target_gradient(y_true, y_pred):
+    """-log q_k / N, q = p / sum(p) clipped as the loss clips it."""
+    q = array_module(y_pred).clip(y_pred / y_pred.sum(axis=-1, keepdims=True), EPSILON, 1 - EPSILON)
+    return (-array_module(y_pred).log(q) / len(y_pred)).astype(y_pred.dtype)
+
+
+def binary_crossentropy_target_gradient(y_true, y_pred):
+    """-(log p - log(1 - p)) / (N K), p clipped as the loss clips it."""
+    xp = array_module(y_pred)
+    p = xp.clip(y_pred, EPSILON, 1 - EPSILON)
+    return (-(xp.log(p) - xp.log(1 - p)) / y_pred.size).astype(y_pred.dtype)
+
+
+def binary_crossentropy_from_logits_target_gradient(y_true, z):
+    """-z / (N K)."""
+    return (-z / z.size).astype(z.dtype)
+
+
 def softmax_crossentropy_gradient(y_true, p):
     """d mean(cross-entropy(softmax(z))) / dz = (p - y) / N, with p = softmax(z): (N, K)."""
     if y_true.shape != p.shape:
@@ -128,17 +149,38 @@ class LossSpec:
     the gradient of the batch's mean, and (for cross-entropies) the shortcut at the logits of a
     final softmax. Calling it, loss(y_true, y_pred), gives the batch's mean, as Keras's losses."""
 
-    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None, from_logits=False, binary=False):
+    def __init__(self, name, fn, gradient, sparse=False, softmax_gradient=None, from_logits=False, binary=False,
+                 target_gradient=None):
         self.name, self.fn, self.gradient = name, fn, gradient
+        self.target_gradient = target_gradient  # d mean / d y_true (None: the targets are labels)
         self.sparse, self.softmax_gradient, self.from_logits = sparse, softmax_gradient, from_logits
         self.binary = binary  # independent yes/no targets: "accuracy" means binary accuracy
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """The mean loss over the batch (Keras's "sum_over_batch_size" reduction), a 0-d array
-        (with TensorFlow's .numpy())."""
-        y_pred = y_pred if is_device_array(y_pred) else np.asarray(y_pred)
-        y_true = as_like(to_host(y_true) if is_device_array(y_true) else np.asarray(y_true), y_pred)
-        return np.asarray(to_host(self.fn(y_true, y_pred).mean())).view(Tensor)
+        (with TensorFlow's .numpy()); sample_weight (N,) weights each sample's loss. Under a
+        GradientTape it is recorded, its gradient the hand-written one (the targets are constants)."""
+        p = y_pred if is_device_array(y_pred) else np.asarray(tape.plain(y_pred))
+        y = as_like(to_host(y_true) if is_device_array(y_true) else np.asarray(tape.plain(y_true)), p)
+        if p.dtype.kind != "f":
+            p = p.astype(np.float32)
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(tape.plain(sample_weight), dtype=p.dtype)
+            w = w.reshape(len(p), *[1] * (p.ndim - 1)) if w.size == len(p) else w  # a weight per sample
+        with tape.paused():  # the hand-written math inside is one record, not many
+            per_sample = self.fn(y, p)
+        value = (per_sample if w is None else per_sample * w.reshape(w.shape[:per_sample.ndim])).mean()
+
+        def backward(dy):
+            g = self.gradient(y, p)
+            gy = None if self.target_gradient is None or not isinstance(y_true, np.ndarray) else self.target_gradient(y, p)
+            return [None if gy is None else dy * (gy if w is None else gy * w).reshape(np.shape(y_true)),
+                    dy * (g if w is None else g * w)]
+        if not tape.recording():
+            return np.asarray(to_host(value)).view(Tensor)
+        return tape.record(self.name, [y_true, y_pred], np.asarray(value, dtype=p.dtype), backward,
+                           f"{type(self).__name__}.gradient")
 
     def get_config(self):
         return {"name": self.name}
@@ -184,6 +226,9 @@ class CategoricalCrossentropy(LossSpec):
 
             def gradient(y, z):
                 return softmax_crossentropy_gradient(targets(y, z), array_module(z).exp(log_softmax(z)))
+
+            def target_gradient(y, z):  # the smoothing scales the targets by 1 - s
+                return -log_softmax(z) * z.dtype.type(1 - self.label_smoothing) / len(z)
             shortcut = None
         else:
             def fn(y, p):
@@ -192,9 +237,13 @@ class CategoricalCrossentropy(LossSpec):
             def gradient(y, p):
                 return categorical_crossentropy_gradient(targets(y, p), p)
 
+            def target_gradient(y, p):
+                return categorical_crossentropy_target_gradient(y, p) * p.dtype.type(1 - self.label_smoothing)
+
             def shortcut(y, p):
                 return softmax_crossentropy_gradient(targets(y, p), p)
-        super().__init__(name, fn, gradient, sparse=sparse, softmax_gradient=shortcut, from_logits=bool(from_logits))
+        super().__init__(name, fn, gradient, sparse=sparse, softmax_gradient=shortcut, from_logits=bool(from_logits),
+                         target_gradient=None if sparse else target_gradient)
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
@@ -229,7 +278,8 @@ class MeanSquaredError(LossSpec):
 
     def __init__(self, name="mean_squared_error", **kwargs):
         kwargs.pop("reduction", None)
-        super().__init__(name, mean_squared_error, mean_squared_error_gradient)
+        super().__init__(name, mean_squared_error, mean_squared_error_gradient,
+                         target_gradient=lambda y, p: -mean_squared_error_gradient(y, p))
 
 
 class BinaryCrossentropy(LossSpec):
@@ -250,9 +300,11 @@ class BinaryCrossentropy(LossSpec):
         s = self.label_smoothing
         fn, grad = (binary_crossentropy_from_logits, binary_crossentropy_from_logits_gradient) if from_logits \
             else (binary_crossentropy, binary_crossentropy_gradient)
+        target = binary_crossentropy_from_logits_target_gradient if from_logits else binary_crossentropy_target_gradient
         super().__init__(name, lambda y, p: fn(y * (1 - s) + 0.5 * s if s else y, p),
                          lambda y, p: grad(y * (1 - s) + 0.5 * s if s else y, p),
-                         from_logits=bool(from_logits), binary=True)
+                         from_logits=bool(from_logits), binary=True,
+                         target_gradient=lambda y, p: target(y, p) * p.dtype.type(1 - s))
 
     def get_config(self):
         return {"name": self.name, "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
@@ -269,7 +321,8 @@ class MeanAbsoluteError(LossSpec):
 
     def __init__(self, name="mean_absolute_error", **kwargs):
         kwargs.pop("reduction", None)
-        super().__init__(name, mean_absolute_error, mean_absolute_error_gradient)
+        super().__init__(name, mean_absolute_error, mean_absolute_error_gradient,
+                         target_gradient=lambda y, p: -mean_absolute_error_gradient(y, p))
 
 
 class Huber(LossSpec):
@@ -285,7 +338,8 @@ class Huber(LossSpec):
     def __init__(self, delta=1.0, name="huber_loss", **kwargs):
         kwargs.pop("reduction", None)
         self.delta = float(delta)
-        super().__init__(name, lambda y, p: huber(y, p, self.delta), lambda y, p: huber_gradient(y, p, self.delta))
+        super().__init__(name, lambda y, p: huber(y, p, self.delta), lambda y, p: huber_gradient(y, p, self.delta),
+                         target_gradient=lambda y, p: -huber_gradient(y, p, self.delta))
 
     def get_config(self):
         return {"name": self.name, "delta": self.delta}
@@ -310,16 +364,50 @@ def serialize(loss):
 
 LOSSES = {spec.name: spec for spec in (
     LossSpec("categorical_crossentropy", categorical_crossentropy, categorical_crossentropy_gradient,
-             softmax_gradient=softmax_crossentropy_gradient),
+             softmax_gradient=softmax_crossentropy_gradient, target_gradient=categorical_crossentropy_target_gradient),
     LossSpec("sparse_categorical_crossentropy", sparse_categorical_crossentropy,
              sparse_categorical_crossentropy_gradient, sparse=True,
              softmax_gradient=softmax_crossentropy_gradient),
-    LossSpec("mean_squared_error", mean_squared_error, mean_squared_error_gradient),
-    LossSpec("binary_crossentropy", binary_crossentropy, binary_crossentropy_gradient, binary=True),
-    LossSpec("mean_absolute_error", mean_absolute_error, mean_absolute_error_gradient),
-    LossSpec("huber", huber, huber_gradient),
+    LossSpec("mean_squared_error", mean_squared_error, mean_squared_error_gradient,
+             target_gradient=lambda y, p: -mean_squared_error_gradient(y, p)),
+    LossSpec("binary_crossentropy", binary_crossentropy, binary_crossentropy_gradient, binary=True,
+             target_gradient=binary_crossentropy_target_gradient),
+    LossSpec("mean_absolute_error", mean_absolute_error, mean_absolute_error_gradient,
+             target_gradient=lambda y, p: -mean_absolute_error_gradient(y, p)),
+    LossSpec("huber", huber, huber_gradient, target_gradient=lambda y, p, delta=1.0: -huber_gradient(y, p, delta)),
 )}
 _ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
+
+
+def _recorded(spec):
+    """The loss function of spec, recorded under a GradientTape: per-sample losses (N, ...) whose
+    gradient, for an upstream dy, is dy times N times the gradient of their mean (each sample's
+    loss reads its own row only)."""
+    fn = spec.fn
+
+    def loss(y_true, y_pred, *args, **kwargs):  # huber's delta
+        if not tape.recording():
+            return fn(y_true, y_pred, *args, **kwargs)
+        p, y = np.asarray(tape.plain(y_pred)), np.asarray(tape.plain(y_true))
+        y = y.astype(p.dtype) if not spec.sparse else y
+        with tape.paused():
+            per_sample = fn(y, p, *args, **kwargs)
+        n = per_sample.size
+
+        def backward(dy):
+            upstream = dy.reshape(*dy.shape, *[1] * (p.ndim - dy.ndim))
+            g = spec.gradient(y, p, *args, **kwargs) * p.dtype.type(n)
+            gy = None if spec.target_gradient is None or not isinstance(y_true, np.ndarray) \
+                else (spec.target_gradient(y, p, *args, **kwargs) * p.dtype.type(n) * upstream).reshape(np.shape(y_true))
+            return [gy, g * upstream]
+        return tape.record(spec.name, [y_true, y_pred], per_sample, backward, f"losses.{spec.gradient.__name__}")
+    loss.__name__, loss.__doc__ = fn.__name__, fn.__doc__
+    return loss
+
+
+for _spec in LOSSES.values():  # keras.losses.mean_squared_error(y, p) and the others, differentiable
+    globals()[_spec.name] = _recorded(_spec)
+    _spec.function = globals()[_spec.name]
 
 
 def get(identifier):
@@ -332,7 +420,7 @@ def get(identifier):
             raise ValueError(f"unknown loss {identifier!r}; valid losses: {', '.join(LOSSES)}")
         return LOSSES[name]
     for spec in LOSSES.values():
-        if identifier is spec.fn:
+        if identifier is spec.fn or identifier is spec.function:
             return spec
     raise TypeError(f"loss {identifier!r} is not one of minicnn's losses ({', '.join(LOSSES)}): "
                     "minicnn needs a hand-written gradient for every loss it trains with")

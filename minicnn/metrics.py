@@ -6,6 +6,8 @@
 
 update_state(y_true, y_pred) adds a batch; result() is the fraction right so far;
 reset_state() starts again (fit does at each epoch). The name is the key in the logs and History.
+metric(y_true, y_pred) adds the batch and gives the result, as Keras. The trackers a training step
+of your own keeps: Mean (update_state(values)), MeanSquaredError, MeanAbsoluteError.
 """
 import numpy as np
 
@@ -23,21 +25,72 @@ class Metric:
         self.total, self.count = 0.0, 0
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add a batch: y_true and y_pred as the loss takes them."""
-        if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported by minicnn's metrics yet")
-        scores = self.score(np.asarray(to_host(y_true)), np.asarray(to_host(y_pred)))
-        self.total += float(scores.sum())
-        self.count += scores.size
+        """Add a batch: y_true and y_pred as the loss takes them; sample_weight (N,) weights each
+        sample's score (Keras's weighted mean)."""
+        scores = self.score(_host(y_true), _host(y_pred))
+        self._add(scores, sample_weight)
+
+    def _add(self, scores, sample_weight):
+        scores = np.asarray(scores, dtype=np.float64)
+        if sample_weight is None:
+            self.total += float(scores.sum())
+            self.count += scores.size
+            return
+        w = np.broadcast_to(_host(sample_weight).astype(np.float64).reshape(
+            -1, *[1] * (scores.ndim - 1)) if scores.ndim else _host(sample_weight), scores.shape)
+        self.total += float((scores * w).sum())
+        self.count += float(w.sum())
 
     def result(self):
         return self.total / self.count if self.count else 0.0
+
+    def __call__(self, *args, **kwargs):
+        """Add the batch and give the result so far, as Keras's metric(y_true, y_pred)."""
+        self.update_state(*args, **kwargs)
+        return self.result()
 
     def score(self, y_true, y_pred):
         raise NotImplementedError
 
     def get_config(self):
         return {"name": self.name}
+
+
+def _host(a):
+    """a (a recorded value, a GPU array, a list) as a NumPy array."""
+    from minicnn.tape import plain
+    return np.asarray(to_host(plain(a)))
+
+
+class Mean(Metric):
+    """The running (weighted) mean of the values given: update_state(values, sample_weight=None),
+    as keras.metrics.Mean; a training step of your own tracks its losses with one."""
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name)
+
+    def update_state(self, values, sample_weight=None):
+        self._add(_host(values), sample_weight)
+
+
+class MeanSquaredError(Metric):
+    """mean_k (p_k - y_k)^2 per sample, averaged over the samples seen (keras.metrics.MeanSquaredError)."""
+
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(name)
+
+    def score(self, y_true, y_pred):
+        return ((y_pred - y_true.reshape(y_pred.shape)) ** 2).mean(axis=-1)
+
+
+class MeanAbsoluteError(Metric):
+    """mean_k |p_k - y_k| per sample, averaged over the samples seen (keras.metrics.MeanAbsoluteError)."""
+
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(name)
+
+    def score(self, y_true, y_pred):
+        return np.abs(y_pred - y_true.reshape(y_pred.shape)).mean(axis=-1)
 
 
 class CategoricalAccuracy(Metric):
@@ -117,7 +170,7 @@ class Precision(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
-            raise NotImplementedError("sample_weight is not supported by minicnn's metrics yet")
+            raise NotImplementedError("sample_weight is not supported by minicnn's Precision and Recall yet")
         truth = np.asarray(to_host(y_true)).reshape(-1).astype(bool)
         said = np.asarray(to_host(y_pred)).reshape(-1) > self.thresholds
         self.tp += int((said & truth).sum())
@@ -151,12 +204,15 @@ class Accuracy(Metric):
         return (y_true == y_pred).reshape(len(y_true), -1).all(axis=-1)
 
 
-CLASSES = {cls.__name__: cls for cls in (Accuracy, BinaryAccuracy, Precision, Recall, CategoricalAccuracy,
+CLASSES = {cls.__name__: cls for cls in (Mean, MeanSquaredError, MeanAbsoluteError, Accuracy, BinaryAccuracy,
+                                         Precision, Recall, CategoricalAccuracy,
                                          SparseCategoricalAccuracy,
                                          TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy)}
 NAMES = {"binary_accuracy": BinaryAccuracy, "precision": Precision, "recall": Recall, "categorical_accuracy": CategoricalAccuracy, "sparse_categorical_accuracy": SparseCategoricalAccuracy,
          "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-         "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy}
+         "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+         "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+         "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError}
 
 
 def get(identifier, loss):
@@ -165,10 +221,11 @@ def get(identifier, loss):
     if isinstance(identifier, Metric):
         return identifier
     if identifier in ("accuracy", "acc"):
-        kind = BinaryAccuracy if loss.binary else SparseCategoricalAccuracy if loss.sparse else CategoricalAccuracy
+        kind = BinaryAccuracy if loss is not None and loss.binary else SparseCategoricalAccuracy \
+            if loss is not None and loss.sparse else CategoricalAccuracy
         return kind(name=identifier)
     if identifier in NAMES:
-        return NAMES[identifier]()
+        return NAMES[identifier](name=identifier)  # named as given: "mae" in the logs, as Keras
     raise ValueError(f"unknown metric {identifier!r}; valid metrics: accuracy, acc, {', '.join(NAMES)}, "
                      "or an object of minicnn.metrics")
 

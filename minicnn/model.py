@@ -14,7 +14,10 @@ from collections import Counter
 
 import numpy as np
 
-from minicnn import backend, fusion, gpu, registry, saving, summary
+from minicnn import backend, fusion, gpu, registry, saving, summary, tape
+from minicnn import metrics as metrics_module
+from minicnn.layers import base
+from minicnn.layers.base import Layer
 from minicnn.layers.core import Activation
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor, Node, is_symbolic
@@ -53,12 +56,21 @@ class Model(Keras2Methods, Trainer):
 
     chain = False  # a graph; Sequential's layers form a chain
 
-    def __init__(self, inputs=None, outputs=None, name="model"):
-        self.name = name
-        self.layers = []
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        # a model of your own: a subclass described by its attributes and call, not by Input tensors
+        self._subclassed = inputs is None and outputs is None and not type(self).chain and type(self) is not Model
+        self.name = name or (base._unique_name(type(self).__name__) if self._subclassed else "model")
+        self.trainable = kwargs.pop("trainable", True)
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
+        if self._subclassed:
+            self.chain = True  # its summary lists the layers in the order they were assigned
+            self._input_shape = None
+        self._layers = []
         self.optimizer = None
         self.loss = None
-        self.metrics, self.metric_objects = [], []
+        self.compiled, self.compiled_metrics, self.metric_objects = False, [], []
+        self._loss_tracker = metrics_module.Mean(name="loss")
         self.stop_training = False
         self.history = None
         self._output_shape = None
@@ -105,6 +117,86 @@ class Model(Keras2Methods, Trainer):
         for layer in self.layers:
             layer.input_grad = not all(id(t) in data for n in layer.nodes for t in n.inputs)
 
+    # -- a model of your own: class MyModel(minicnn.Model) with layers as attributes and a call ----
+    def call(self, inputs, training=None):
+        """The outputs for inputs; a model of your own overrides this, its layers set as attributes
+        (alone, or in lists and dicts) in __init__."""
+        if self._subclassed:
+            raise NotImplementedError(f"model {self.name!r} has no call(self, inputs, training=None): write one "
+                                      "to call the model (a model whose train_step does everything needs none)")
+        return self.forward(inputs, bool(training))
+
+    @property
+    def metrics(self):
+        """Keras's model.metrics: the loss tracker ("loss", a metrics.Mean), then the compiled
+        metrics. fit and evaluate reset them at each start; a model of your own may override this
+        property to list the trackers its train_step updates."""
+        return [self._loss_tracker, *self.metric_objects] if self.compiled else []
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch; returns every metric's result, as Keras."""
+        for m in self.metric_objects:
+            m.update_state(y, y_pred, sample_weight)
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_metrics_result(self):
+        return {m.name: m.result() for m in self.metrics}
+
+    @property
+    def layers(self):
+        """The layers whose weights this model holds, in the order they were assigned (for a model
+        of your own: its attributes, with the layers of models and of layers of your own it holds)."""
+        if not getattr(self, "_subclassed", False):
+            return self._layers
+        found = {}
+        for name, v in vars(self).items():
+            if name.startswith("_") or name in ("optimizer", "loss", "history", "inputs", "outputs"):
+                continue
+            for item in v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]:
+                inner = item.layers if isinstance(item, Model) else item._all_layers() if isinstance(item, Layer) else []
+                found.update((id(layer), layer) for layer in inner)
+        return list(found.values())
+
+    @layers.setter
+    def layers(self, value):
+        self._layers = value
+
+    @property
+    def trainable_weights(self):
+        """The trainable param arrays themselves, layer by layer (what tape.gradient and the
+        optimizer take: updated in place, so the model sees each step)."""
+        return [p for layer in self.layers if layer.trainable for p in layer.params.values()]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in (layer.state.values() if layer.trainable
+                                                     else layer.weights().values())]
+
+    @property
+    def losses(self):
+        """The losses the layers added (add_loss) during the model's last call."""
+        return [v for layer in self.layers for v in getattr(layer, "_added_losses", [])]
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights().values()]
+
+    def _call_subclassed(self, x, training):
+        """call(x) with training as the layers' default flag; the model built by the first call."""
+        outer, base._training[0] = base._training[0], bool(training)
+        try:
+            y = self.call(x, training=bool(training)) if "training" in _parameters(type(self).call) else self.call(x)
+        finally:
+            base._training[0] = outer
+        if self._output_shape is None:
+            first = x[0] if isinstance(x, (list, tuple)) else x
+            self._input_shape = (None, *np.shape(first)[1:])
+            shapes = [(None, *np.shape(a)[1:]) for a in (y if isinstance(y, (list, tuple)) else [y])]
+            self._output_shape = shapes if isinstance(y, (list, tuple)) else shapes[0]
+        return y
+
     # -- shape and place ----------------------------------------------------------------------
     @property
     def built(self):
@@ -112,12 +204,20 @@ class Model(Keras2Methods, Trainer):
 
     @property
     def input_shape(self):
+        if self._subclassed:
+            return self._input_shape
         if self.inputs is not None:
             return self.inputs[0].shape
         return self.layers[0].input_shape if self.layers and self.layers[0].built else None
 
     def build(self, input_shape):
-        """A functional model is built when it is described; check the shape it is given."""
+        """A functional model is built when it is described; check the shape it is given. A model
+        of your own is built by calling it once on zeros of that shape (batch of one)."""
+        if self._subclassed:
+            if not self.built:
+                dtype = self.layers[0].dtype if self.layers else np.float32
+                self._call_subclassed(np.zeros((1, *tuple(input_shape)[1:]), dtype=dtype), False)
+            return
         if self.input_shape is None or (None, *input_shape[1:]) != self.input_shape:
             raise ValueError(f"the model takes inputs of shape {self.input_shape}, got {tuple(input_shape)}")
 
@@ -185,7 +285,12 @@ class Model(Keras2Methods, Trainer):
         """x: (N, ...) -> the outputs (N, ...) (a list for several), every call of the graph in
         topological order. training=True keeps what backward needs (and makes Dropout train).
         steps: the Nodes to run (default: execution_plan()); watch(node, run) -> run() lets a
-        caller time or inspect each step (model.trace does)."""
+        caller time or inspect each step (model.trace does). Under a GradientTape the layers run
+        one by one (unfused), each call recorded with what it saved for its backward."""
+        if self._subclassed:
+            return self._call_subclassed(x, training)
+        if steps is None and tape.recording():
+            steps = self._nodes
         if self.device == "gpu":  # a layer without params leaves arrays where they are: a
             x = gpu.to_device(x)   # branch of those could meet a device branch on the host
         values = {id(self.inputs[0]): x}
@@ -228,32 +333,43 @@ class Model(Keras2Methods, Trainer):
     def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
         """From dy = dL/d(output) (or, with skip_last, dL/d(the last layer's input): the softmax
         shortcut) back to the input; fills every layer's grads and returns dL/dx. steps and watch
-        as for forward (the same steps as the forward pass that came before)."""
+        as for forward (the same steps as the forward pass that came before). The walk is the
+        tape's (minicnn.tape.walk): each call a record, in reverse, gradients added up where a
+        tensor fed several calls and where a layer was called several times."""
         if self._many_outputs:
             raise ValueError("training needs a model with one output")
         out = self.outputs[0].node
-        skip = out if skip_last else None  # the softmax, whose gradient dy already includes
-        grads = {id(out.inputs[0] if skip else out.output): dy}
-        totals = {}  # id(layer) -> its grads summed over its calls
-        for node in reversed(steps or self.execution_plan()):
-            if node is skip or id(node.output) not in grads:
-                continue
-            node.layer._cache = node.cache
-            g = grads.pop(id(node.output))
-            dx = watch(node, lambda node=node, g=g: node.layer.backward(g)) if watch else node.layer.backward(g)
-            fused = isinstance(node.layer, fusion.FusedStep)
-            for layer in node.layer.layers if fused else [node.layer]:
-                if layer.params:
-                    if id(layer) in totals:
-                        totals[id(layer)] = {k: totals[id(layer)][k] + g for k, g in layer.grads.items()}
-                    else:
-                        totals[id(layer)] = dict(layer.grads)
-            for t, d in zip(node.inputs, dx if node.many else [dx]):
-                if d is not None:
-                    grads[id(t)] = grads[id(t)] + d if id(t) in grads else d  # fan-out: the gradients add up
-        for layer in self.layers:  # a layer no gradient reached (a branch to no output) gets zeros
-            layer.grads.update(totals.get(id(layer)) or {k: g * 0 for k, g in layer.grads.items()})
+        steps = [node for node in steps or self.execution_plan() if not (skip_last and node is out)]
+        records = [self._record(node, node.inputs, node.output, node, watch) for node in steps]
+        grads = tape.walk(records, {id(out.inputs[0] if skip_last else out.output): dy})
+        self._store_grads(grads)
         return grads.get(id(self.inputs[0]))
+
+    def _record(self, step, inputs, output, node=None, watch=None):
+        """One call of the forward pass just run, as a tape record: its inputs are the tensors it
+        read and the params of its layers (several for a fused step), so that the walk adds up
+        each param's gradient over the calls of its layer. node: the graph's call, whose saved
+        values go back on the layer before its backward (a layer called twice saved twice)."""
+        layer = step.layer if node is not None else step
+        owners = layer.layers if isinstance(layer, fusion.FusedStep) else [layer]
+        params = [(owner, k) for owner in owners for k in owner.params]
+        many = node is not None and node.many
+
+        def backward(dy):
+            if node is not None:
+                layer._cache = node.cache
+            dx = watch(node, lambda: layer.backward(dy)) if watch else layer.backward(dy)
+            return [*(dx if many else [dx]), *(owner.grads[k] for owner, k in params)]
+        return tape.Record(getattr(layer, "name", type(layer).__name__), [*inputs, *(o.params[k] for o, k in params)],
+                           output, backward, f"{type(layer).__name__}.backward")
+
+    def _store_grads(self, grads):
+        """Each layer's grads from the walk's (summed over its calls); zeros for a param no
+        gradient reached (a branch to no output)."""
+        for layer in self.layers:
+            for k, p in layer.params.items():
+                g = grads.get(id(p))
+                layer.grads[k] = g if g is not None else layer.grads[k] * 0
 
     def regularization_loss(self):
         """The sum of every weight penalty (kernel_regularizer=...): part of the loss fit and
@@ -287,7 +403,45 @@ class Model(Keras2Methods, Trainer):
                         state[k][...] = v
             raise
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss of y_pred against y (its batch mean, sample_weight (N,) weighting each
+        sample), plus every weight penalty: recorded on an active tape, as Keras's compute_loss."""
+        loss = self.loss(y, y_pred, sample_weight=sample_weight)
+        for added in self.losses:  # add_loss's, from the call that made y_pred
+            loss = loss + added
+        pairs = [(layer.params[k], r) for layer in self.layers for k, r in layer.regularizers.items()]
+        if pairs:
+            params = [p for p, _ in pairs]
+            penalty = tape.record("regularization", params, np.asarray(sum(r(p) for p, r in pairs), dtype=loss.dtype),
+                                  lambda dy: [dy * r.gradient(p) for p, r in pairs], "regularizers' gradient")
+            loss = loss + penalty
+        return loss
+
+    def _tape_step(self, x, y, sample_weight=None):
+        """A training step through the tape (a model of your own): forward and loss recorded,
+        tape.gradient for every trainable weight, one optimizer step."""
+        with tape.GradientTape() as t:
+            p = self(x, training=True)
+            loss = self.compute_loss(x, y, p, sample_weight)
+        variables = self.trainable_variables
+        grads = t.gradient(loss, variables)
+        value = float(loss)
+        if not np.isfinite(value):
+            raise NonFiniteError(f"the loss is {value} (the model's outputs hold NaN or Inf); the step was not applied")
+        # a weight the loss does not reach gets a zero gradient: the optimizer's state keeps its order
+        grads = [np.zeros_like(np.asarray(v)) if g is None else g for g, v in zip(grads, variables)]
+        if not all_finite(*grads):
+            i = next(i for i, g in enumerate(grads) if not all_finite(g))
+            raise NonFiniteError(f"the gradient of weight {i} (shape {grads[i].shape}) holds NaN or Inf; "
+                                 "the step was not applied")
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return value, tape.plain(p)
+
+    train_step.builtin_step = True  # fit's own step; a subclass's train_step(data) replaces it
+
     def _step(self, x, y, sample_weight=None):
+        if self._subclassed:
+            return self._tape_step(x, y, sample_weight)
         p = self.forward(x, training=True)
         if not getattr(self, "_outputs_checked", False):
             self._outputs_checked = True
@@ -346,6 +500,10 @@ class Model(Keras2Methods, Trainer):
         """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
         tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the
         input as ["__input__", 0]. from_config calls the layers again in the same order."""
+        if self._subclassed:
+            raise NotImplementedError(f"model {self.name!r} is a model of your own (its call is Python code, not a "
+                                      "graph): save its weights with save_weights, and make it again with its class "
+                                      "before load_weights")
         names = {id(self.inputs[0]): ["__input__", 0]}
         calls, nodes = {}, []
         for node in self._nodes:
@@ -370,13 +528,25 @@ class Model(Keras2Methods, Trainer):
         return cls(inputs, outputs if config["many_outputs"] else outputs[0], name=config["name"])
 
     # -- Keras conveniences -----------------------------------------------------------------------
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """model(x) on an array: the outputs for x: (N, ...), as forward (no batching, no checks
-        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy()."""
+        beyond the first layer's); on the CPU a NumPy array that also has TensorFlow's .numpy().
+        training=None takes the flag of the model call it runs in (False outside one), as Keras."""
         if is_symbolic(x):  # a model used as a layer of a functional model
             return self.as_layer()(x)
-        y = self.forward(x, training)
-        return y.view(Tensor) if isinstance(y, np.ndarray) else y
+        if training is None:
+            training = bool(base._training[0])
+        if kwargs and self._subclassed:
+            return self.call(x, training=training, **kwargs)
+        outer, base._training[0] = base._training[0], training
+        if outer is None:  # the outermost call: the losses of add_loss start again, as Keras
+            for layer in self.layers:
+                layer._added_losses = []
+        try:
+            y = self.forward(x, training)
+        finally:
+            base._training[0] = outer
+        return y.view(Tensor) if type(y) is np.ndarray else y
 
     def as_layer(self):
         """This model as one layer of another (made once: its weights are the model's own)."""
@@ -413,6 +583,11 @@ class Model(Keras2Methods, Trainer):
         "Connected to") plus multiply-adds per image. line_length sets the width of the rules
         (as Keras); positions and Keras's other options are accepted. See minicnn.summary."""
         summary.summary(self, line_length, positions, print_fn, **kwargs)
+
+
+def _parameters(fn):
+    import inspect
+    return inspect.signature(fn).parameters
 
 
 def _warn_if_not_probabilities(loss, p):

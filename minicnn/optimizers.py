@@ -14,6 +14,7 @@ from minicnn import schedules
 from minicnn.gpu import array_module
 from minicnn.io import interrupts_deferred
 from minicnn.legacy import deprecated
+from minicnn.tape import plain
 
 
 class NonFiniteError(RuntimeError):
@@ -119,7 +120,13 @@ class Optimizer:
         All or nothing (see the module docstring): raises NonFiniteError, changing nothing,
         when the step would make a param or the optimizer's state NaN or Inf.
         """
-        pairs = list(grads_and_params)
+        pairs = [(g, p) for g, p in grads_and_params]
+        for i, (g, p) in enumerate(pairs):
+            if g is None:  # tape.gradient gives None where the loss does not reach a weight
+                raise ValueError(f"the gradient of weight {i} (shape {p.shape}) is None: the loss does not depend on "
+                                 "it. Leave it out of the variables, or give np.zeros_like(weight)")
+        # the arrays behind minicnn.tape.Variable weights and Tracked gradients: the updates stay in place
+        pairs = [(plain(g), plain(p)) for g, p in pairs]
         if self.clipnorm or self.global_clipnorm or self.clipvalue:
             pairs = list(zip(self.clip([g for g, _ in pairs]), [p for _, p in pairs]))
         slots = self.slots
@@ -148,6 +155,16 @@ class Optimizer:
                 p[...] = new
             self.slots = new_slots
             self.iterations += 1
+
+    def apply(self, grads, trainable_variables):
+        """One step from two lists, as Keras 3's optimizer.apply(grads, model.trainable_variables)."""
+        grads, variables = list(grads), list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError(f"apply got {len(grads)} gradients for {len(variables)} variables")
+        self.apply_gradients(zip(grads, variables))
+
+    def build(self, variables):
+        """Keras's optimizer.build(variables): the state is made at the first step; nothing to do."""
 
     slot_names = ()
 

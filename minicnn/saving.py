@@ -89,7 +89,7 @@ def save_model(model, path, include_optimizer=True, training_state=None):
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
         header["compile"] = {"loss": losses.serialize(model.loss),
-                             "metrics": [metrics.serialize(m) for m in model.metrics], "optimizer": opt.get_config()}
+                             "metrics": [metrics.serialize(m) for m in model.compiled_metrics], "optimizer": opt.get_config()}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
             params = [p for _, p in model.grads_and_params()]

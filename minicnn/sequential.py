@@ -1,6 +1,6 @@
 """Sequential: a linear stack of layers, the special case of Model whose layers form a chain,
 run as a plan of steps (Conv2D -> ReLU -> MaxPooling2D fused where the kernels allow)."""
-from minicnn import backend, fusion, gpu, registry
+from minicnn import backend, fusion, gpu, registry, tape
 from minicnn.layers.base import Layer
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor
@@ -95,12 +95,13 @@ class Sequential(Model):
     def forward(self, x, training=False, steps=None, watch=None):
         """x: (N, ...) -> the model's outputs (N, ...), one step of the plan after the other.
         training=True keeps what backward needs (and makes Dropout-like layers train). Given
-        steps (Nodes) or watch, it runs as a graph (see Model.forward)."""
+        steps (Nodes) or watch, it runs as a graph (see Model.forward). Under a GradientTape the
+        layers run one by one (unfused), each call recorded with what it saved for its backward."""
         if steps is not None or watch is not None:
             return super().forward(x, training, steps, watch)
         if self.device == "gpu":  # as Model.forward: layers without params first (augmentation)
             x = gpu.to_device(x)  # run on the device too
-        for step in self.execution_plan():
+        for step in self.layers if tape.recording() else self.execution_plan():
             x = step.forward(x, training)
         return x
 
@@ -115,12 +116,16 @@ class Sequential(Model):
         """From dy = dL/d(output) (with skip_last: dL/d(the last layer's input)) to dL/dx."""
         if steps is not None or watch is not None:
             return super().backpropagate(dy, skip_last, steps, watch)
-        steps = self.execution_plan()
-        if skip_last:
-            steps = steps[:-1]  # the softmax: never part of a fused step
-        for step in reversed(steps):
-            dy = step.backward(dy)
-        return dy
+        plan = self.execution_plan()
+        if getattr(self, "_chain_records", (None,))[0] is not plan or self._chain_records[1] != skip_last:
+            steps = plan[:-1] if skip_last else plan  # skip_last: the softmax, never part of a fused step
+            links = [object() for _ in range(len(steps) + 1)]  # the values between the steps, by identity
+            records = [self._record(step, [links[i]], links[i + 1]) for i, step in enumerate(steps)]
+            self._chain_records = (plan, skip_last, links, records)  # a chain's records serve every batch
+        _, _, links, records = self._chain_records
+        grads = tape.walk(records, {id(links[-1]): dy})  # the tape's walk, down the chain
+        self._store_grads(grads)
+        return grads.get(id(links[0]))
 
     def get_config(self):
         """{"name", "input_shape", "layers": [{"class_name", "config"}, ...]}: plain JSON values

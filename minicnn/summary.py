@@ -43,6 +43,9 @@ def summary(model, line_length=None, positions=None, print_fn=print, **kwargs):
 def layer_calls(model):
     """(layer, input shape, output shape, names of the layers it reads) for each layer of a built
     model, with its first call's shapes: a layer called twice is one row, reading both inputs."""
+    if getattr(model, "_subclassed", False):  # a model of your own: no graph, each layer as its first call built it
+        return [(layer, layer.input_shape, layer.compute_output_shape(layer.input_shape), [])
+                for layer in model.layers if layer.built]
     if model.chain:  # each layer reads the one before: walk the shapes down the stack
         entries, shape = [], model.input_shape
         for layer in model.layers:

@@ -20,12 +20,13 @@ with warnings.catch_warnings():  # a Jupyter kernel without ipywidgets gets tqdm
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm  # a text bar in a terminal, a widget in Jupyter where ipywidgets is installed
 
-from minicnn import gpu
+from minicnn import gpu, tape
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.batches import ArrayBatches, BatchSource, is_batch_source, validation_arrays
 from minicnn.callbacks import CallbackList, History
+from minicnn.checks import _numeric_array as numeric_array
 from minicnn.checks import (
     check_compiled,
     check_count,
@@ -48,19 +49,61 @@ INFERENCE_CHUNK = 128
 class Trainer:
     """compile / fit / evaluate / predict for a model with forward(x, training) and train_step(x, y)."""
 
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
         """loss: a minicnn.losses function, name or object; optimizer: an instance or a name;
-        metrics: names ("accuracy", "acc", "sparse_categorical_accuracy", ...) or minicnn.metrics
-        objects; the logs and History use their names."""
-        if loss is None:
-            raise ValueError("compile needs a loss, e.g. loss='categorical_crossentropy'")
-        self.loss = losses_module.get(loss)
+        metrics: names ("accuracy", "acc", "sparse_categorical_accuracy", "mae", ...) or
+        minicnn.metrics objects; the logs and History use their names. A model whose own
+        train_step computes its loss may be compiled without one (as a GAN is)."""
+        self.loss = None if loss is None else losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
-        self.metrics = list(metrics or [])
-        self.metric_objects = [metrics_module.get(m, self.loss) for m in self.metrics]
+        self.compiled_metrics = list(metrics or [])
+        self.metric_objects = [metrics_module.get(m, self.loss) for m in self.compiled_metrics]
         names = [m.name for m in self.metric_objects]
         if len(set(names)) != len(names):
             raise ValueError(f"metrics must have distinct names, got {names}")
+        self.compiled = True
+
+    # -- the steps a model of your own may override (Keras's train_step, test_step, predict_step) ---
+    def _overrides(self, step):
+        """True when the model's class writes its own train_step / test_step / predict_step(data)."""
+        return not getattr(getattr(type(self), step), "builtin_step", False)
+
+    def test_step(self, data):
+        """Keras's test_step(data): the logs of one batch (x, y) or (x, y, sample_weight)."""
+        raise NotImplementedError  # evaluate runs its own loop unless a subclass writes this
+
+    def predict_step(self, data):
+        """Keras's predict_step(data): the outputs for one batch."""
+        return self(data[0] if isinstance(data, tuple) else data, training=False)
+
+    test_step.builtin_step = predict_step.builtin_step = True  # minicnn's own: evaluate and predict run their loops
+
+    def _custom_batches(self, x, y, sample_weight, batch_size, shuffle, what):
+        """(source, first x) for a step of your own: x and y (y may be None) as arrays, no check
+        against a loss (the step computes its own)."""
+        if not getattr(self, "compiled", False):
+            raise RuntimeError(f"call model.compile(optimizer=...) before model.{what}()")
+        if is_batch_source(x):
+            return BatchSource(x, None), None
+        x = numeric_array(x, "x")
+        y = None if y is None else numeric_array(y, "y")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
+        w = None if sample_weight is None else numeric_array(sample_weight, "sample_weight")
+        return ArrayBatches(x, y, w, batch_size, shuffle), x
+
+    @staticmethod
+    def _data(xb, yb, wb):
+        """The batch as Keras gives it to train_step: x, (x, y) or (x, y, sample_weight)."""
+        return xb if yb is None else (xb, yb) if wb is None else (xb, yb, wb)
+
+    @staticmethod
+    def _logs(out):
+        """A step's returned dict as logs of Python floats (its values may be 0-d arrays)."""
+        if not isinstance(out, dict):
+            raise TypeError(f"train_step and test_step must return a dict of logs {{name: value}}, got "
+                            f"{type(out).__name__}")
+        return {k: float(np.asarray(v)) for k, v in out.items()}
 
     # -- one batch ----------------------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
@@ -90,11 +133,14 @@ class Trainer:
             sample_weight=None, validation_freq=1, steps_per_epoch=None, validation_steps=None):
         """Train for `epochs` passes over x: (N, ...) with targets y: (N, K) (or (N,) labels
         for the sparse loss). Returns a History whose .history holds per-epoch lists.
-        x may instead be a minicnn.utils.PyDataset or a generator of (x, y) or (x, y, sample_weight)
-        batches (y=None), with steps_per_epoch batches an epoch (a PyDataset: len(x) by default).
+        x may instead be a minicnn.utils.PyDataset, a tf.data.Dataset (minicnn.tf's or TensorFlow's)
+        or a generator of (x, y) or (x, y, sample_weight) batches (y=None), with steps_per_epoch
+        batches an epoch (a PyDataset: len(x) by default; a Dataset: a pass).
         sample_weight (N,) / class_weight {class: weight} weight each sample's loss, as Keras;
         validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
-        check_compiled(self, "fit")
+        custom = self._overrides("train_step")
+        if not custom:
+            check_compiled(self, "fit")
         verbose = 1 if verbose == "auto" else verbose
         batch_size, epochs = check_positive("batch_size", batch_size), check_count("epochs", epochs)
         if not isinstance(validation_freq, (list, tuple, set)):
@@ -104,6 +150,8 @@ class Trainer:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
                                  "give no y, sample_weight or validation_split")
             source, first_x = BatchSource(x, steps_per_epoch, shuffle), None  # a PyDataset's batch order
+        elif custom:
+            source, first_x = self._custom_batches(x, y, sample_weight, batch_size, shuffle, "fit")
         else:
             x, y = check_data(self, x, y)
             w = sample_weights(y, len(x), sample_weight, class_weight)
@@ -132,13 +180,20 @@ class Trainer:
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             loss_sum, seen, logs = 0.0, 0, {}
-            for m in self.metric_objects:
+            for m in self.metrics if custom else self.metric_objects:  # as Keras: model.metrics start again
                 m.reset_state()
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
                        disable=verbose != 1, dynamic_ncols=True)
             try:
                 for step, (xb, yb, wb) in enumerate(source.epoch()):
                     cbs.on_train_batch_begin(step)
+                    if custom:  # the model's own step: its dict is the logs
+                        logs = self._logs(self.train_step(self._data(xb, yb, wb)))
+                        seen += len(xb)
+                        cbs.on_train_batch_end(step, logs)
+                        bar.set_postfix(logs, refresh=False)
+                        bar.update()
+                        continue
                     if first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
                         xb, yb = check_data(self, xb, yb)
                         wb = sample_weights(yb, len(xb), wb, class_weight)
@@ -183,9 +238,12 @@ class Trainer:
                  steps=None):
         """Mean loss (and accuracy) over x: (N, ...), y: (N, K) (or the batches of a PyDataset
         or generator x, `steps` of them). Returns [loss, accuracy] when compiled with
-        metrics=["accuracy"], else the loss (a dict with return_dict)."""
-        check_compiled(self, "evaluate")
+        metrics=["accuracy"], else the loss (a dict with return_dict). A model that writes its own
+        test_step gives the logs of its last batch, as Keras."""
         batch_size = check_positive("batch_size", batch_size)
+        if self._overrides("test_step"):
+            return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
+        check_compiled(self, "evaluate")
         if is_batch_source(x):
             if y is not None:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
@@ -222,13 +280,35 @@ class Trainer:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
             return result
-        return list(result.values()) if self.metrics else result["loss"]
+        return list(result.values()) if self.metric_objects else result["loss"]
+
+    def _evaluate_custom(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks):
+        source, _ = self._custom_batches(x, y, sample_weight, batch_size, False, "evaluate")
+        for m in self.metrics:
+            m.reset_state()
+        cbs = CallbackList(callbacks or [], model=self)
+        cbs.on_test_begin()
+        logs = None
+        for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
+                                                 disable=verbose != 1)):
+            cbs.on_test_batch_begin(step)
+            logs = self._logs(self.test_step(self._data(xb, yb, wb)))
+            cbs.on_test_batch_end(step, logs)
+        if logs is None:
+            raise ValueError("evaluate got no batch: x is empty, or a generator that ran out")
+        cbs.on_test_end(dict(logs))
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        return list(logs.values()) if len(logs) > 1 else next(iter(logs.values()))
 
     def predict(self, x, batch_size=32, verbose=1, callbacks=None, steps=None):
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time; x may
         be a PyDataset or a generator of batches (x or (x, ...)), `steps` of them."""
         if is_batch_source(x):
-            source = x if isinstance(x, PyDataset) else iter(x)
+            source = x if isinstance(x, PyDataset) else \
+                x.as_numpy_iterator() if hasattr(x, "as_numpy_iterator") else iter(x)
             count = len(x) if isinstance(x, PyDataset) and steps is None else steps
             batches = (source[i] for i in range(count)) if isinstance(x, PyDataset) else \
                 (source if count is None else (b for _, b in zip(range(count), source)))
@@ -246,7 +326,8 @@ class Trainer:
         for step, start in enumerate(tqdm(range(0, len(x), batch_size), desc="predict", unit="batch",
                                           disable=verbose != 1)):
             cbs.on_predict_batch_begin(step)
-            y = self.forward_in_chunks(x[start:start + batch_size])
+            xb = x[start:start + batch_size]
+            y = tape.plain(self.predict_step(xb)) if self._overrides("predict_step") else self.forward_in_chunks(xb)
             cbs.on_predict_batch_end(step, {"outputs": y})
             many = isinstance(y, list)  # a model of several outputs: a list of arrays
             ys = [gpu.to_host(a) for a in (y if many else [y])]

@@ -28,7 +28,7 @@ def test_notebook_runs(path, real_data, tmp_path, monkeypatch):
     assert not errors, errors
 
 
-def test_there_are_the_five_notebooks():
+def test_there_are_the_six_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["01_seed_tutorial.ipynb", "02_tour_of_one_image.ipynb",
                                            "03_backprop_by_hand.ipynb", "04_keras_side_by_side.ipynb",
-                                           "05_write_a_layer.ipynb"]
+                                           "05_write_a_layer.ipynb", "06_the_tape.ipynb"]

@@ -34,7 +34,7 @@ def test_save_load_predicts_identically(tmp_path):
     np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
     assert [type(a) for a in again.layers] == [type(a) for a in model.layers]
     assert [a.name for a in again.layers] == [a.name for a in model.layers]
-    assert again.loss.name == "categorical_crossentropy" and again.metrics == ["accuracy"]
+    assert again.loss.name == "categorical_crossentropy" and again.compiled_metrics == ["accuracy"]
     assert isinstance(again.optimizer, Adam) and again.optimizer.iterations == 3
     for mine, theirs in zip(model.optimizer.slots, again.optimizer.slots):
         for k in ("m", "v"):

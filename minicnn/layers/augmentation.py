@@ -44,6 +44,7 @@ class RandomImageLayer(Layer):
     for the layers whose transform is linear in x."""
 
     data_only = True  # no weights, and nothing before it needs a gradient: see Layer.data_only
+    inference_gradient = "identity"  # the identity at inference: what a tape differentiates then
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)

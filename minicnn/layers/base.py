@@ -10,19 +10,27 @@
                                            # backward may skip it and return None
 
 A subclass writes build(input_shape), call(x, training), backward(dy) and, when its output
-shape differs from its input's, compute_output_shape(input_shape). `training` is True in fit
-and train_on_batch, False in evaluate and predict: a layer that behaves differently while
-training (Dropout, BatchNormalization) reads it there. Shapes include the batch axis as None,
-as in Keras: (None, H, W, C).
+shape differs from its input's, compute_output_shape(input_shape). What call saves for backward
+goes in self._cache, and belongs to that call: forward clears it first (so a backward after an
+inference-mode call is an error, never the previous batch's values), and a GradientTape keeps
+each recorded call's own and puts it back before that call's backward (a layer called twice in
+one step has two). A layer of your own may instead write build (with add_weight) and call only,
+with minicnn.ops and other layers: a GradientTape then differentiates its call (minicnn/tape.py).
+`training` is True in fit and train_on_batch, False in evaluate and predict: a layer that behaves
+differently while training (Dropout, BatchNormalization) reads it there. Shapes include the
+batch axis as None, as in Keras: (None, H, W, C).
 """
 import functools
+import inspect
 import re
 from collections import defaultdict
 
 import numpy as np
 
-from minicnn import backend, gpu, regularizers
+from minicnn import backend, gpu, initializers, regularizers, tape
 from minicnn.layers.symbolic import call_symbolic, is_symbolic
+
+_training = [None]  # the training flag of the model call running now: what layer(x) inherits (Keras's call context)
 
 _name_counts = defaultdict(int)
 
@@ -65,6 +73,18 @@ def _marks_built(build):
     return build_and_mark
 
 
+def _recorded(forward):
+    """Wrap a forward so that, while a GradientTape records, the call is recorded on it (see
+    minicnn/tape.py); otherwise the forward runs as written, after one check of a list."""
+    @functools.wraps(forward)
+    def forward_on_tape(self, x, training=False):
+        if tape._tapes and not tape._paused[0]:
+            return tape.record_layer(self, forward, x, training)
+        return forward(self, x, training)
+    forward_on_tape.records = True
+    return forward_on_tape
+
+
 class Layer:
     """Base class of minicnn layers. See the module docstring for the protocol."""
 
@@ -73,11 +93,24 @@ class Layer:
     # layer after them skips dL/dx, as the first layer of a model does.
     data_only = False
 
+    # How the tape differentiates a call made with training=False (model(x) in a saliency map):
+    # "same" (forward computes the same in both modes, so it runs with training=True to save what
+    # backward needs), "identity" (Dropout, augmentation: y = x at inference) or "frozen"
+    # (BatchNormalization: normalised with the moving statistics, as a non-trainable layer trains).
+    inference_gradient = "same"
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         build = cls.__dict__.get("build")
         if build is not None and not getattr(build, "marks_built", False):
             cls.build = _marks_built(build)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "records", False):
+            cls.forward = _recorded(forward)
+        call = cls.__dict__.get("call")
+        if call is not None:
+            cls._call_takes_training = "training" in inspect.signature(call).parameters
+        cls._by_tape = cls.backward is Layer.backward  # no backward of its own: the tape differentiates call
 
     def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True):
         self.dtype = np.dtype(dtype)
@@ -108,7 +141,13 @@ class Layer:
         raise NotImplementedError
 
     def backward(self, dy):
-        raise NotImplementedError
+        """dL/dx from dy = dL/dy, filling self.grads. A layer that does not write it is
+        differentiated by the tape, through the minicnn.ops and layers its call uses."""
+        raise NotImplementedError(f"layer {self.name!r} has no backward of its own: a GradientTape differentiates "
+                                  "its call (model.fit and your own loops use one)")
+
+    _call_takes_training = True
+    _by_tape = False
 
     def count_macs(self, input_shape):
         """Multiply-adds of the forward pass for one sample (0 for cheap elementwise layers)."""
@@ -125,16 +164,113 @@ class Layer:
 
     # -- the protocol ----------------------------------------------------------------
     def forward(self, x, training=False):
-        """Run the layer. x: (N, ...) -> y: (N, ...); builds the layer on its first call."""
+        """Run the layer. x: (N, ...) -> y: (N, ...); builds the layer on its first call. What
+        call saves for backward (self._cache) belongs to this call: an inference-mode call saves
+        nothing, and a backward after it is an error."""
+        self._cache = None
+        if self._by_tape:  # its call is made of recorded ops: keep them recorded
+            x = self._tape_input(x)
+            return self.call(x, training) if self._call_takes_training else self.call(x)
         x = self.as_input(x)
         return self.call(x, training)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None, **kwargs):
         """layer(x): forward on an array; on a KerasTensor (from Input), one step of describing
-        a functional model: returns the output's KerasTensor (see minicnn/layers/symbolic.py)."""
+        a functional model: returns the output's KerasTensor (see minicnn/layers/symbolic.py).
+        training=None takes the flag of the model call it runs in (False outside one), as Keras."""
         if is_symbolic(x):
             return call_symbolic(self, x)
+        if training is None:
+            training = bool(_training[0])
+        if _training[0] is not None:  # inside a model's or another layer's call
+            return self._run(x, training, kwargs)
+        for layer in self._all_layers():  # the outermost call: the losses of add_loss start again, as Keras
+            layer._added_losses = []
+        _training[0] = training  # the layers it calls inherit its flag
+        try:
+            return self._run(x, training, kwargs)
+        finally:
+            _training[0] = None
+
+    def _run(self, x, training, kwargs):
+        if kwargs:  # a layer of your own whose call takes more (mask=...): called as written
+            return self.call(self._tape_input(x), training=training, **kwargs) if self._call_takes_training \
+                else self.call(self._tape_input(x), **kwargs)
         return self.forward(x, training)
+
+    @classmethod
+    def differentiated_by_tape(cls):
+        """True for a layer without a backward of its own (a subclass with build and call only)."""
+        return cls._by_tape
+
+    def _tape_input(self, x):
+        """x for a call the tape differentiates: kept as given (its records must see the very
+        arrays), cast to the layer's dtype where needed; the layer built for its shape."""
+        from minicnn import ops
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        xs = [a if isinstance(a, np.ndarray) and a.dtype == self.dtype else
+              ops.cast(a, self.dtype) if isinstance(a, np.ndarray) else np.asarray(a, dtype=self.dtype) for a in xs]
+        if not self.built:
+            self.build([a.shape for a in xs] if isinstance(x, (list, tuple)) else xs[0].shape)
+        return xs if isinstance(x, (list, tuple)) else xs[0]
+
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True, name=None,
+                   regularizer=None, **kwargs):
+        """A weight of your own layer, as Keras's add_weight: a minicnn.tape.Variable (an array whose
+        arithmetic the tape records), in params (trainable) or state. Returns it: self.w = ..."""
+        shape = tuple(() if shape is None else shape)
+        dtype = np.dtype(dtype or self.dtype)
+        init = initializers.get(initializer if initializer is not None else "glorot_uniform")
+        value = np.asarray(init(shape, dtype), dtype=dtype).view(tape.Variable)  # fans from the shape, as Keras
+        key = name or f"w{len(self.params) + len(self.state)}"
+        if key in self.params or key in self.state:
+            raise ValueError(f"layer {self.name!r} already has a weight named {key!r}")
+        (self.add_param if trainable else self.add_state)(key, value)
+        if trainable and regularizer is not None:
+            self.regularizers[key] = regularizers.get(regularizer)
+        return value
+
+    def add_loss(self, value):
+        """A loss this call adds (an activity penalty written with minicnn.ops, as Keras's
+        add_loss): model.losses lists it until the model's next outermost call, and fit's step
+        (compute_loss) adds it to the loss."""
+        self._added_losses = [*getattr(self, "_added_losses", []), value]
+
+    @property
+    def losses(self):
+        """The losses add_loss added during the last call, this layer's and those it holds."""
+        return [v for layer in self._all_layers() for v in getattr(layer, "_added_losses", [])]
+
+    def _sublayers(self):
+        """The layers this layer holds as attributes (a layer of your own made of others)."""
+        found = []
+        for name, v in vars(self).items():
+            if name.startswith("_") or name in ("nodes", "activation"):
+                continue
+            for item in v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]:
+                if isinstance(item, Layer) and item is not self:
+                    found.append(item)
+        return found
+
+    def _all_layers(self):
+        """This layer, then (for one differentiated by the tape) those it holds, depth first."""
+        out = [self]
+        if self.differentiated_by_tape():
+            for sub in self._sublayers():
+                out.extend(sub._all_layers())
+        return out
+
+    @property
+    def trainable_weights(self):
+        """The trainable param arrays themselves (what tape.gradient and the optimizer take)."""
+        return [p for layer in self._all_layers() if layer.trainable for p in layer.params.values()]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self._all_layers() for w in (layer.state.values() if layer.trainable
+                                                            else layer.weights().values())]
 
     @property
     def output(self):
@@ -237,3 +373,4 @@ class Layer:
 
 
 Layer.build = _marks_built(Layer.build)  # a layer without params of its own is built the same way
+Layer.forward = _recorded(Layer.forward)

@@ -29,6 +29,10 @@ class BatchNormalization(Layer):
     Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
+    # At inference the moving statistics normalise, as when the layer is frozen and trains: that
+    # is how a tape differentiates a call with training=False (see Layer.inference_gradient)
+    inference_gradient = "frozen"
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
                  moving_variance_initializer="ones", **kwargs):

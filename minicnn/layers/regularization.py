@@ -24,6 +24,8 @@ class Dropout(Layer):
     Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
     """
 
+    inference_gradient = "identity"  # y = x at inference: what a tape differentiates then
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate <= 1:
