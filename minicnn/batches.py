@@ -76,6 +76,7 @@ class BatchSource:
 
     def __init__(self, source, steps=None, shuffle=False):
         self.source, self.limit, self.dataset_pass, self.shuffle = source, steps, None, shuffle
+        self.py_pass = None  # [order, next batch] of a PyDataset's pass in progress
         if steps is not None:
             steps = self.limit = check_positive("steps_per_epoch", steps)
         self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
@@ -102,10 +103,26 @@ class BatchSource:
             count += 1
             yield batch
 
+    def pydataset_batches(self):
+        """A PyDataset's batches as Keras's epoch iterator reads them: a pass an epoch, in a new
+        random order with shuffle; with fewer steps than len(dataset), the next `steps` batches
+        of a pass that goes on across epochs (an epoch that meets its end is cut short there)."""
+        n = len(self.source)
+        for _ in range(self.steps):
+            if self.py_pass is None:
+                self.py_pass = [rng().permutation(n) if self.shuffle else range(n), 0]
+            order, k = self.py_pass
+            self.py_pass[1] += 1
+            done = self.py_pass[1] >= n
+            if done:
+                self.py_pass = None
+            yield self.source[int(order[k])]
+            if done:
+                return
+
     def epoch(self):
         if isinstance(self.source, PyDataset):
-            order = rng().permutation(len(self.source)) if self.shuffle else range(len(self.source))
-            batches = (self.source[int(i)] for i in order[:self.steps])
+            batches = self.pydataset_batches()
         elif hasattr(self.source, "as_numpy_iterator"):
             batches = self.dataset_batches()
         else:
