@@ -119,8 +119,13 @@ def _monitor_mode(monitor, mode):
     return mode
 
 
-def _monitored(logs, monitor, who):
+def _monitored(logs, monitor, who, model=None):
+    """The monitored figure of logs; None for a val_ figure on an epoch fit did not validate
+    (validation_freq), which the callback lets pass, as Keras's do; an error for a name fit
+    never reports."""
     name = _other_name(logs or {}, monitor)  # monitor="val_acc", Keras 2.2's name, finds "val_accuracy"
+    if name is None and getattr(model, "unvalidated_epoch", False) and str(monitor).startswith("val_"):
+        return None
     if name is None:
         raise ValueError(f"{who} monitors {monitor!r}, which fit does not report; it reports "
                          f"{', '.join(logs or {}) or 'nothing'} (val_ figures need validation_data= "
@@ -163,8 +168,8 @@ class EarlyStopping(Callback):
         self.stopped_epoch, self.best_epoch = None, None
 
     def on_epoch_end(self, epoch, logs=None):
-        value = _monitored(logs, self.monitor, "EarlyStopping")
-        if epoch < self.start_from_epoch:
+        value = _monitored(logs, self.monitor, "EarlyStopping", self.model)
+        if value is None or epoch < self.start_from_epoch:
             return
         self.wait += 1
         if self._better(value, self.best):
@@ -234,15 +239,18 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint filepath {self.filepath!r} names {e}, which fit does not report; "
                              f"it reports {', '.join(fields)}") from None
         if self.save_best_only:
-            value = _monitored(logs, self.monitor, "ModelCheckpoint")
-            if self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
+            value = _monitored(logs, self.monitor, "ModelCheckpoint", self.model if batch is None else None)
+            known = value is not None  # None: an epoch without validation, saved as Keras does
+            if known and self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
                 return
-            if self.verbose:
-                previous = "inf" if self.best is None else f"{self.best:.5f}"
-                print(f"Epoch {epoch + 1}: {self.monitor} improved from {previous} to {value:.5f}, saving model to {path}")
-            self.best = value
+            if known:
+                if self.verbose:
+                    previous = "inf" if self.best is None else f"{self.best:.5f}"
+                    print(f"Epoch {epoch + 1}: {self.monitor} improved from {previous} to {value:.5f}, "
+                          f"saving model to {path}")
+                self.best = value
         elif self.verbose:
             print(f"Epoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:
@@ -350,7 +358,9 @@ class ReduceLROnPlateau(Callback):
         logs = logs if logs is not None else {}
         optimizer = self.model.optimizer
         logs["learning_rate"] = optimizer.learning_rate
-        current = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        current = _monitored(logs, self.monitor, "ReduceLROnPlateau", self.model)
+        if current is None:
+            return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0

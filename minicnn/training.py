@@ -220,6 +220,7 @@ class Trainer:
                                  "steps_per_epoch, and a generator that loops forever, or a PyDataset)")
             due = (epoch + 1) in validation_freq if isinstance(validation_freq, (list, tuple, set)) \
                 else (epoch + 1) % validation_freq == 0
+            self.unvalidated_epoch = validation_data is not None and not due  # callbacks skip its val_ figures
             if validation_data is not None and due:
                 val_x, val_y, val_w = validation_arrays(validation_data)
                 val = self.evaluate(val_x, val_y, batch_size=batch_size, verbose=0, return_dict=True, sample_weight=val_w,

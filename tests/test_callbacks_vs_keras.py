@@ -212,3 +212,25 @@ def test_backup_and_restore_resumes_as_keras(keras, tmp_path, save_freq, kill_at
 def test_backup_and_restore_refuses_a_bad_save_freq(tmp_path, save_freq):
     with pytest.raises(ValueError, match="save_freq"):
         ours_cb.BackupAndRestore(str(tmp_path), save_freq=save_freq)
+
+
+def test_monitors_on_epochs_without_validation_match_keras(keras, tmp_path):
+    """validation_freq=2: val_loss is missing from every other epoch's logs. Keras's callbacks
+    let such an epoch pass (with a warning; ModelCheckpoint with save_best_only saves it): the
+    same stops, rates and files here, and no error."""
+    xv, yv = data(n=5, seed=1)
+
+    def make(module):
+        ext, folder = (".npz", "ours") if module is ours_cb else (".weights.h5", "keras")
+        return [module.EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0),
+                module.ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5, min_delta=10.0),
+                module.ModelCheckpoint(str(tmp_path / folder / f"e{{epoch}}{ext}"), monitor="val_loss",
+                                       save_best_only=True, save_weights_only=True)]
+
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "keras").mkdir()
+    ours, theirs, h_ours, h_theirs = _fit_both(keras, make, epochs=6, validation_data=(xv, yv), validation_freq=2)
+    assert h_ours.epoch == h_theirs.epoch and len(h_ours.epoch) < 6
+    _assert_same_fit(ours, theirs, h_ours, h_theirs)
+    assert sorted(p.name.removesuffix(".npz") for p in (tmp_path / "ours").iterdir()) == \
+        sorted(p.name.removesuffix(".weights.h5") for p in (tmp_path / "keras").iterdir())
