@@ -140,6 +140,8 @@ def test_learning_rate_scheduler_matches_keras(keras, schedule):
 CHECKPOINT = {
     "save_freq_2": ({"save_freq": 2}, None),
     "save_freq_epoch": ({}, None),
+    # every 2 batches, the epoch's running loss so far against the best: Keras's batch logs
+    "save_freq_best_loss": ({"save_freq": 2, "save_best_only": True, "monitor": "loss", "mode": "min"}, None),
     "save_best_only": ({"save_best_only": True, "monitor": "score", "mode": "min"}, [1.0, 0.8, 0.9, 0.7, 0.7]),
     "save_best_only_max": ({"save_best_only": True, "monitor": "score", "mode": "max"}, [1.0, 0.8, 1.2, 0.7, 1.3]),
     "initial_value_threshold": ({"save_best_only": True, "monitor": "score", "mode": "min", "initial_value_threshold": 0.85},
