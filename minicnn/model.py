@@ -172,7 +172,7 @@ class Model(Keras2Methods, Trainer):
     @property
     def non_trainable_weights(self):
         return [w for layer in self.layers for w in (layer.state.values() if layer.trainable
-                                                     else layer.weights().values())]
+                                                     else layer.weight_dict().values())]
 
     @property
     def losses(self):
@@ -181,7 +181,8 @@ class Model(Keras2Methods, Trainer):
 
     @property
     def weights(self):
-        return [w for layer in self.layers for w in layer.weights().values()]
+        """Keras's model.weights: every weight array itself (not a copy), in get_weights' order."""
+        return [w for layer in self.layers for w in layer.weight_dict().values()]
 
     def _call_subclassed(self, x, training):
         """call(x) with training as the layers' default flag; the model built by the first call."""

@@ -76,9 +76,9 @@ class ModelLayer(Layer):
     def set_weights(self, weights):
         self.model.set_weights(weights)
 
-    def weights(self):
+    def weight_dict(self):
         """Layer by layer, as get_weights: each inner layer's params then state."""
-        return {f"{layer.name}/{k}": w for layer in self.model.layers for k, w in layer.weights().items()}
+        return {f"{layer.name}/{k}": w for layer in self.model.layers for k, w in layer.weight_dict().items()}
 
     def get_config(self):
         return {"name": self.name, "model": {"class_name": type(self.model).__name__, **self.model.get_config()}}

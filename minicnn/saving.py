@@ -66,7 +66,7 @@ def _checked(what, a, shape, dtype):
 def _weight_arrays(model):
     arrays = {}
     for i, layer in enumerate(model.layers):
-        for key, p in layer.weights().items():
+        for key, p in layer.weight_dict().items():
             shape = layer.param_shapes.get(key, getattr(p, "shape", ()))
             arrays[f"layer{i}/{key}"] = _checked(f"layer {layer.name!r} weight {key!r}", p, shape, layer.dtype)
     return arrays
@@ -107,7 +107,7 @@ def save_weights(model, path):
     """Write the weights alone, with each layer's name and shapes for the checks on loading."""
     arrays = _weight_arrays(model)  # checked first: nothing is written for a damaged model
     header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
-              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.weights().items()}}
+              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.weight_dict().items()}}
                          for layer in model.layers]}
     return _write_npz(path, header, arrays)
 
@@ -251,10 +251,10 @@ def _set_weights(model, reader):
     refused halfway leaves the model as it was."""
     new = {}
     for i, layer in enumerate(model.layers):
-        for key, p in layer.weights().items():
+        for key, p in layer.weight_dict().items():
             new[i, key] = reader.array(f"layer{i}/{key}", f"layer {layer.name!r} weight {key!r}", p.shape, p.dtype)
     for (i, key), w in new.items():
-        p = model.layers[i].weights()[key]
+        p = model.layers[i].weight_dict()[key]
         p[...] = gpu.as_like(w, p)  # into a model on the GPU: the file's arrays go to the device first
 
 
@@ -352,7 +352,7 @@ def load_weights(model, path):
 
 def _load_weights_from(model, reader):
     n_file = len({k.split("/")[0] for k in reader.names if k.startswith("layer")})
-    n_model = sum(1 for layer in model.layers if layer.weights())
+    n_model = sum(1 for layer in model.layers if layer.weight_dict())
     if n_file != n_model:
         raise ModelFileError(f"{reader.path}: holds weights for {n_file} layers, the model has {n_model} layers "
                              "with weights")
