@@ -13,22 +13,24 @@ The batches are not checked here: the loop checks arrays once and a source's bat
 come (minicnn/checks.py).
 """
 from minicnn.checks import check_positive
+from minicnn import multi_io
 from minicnn.utils import PyDataset, rng
 
 
 class ArrayBatches:
-    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order."""
+    """Batches of arrays x, y (and weights w), shuffled each epoch (minicnn's generator) or in order;
+    each may be a list of arrays (a model of several inputs or outputs), cut alike."""
 
     def __init__(self, x, y, w, batch_size, shuffle=False):
         self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
-        self.steps = -(-len(x) // batch_size)
+        self.steps = -(-multi_io.count(x) // batch_size)
 
     def epoch(self):
-        order = rng().permutation(len(self.x)) if self.shuffle else None
+        order = rng().permutation(multi_io.count(self.x)) if self.shuffle else None
         for step in range(self.steps):
             rows = slice(step * self.batch_size, (step + 1) * self.batch_size)
             idx = rows if order is None else order[rows]
-            yield self.x[idx], None if self.y is None else self.y[idx], None if self.w is None else self.w[idx]
+            yield multi_io.rows(self.x, idx), multi_io.rows(self.y, idx), multi_io.rows(self.w, idx)
 
     def end_epoch(self):
         pass
