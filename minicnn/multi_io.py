@@ -9,7 +9,10 @@ with lists and dicts, by Keras 3's rules (keras/src/trainers/compile_utils.py).
     # History: loss, digit_loss, size_loss, digit_accuracy (and val_ of each)
 
 The loss the model trains on is the sum over outputs of loss_weight * that output's loss (each
-its batch mean); each output's own loss is logged unweighted, as Keras logs it.
+its batch mean); each output's own loss is logged unweighted, as Keras logs it. The total "loss"
+averages the batches by their sizes; each "<output>_loss" averages the batch means, each batch
+counting once, as Keras 3 on TensorFlow does (its per-output trackers do not see the batch size
+of a batch of unknown size): the two differ only when the last batch is short.
 """
 import numpy as np
 

@@ -186,7 +186,8 @@ class Trainer:
                                      f"with validation_split={validation_split}: give more data or another "
                                      "validation_split")
                 take, rest = slice(None, cut), slice(cut, None)
-                validation_data = (multi_io.rows(x, rest), multi_io.rows(y, rest))
+                # the weights too, as Keras splits them
+                validation_data = (multi_io.rows(x, rest), multi_io.rows(y, rest), multi_io.rows(w, rest))
                 x, y, w = multi_io.rows(x, take), multi_io.rows(y, take), multi_io.rows(w, take)
             source, first_x = ArrayBatches(x, y, w, batch_size, shuffle), x
         steps = source.steps
@@ -228,9 +229,9 @@ class Trainer:
                     loss_sum += loss * n
                     seen += n
                     logs = {"loss": loss_sum / seen}
-                    if each:  # several outputs: each one's loss, unweighted, as Keras logs it
-                        sums = [s + v * n for s, v in zip(sums, each)] if step else [v * n for v in each]
-                        logs.update({k: v / seen for k, v in zip(self.compiled_outputs.loss_names, sums)})
+                    if each:  # several outputs: each one's loss, unweighted, its mean over the batches
+                        sums = [s + v for s, v in zip(sums, each)] if step else list(each)  # (multi_io.py)
+                        logs.update({k: v / (step + 1) for k, v in zip(self.compiled_outputs.loss_names, sums)})
                     if isinstance(p, list) and getattr(self, "multi_io", False):
                         self.compiled_outputs.update_metrics(yb, p)
                     else:
@@ -251,8 +252,10 @@ class Trainer:
                 else (epoch + 1) % validation_freq == 0
             if validation_data is not None and due:
                 val_args = (validation_data,) if is_batch_source(validation_data) else validation_data
-                val = self.evaluate(*val_args, batch_size=batch_size, verbose=0, return_dict=True,
-                                    callbacks=cbs.callbacks, steps=validation_steps)  # their on_test_* hooks too
+                val_x, val_y, val_w = (*val_args, None, None)[:3]  # (x, y) or (x, y, sample_weight)
+                val = self.evaluate(val_x, val_y, batch_size=batch_size, verbose=0, return_dict=True,
+                                    sample_weight=val_w, callbacks=cbs.callbacks,
+                                    steps=validation_steps)  # their on_test_* hooks too
                 logs.update({f"val_{k}": v for k, v in val.items()})
             if verbose == 2 or (verbose == 1 and validation_data is not None):
                 print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
@@ -345,11 +348,11 @@ class Trainer:
                                             [None if a is None else gpu.as_like(a, q) for a, q in zip(wb, p)])
             n = multi_io.count(xb)
             total, seen = total + loss * n, seen + n
-            sums = [s + v * n for s, v in zip(sums, each)] if compiled.loss_names else sums
+            sums = [s + v for s, v in zip(sums, each)] if compiled.loss_names else sums
             compiled.update_metrics(yb, p)
             cbs.on_test_batch_end(step, {"loss": total / seen})
         result = {"loss": total / seen + self.regularization_loss()}
-        result.update({k: v / seen for k, v in zip(compiled.loss_names, sums)})
+        result.update({k: v / (step + 1) for k, v in zip(compiled.loss_names, sums)})
         result.update({m.name: m.result() for m in self.metric_objects})
         cbs.on_test_end(dict(result))
         if verbose:

@@ -1,0 +1,137 @@
+"""Models of several inputs and several outputs (minicnn/multi_io.py): the same weights, losses
+and History keys as Keras 3 after three steps from the same weights, loss and loss_weights as
+lists and dicts, predict's list, the summary's "Connected to" column, model.weights' order."""
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import minicnn
+
+
+def two_in_two_out(lib):
+    """Keras's "multi-input multi-output" guide example, small: an image and a vector in, a class
+    (softmax) and a score (linear) out; the same code builds the model in minicnn and in Keras."""
+    L = lib.layers
+    image = lib.Input(shape=(6, 6, 1), name="image")
+    tags = lib.Input(shape=(5,), name="tags")
+    x = L.Flatten(name="flat")(L.Conv2D(2, 3, activation="relu", name="conv")(image))
+    t = L.Dense(4, activation="relu", name="tag_dense")(tags)
+    h = L.Concatenate(name="merge")([x, t])
+    digit = L.Dense(3, activation="softmax", name="digit")(h)
+    score = L.Dense(1, name="score")(h)
+    return lib.Model(inputs=[image, tags], outputs=[digit, score])
+
+
+def data(rng, n=12):
+    x = [rng.standard_normal((n, 6, 6, 1)).astype(np.float32), rng.standard_normal((n, 5)).astype(np.float32)]
+    y = [rng.integers(0, 3, n), rng.standard_normal((n, 1)).astype(np.float32)]
+    return x, y
+
+
+def twins(rng):
+    keras = pytest.importorskip("keras")
+    ours, theirs = two_in_two_out(minicnn), two_in_two_out(keras)
+    assert [tuple(w.shape) for w in theirs.weights] == [w.shape for w in ours.weights]  # Keras's order
+    ours.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.3 for w in ours.weights])
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+@pytest.mark.parametrize("style", ["list", "dict"])
+def test_three_steps_match_keras(rng, style):
+    """Three SGD steps (batch 4, no shuffle) with validation data: the same weights and the same
+    History (keys and values) as Keras 3; loss_weights as a list or a dict."""
+    keras = pytest.importorskip("keras")
+    ours, theirs = twins(rng)
+    x, y = data(rng)
+    if style == "list":
+        args = dict(loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.3],
+                    metrics=[["accuracy"], ["mae"]])
+        fit_x, fit_y = x, y
+    else:
+        args = dict(loss={"digit": "sparse_categorical_crossentropy", "score": "mse"},
+                    loss_weights={"digit": 0.7, "score": 2.0}, metrics={"digit": "accuracy"})
+        fit_x, fit_y = {"image": x[0], "tags": x[1]}, {"digit": y[0], "score": y[1]}
+    ours.compile(optimizer=minicnn.optimizers.SGD(0.02), **args)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.02), **args)
+    val = ([a[:5] for a in x], [a[:5] for a in y])
+    kw = dict(batch_size=4, epochs=1, shuffle=False, verbose=0, validation_data=val)
+    h_ours, h_theirs = ours.fit(fit_x, fit_y, **kw), theirs.fit(fit_x, fit_y, **kw)
+    assert sorted(h_ours.history) == sorted(h_theirs.history)
+    for k, v in h_theirs.history.items():
+        np.testing.assert_allclose(h_ours.history[k], v, rtol=2e-5, atol=1e-6, err_msg=k)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    ev_ours, ev_theirs = ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0)
+    np.testing.assert_allclose(ev_ours, ev_theirs, rtol=2e-5, atol=1e-6)  # loss, each loss, metrics: Keras's order
+    p_ours, p_theirs = ours.predict(x, verbose=0), theirs.predict(x, verbose=0)
+    assert isinstance(p_ours, list) and [p.shape for p in p_ours] == [(12, 3), (12, 1)]
+    for a, b in zip(p_ours, p_theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_sample_weight_per_output_and_validation_split(rng):
+    """sample_weight as [(N,) per output] weighs each output's loss alone; validation_split cuts every
+    input and output alike (Keras's last samples): the same History as Keras."""
+    keras = pytest.importorskip("keras")
+    ours, theirs = twins(rng)
+    x, y = data(rng)
+    w = [rng.random(12).astype(np.float32), np.ones(12, np.float32)]  # Keras takes a list with a list y
+    args = dict(loss={"digit": "sparse_categorical_crossentropy", "score": "mse"})
+    ours.compile(optimizer=minicnn.optimizers.SGD(0.02), **args)
+    theirs.compile(optimizer=keras.optimizers.SGD(0.02), **args)
+    kw = dict(batch_size=4, epochs=2, shuffle=False, verbose=0, validation_split=0.25, sample_weight=w)
+    h_ours, h_theirs = ours.fit(x, y, **kw), theirs.fit(x, y, **kw)
+    assert sorted(h_ours.history) == sorted(h_theirs.history)
+    for k, v in h_theirs.history.items():
+        np.testing.assert_allclose(h_ours.history[k], v, rtol=2e-5, atol=1e-6, err_msg=k)
+
+
+def test_clear_errors_for_lists_and_dicts(rng):
+    model = two_in_two_out(minicnn)
+    x, y = data(rng)
+    with pytest.raises(ValueError, match="list of 3 entries, but the model has 2 outputs"):
+        model.compile(loss=["mse", "mse", "mse"])
+    with pytest.raises(ValueError, match=r"\['size'\], which are not outputs"):
+        model.compile(loss={"size": "mse"})
+    with pytest.raises(ValueError, match="metrics is a list of 1 entries"):
+        model.compile(loss="mse", metrics=["mae"])
+    model.compile(loss=["sparse_categorical_crossentropy", "mse"], optimizer="sgd")
+    with pytest.raises(ValueError, match="one per input"):
+        model.fit(x[0], y, verbose=0)
+    with pytest.raises(ValueError, match=r"y\['score'\] must have shape \(N, 1\)"):
+        model.fit(x, [y[0], np.zeros((12, 2))], verbose=0)
+    with pytest.raises(ValueError, match="no array for the input"):
+        model.predict({"image": x[0]}, verbose=0)
+
+
+def test_summary_connected_to():
+    lines = []
+    two_in_two_out(minicnn).summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "Connected to" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line and line.split()[0] in
+            ("merge", "digit", "score", "conv")}
+    assert rows["merge"].rstrip().endswith("flat, tag_dense")
+    assert rows["digit"].rstrip().endswith("merge") and rows["conv"].rstrip().endswith("image")
+
+
+def test_weights_is_a_list_of_the_arrays_themselves():
+    model = two_in_two_out(minicnn)
+    assert len(model.weights) == 8 and model.weights[0].shape == (3, 3, 1, 2)
+    assert model.weights[0] is model.get_layer("conv").params["W"]  # not a copy: Keras's variables
+    assert [w.shape for w in model.get_layer("digit").weights] == [(36, 3), (3,)]
+
+
+def test_save_and_load_keep_both_inputs_and_outputs(rng, tmp_path):
+    model = two_in_two_out(minicnn)
+    x, _ = data(rng)
+    model.save(tmp_path / "m.npz")
+    again = minicnn.models.load_model(tmp_path / "m.npz")
+    assert again.input_names == ["image", "tags"] and again.output_names == ["digit", "score"]
+    for a, b in zip(model.predict(x, verbose=0), again.predict({"tags": x[1], "image": x[0]}, verbose=0)):
+        np.testing.assert_array_equal(a, b)
