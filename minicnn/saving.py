@@ -47,6 +47,19 @@ def model_config(model):
     return {"class_name": type(model).__name__, **model.get_config()}
 
 
+def multi_io_compile_config(model):
+    """compile's arguments of a model of several inputs or outputs, one entry per output."""
+    from minicnn.multi_io import per_output
+    compiled, names = model.compiled_outputs, model.output_names
+    raw = per_output(model.compile_args["metrics"], names, "metrics") if len(names) > 1 else \
+        [model.compile_args["metrics"]]
+    return {"per_output": True, "optimizer": model.optimizer.get_config(),
+            "loss": [None if v is None else losses.serialize(v) for v in compiled.losses],
+            "loss_weights": compiled.weights,
+            "metrics": [[metrics.serialize(m) for m in (ms if isinstance(ms, (list, tuple)) else [] if ms is None else [ms])]
+                        for ms in raw]}
+
+
 def _checked(what, a, shape, dtype):
     """a as a NumPy array, if it is a finite array of this shape and dtype; else a ValueError
     that names it. Every array is checked before anything is written: a save never replaces a
@@ -88,8 +101,11 @@ def save_model(model, path, include_optimizer=True, training_state=None):
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
-        header["compile"] = {"loss": losses.serialize(model.loss),
-                             "metrics": [metrics.serialize(m) for m in model.compiled_metrics], "optimizer": opt.get_config()}
+        if getattr(model, "multi_io", False):  # one loss, weight and list of metrics per output
+            header["compile"] = multi_io_compile_config(model)
+        else:
+            header["compile"] = {"loss": losses.serialize(model.loss), "optimizer": opt.get_config(),
+                                 "metrics": [metrics.serialize(m) for m in model.compiled_metrics]}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
             params = [p for _, p in model.grads_and_params()]
@@ -288,12 +304,20 @@ def _compile_from_header(path, model, spec):
         if not isinstance(spec, dict) or not isinstance(spec.get("metrics", []), list):
             raise ValueError("it must hold 'loss', 'optimizer' and a list of 'metrics'")  # noqa: TRY004  (made a ModelFileError below)
         entry = "compile.loss"
-        loss = losses.deserialize(_named(spec["loss"], "the loss"))
+        if spec.get("per_output"):  # a model of several inputs or outputs: lists, one entry per output
+            loss = [None if v is None else losses.deserialize(_named(v, "the loss")) for v in spec["loss"]]
+        else:
+            loss = losses.deserialize(_named(spec["loss"], "the loss"))
         entry = "compile.optimizer"
         if not isinstance(spec["optimizer"], dict):
             raise ValueError(f"it must be an optimizer's config, got {spec['optimizer']!r:.80}")  # noqa: TRY004
         optimizer = optimizers.Optimizer.from_config(spec["optimizer"])
         entry = "compile.metrics"
+        if spec.get("per_output"):
+            metric_list = [[metrics.deserialize(_named(m, "a metric")) for m in ms] for ms in spec["metrics"]]
+            model.compile(loss=loss, optimizer=optimizer, metrics=metric_list if len(loss) > 1 else metric_list[0],
+                          loss_weights=spec["loss_weights"])
+            return
         metric_list = [metrics.deserialize(_named(m, "a metric")) for m in spec.get("metrics", [])]
         model.compile(loss=loss, optimizer=optimizer, metrics=metric_list)
     except _BAD_CONFIG as e:

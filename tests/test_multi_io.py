@@ -128,10 +128,20 @@ def test_weights_is_a_list_of_the_arrays_themselves():
 
 
 def test_save_and_load_keep_both_inputs_and_outputs(rng, tmp_path):
+    """The graph, the weights and compile's per-output losses, weights and metrics: training goes on
+    after load_model exactly as it would have."""
     model = two_in_two_out(minicnn)
-    x, _ = data(rng)
+    x, y = data(rng)
+    model.compile(optimizer="adam", loss={"digit": "sparse_categorical_crossentropy", "score": "mse"},
+                  loss_weights={"digit": 1.0, "score": 0.25}, metrics={"digit": ["accuracy"], "score": "mae"})
+    model.fit(x, y, batch_size=4, verbose=0)
     model.save(tmp_path / "m.npz")
     again = minicnn.models.load_model(tmp_path / "m.npz")
     assert again.input_names == ["image", "tags"] and again.output_names == ["digit", "score"]
     for a, b in zip(model.predict(x, verbose=0), again.predict({"tags": x[1], "image": x[0]}, verbose=0)):
         np.testing.assert_array_equal(a, b)
+    h1 = model.fit(x, y, batch_size=4, verbose=0, shuffle=False).history
+    h2 = again.fit(x, y, batch_size=4, verbose=0, shuffle=False).history
+    assert list(h1) == list(h2) == ["loss", "digit_loss", "score_loss", "digit_accuracy", "score_mae"]
+    for k in h1:
+        np.testing.assert_allclose(h1[k], h2[k], rtol=1e-6, err_msg=k)
