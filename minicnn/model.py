@@ -568,6 +568,11 @@ class Model(Keras2Methods, Trainer):
         """Load weights from save_weights (or save) into this model; every shape must match."""
         saving.load_weights(self, path)
 
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (no weights), as Keras: minicnn.models.model_from_json
+        makes the model again; kwargs go to json.dumps (indent=2, ...)."""
+        return saving.to_json(self, **kwargs)
+
     def get_config(self):
         """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
         tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the

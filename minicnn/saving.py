@@ -288,6 +288,36 @@ def _model_from_header(path, header, custom_objects):
         raise ModelFileError(f"{path}: its model config is not valid ({type(e).__name__}: {e})") from None
 
 
+def to_json(model, **kwargs):
+    """The architecture as a JSON string, {"class_name", "config", "minicnn_version"} (as Keras's
+    to_json: no weights; save_weights keeps those). kwargs go to json.dumps (indent=2, ...)."""
+    return json.dumps({"class_name": type(model).__name__, "config": model.get_config(),
+                       "minicnn_version": __version__}, **kwargs)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The model to_json described, with new weights; its classes come from minicnn.registry
+    (and custom_objects {name: class}), never imported by name."""
+    try:
+        spec = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_from_json: json_string is not JSON ({e})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or "class_name" not in spec:
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ValueError("model_from_json: expected {\"class_name\": ..., \"config\": {...}} as model.to_json() "
+                         f"writes it, got {got}")
+    try:
+        model_class = registry.get_class(spec["class_name"], custom_objects)
+        if not (isinstance(model_class, type) and hasattr(model_class, "compile")):
+            raise ValueError(f"{spec['class_name']!r} is a layer, not a model")
+        return model_class.from_config(spec["config"], custom_objects=custom_objects)
+    except registry.UnknownClassError as e:
+        raise ValueError(f"model_from_json: {e}") from None
+    except _BAD_CONFIG as e:
+        raise ValueError(f"model_from_json: the {spec['class_name']} config is not valid "
+                         f"({type(e).__name__}: {e})") from None
+
+
 def _named(spec, entry):
     """spec, if it is a name or {"class_name": name, "config": {...}}; else a ValueError."""
     if isinstance(spec, str) or (isinstance(spec, dict) and isinstance(spec.get("class_name"), str)
