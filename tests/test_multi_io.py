@@ -145,3 +145,14 @@ def test_save_and_load_keep_both_inputs_and_outputs(rng, tmp_path):
     assert list(h1) == list(h2) == ["loss", "digit_loss", "score_loss", "digit_accuracy", "score_mae"]
     for k in h1:
         np.testing.assert_allclose(h1[k], h2[k], rtol=1e-6, err_msg=k)
+
+
+def test_trace_and_pictures_say_they_take_one_input_and_one_output(rng):
+    from minicnn import plot
+    model = two_in_two_out(minicnn)
+    x, y = data(rng)
+    model.compile(loss=["sparse_categorical_crossentropy", "mse"], optimizer="sgd")
+    for call in (lambda: model.trace(x), lambda: plot.feature_maps(model, x[0][0]),
+                 lambda: plot.activation_histograms(model, x, y)):
+        with pytest.raises(ValueError, match=r"one input and one output; this one has inputs \['image', 'tags'\]"):
+            call()
