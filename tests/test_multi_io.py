@@ -156,3 +156,12 @@ def test_trace_and_pictures_say_they_take_one_input_and_one_output(rng):
                  lambda: plot.activation_histograms(model, x, y)):
         with pytest.raises(ValueError, match=r"one input and one output; this one has inputs \['image', 'tags'\]"):
             call()
+
+
+def test_layer_input_and_output_in_the_graph():
+    model = two_in_two_out(minicnn)
+    merge = model.get_layer("merge")
+    assert merge.input == [model.get_layer("flat").output, model.get_layer("tag_dense").output]
+    assert model.get_layer("conv").input is model.inputs[0] and model.get_layer("digit").output is model.outputs[0]
+    probe = minicnn.Model(model.inputs, merge.output)  # a sub-model from the graph's tensors, as in Keras
+    assert probe.output_shape == (None, 36)

@@ -281,6 +281,21 @@ class Layer:
                                  "an Input or input_shape=)")
         return self.nodes[0].output
 
+    @property
+    def input(self):
+        """The KerasTensor(s) this layer read in its only call in a graph (a list for a merge layer),
+        as Keras's layer.input; an InputLayer's input is its own output, as in Keras."""
+        if not self.nodes:
+            raise AttributeError(f"layer {self.name!r} has no input in a graph: call it on Input(...) tensors "
+                                 "(or build the Sequential with an Input or input_shape=)")
+        if len(self.nodes) != 1:
+            raise AttributeError(f"layer {self.name!r} is called {len(self.nodes)} times: it has several inputs; "
+                                 "read each call's from layer.nodes[k].inputs")
+        node = self.nodes[0]
+        if not node.inputs:
+            return node.output
+        return list(node.inputs) if node.many else node.inputs[0]
+
     def ensure_built(self, input_shape):
         """Build for input_shape (None, ...) unless built; check the shape if already built."""
         input_shape = (None, *input_shape[1:])
