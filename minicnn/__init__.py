@@ -107,6 +107,7 @@ from minicnn import (  # noqa: F401  (the public submodules, as `keras.` offers 
     regularizers,
     utils,
 )
+from minicnn.explainer import explain  # noqa: F401  (minicnn.explain(model, x): the page of one image)
 from minicnn.layers import Input  # noqa: F401  (keras.Input)
 from minicnn.models import Model, Sequential  # noqa: F401  (keras.Model, keras.Sequential)
 from minicnn.tape import GradientTape, Variable  # noqa: F401  (tf.GradientTape, keras.Variable)

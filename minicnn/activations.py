@@ -189,6 +189,10 @@ def name_of(activation):
         for name, (fn, _) in ACTIVATIONS.items():
             if activation is fn:
                 return name
+        # A function of another module that computes one of these (minicnn.tf.nn.relu) says so,
+        # and the layer runs this module's pair in its place.
+        if getattr(activation, "activation_name", None) in ACTIVATIONS:
+            return activation.activation_name
         raise ValueError(f"activation {activation!r} is not one of minicnn.activations' functions: "
                          "minicnn needs a hand-written gradient for every activation it trains with")
     if activation not in ACTIVATIONS:

@@ -3,7 +3,7 @@ sample_weight) batches and `end_epoch()` after each pass, over two kinds of sour
 keeps the same idea in its epoch iterator and data adapters):
 
     ArrayBatches(x, y, w, batch_size, shuffle)    # arrays in memory, reshuffled every epoch
-    BatchSource(dataset_or_generator, steps)      # a minicnn.utils.PyDataset or a generator
+    BatchSource(dataset_or_generator, steps)      # a PyDataset, a tf.data.Dataset or a generator
 
     for xb, yb, wb in source.epoch():             # wb: (N,) weights or None
         ...
@@ -37,24 +37,51 @@ class ArrayBatches:
 
 
 def is_batch_source(x):
-    """A PyDataset, or an iterator or generator (of batches), rather than an array or a list."""
-    return isinstance(x, PyDataset) or (hasattr(x, "__next__") and not hasattr(x, "shape"))
+    """A PyDataset, a tf.data.Dataset (minicnn.tf's or TensorFlow's: known by its
+    as_numpy_iterator, without importing TensorFlow), or an iterator or generator (of batches),
+    rather than an array or a list."""
+    return isinstance(x, PyDataset) or hasattr(x, "as_numpy_iterator") or \
+        (hasattr(x, "__next__") and not hasattr(x, "shape"))
 
 
 class BatchSource:
-    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch) or a generator
-    (the next `steps` of its batches; until it runs out without steps). Each batch is (x, y) or
-    (x, y, sample_weight)."""
+    """Batches from a PyDataset (batch i is dataset[i]; len(dataset) an epoch), a tf.data.Dataset
+    (a pass an epoch; see dataset_batches for `steps`) or a generator (the next `steps` of its
+    batches; until it runs out without steps). Each batch is (x, y) or (x, y, sample_weight)."""
 
     def __init__(self, source, steps=None):
-        self.source = source
+        self.source, self.limit, self.dataset_pass = source, steps, None
         if steps is not None:
-            steps = check_positive("steps_per_epoch", steps)
+            steps = self.limit = check_positive("steps_per_epoch", steps)
         self.steps = steps if steps is not None or not isinstance(source, PyDataset) else len(source)
+        if steps is None and hasattr(source, "as_numpy_iterator"):  # the progress bar's total: a pass, where known
+            n = int(source.cardinality())
+            self.steps = n if n >= 0 else None
+
+    def dataset_batches(self):
+        """A tf.data.Dataset's batches as NumPy arrays, as Keras reads them: a whole pass each
+        epoch; with steps, the next `steps` batches of a pass that goes on across epochs, and a
+        new pass once one ends (an epoch that meets the end is cut short there)."""
+        fresh = self.dataset_pass is None or self.limit is None
+        if fresh:
+            self.dataset_pass = self.source.as_numpy_iterator()
+        count = 0
+        while self.limit is None or count < self.limit:
+            batch = next(self.dataset_pass, None)
+            if batch is None:
+                self.dataset_pass = None
+                if count == 0 and not fresh:  # the previous epoch ended exactly at the end of a pass
+                    fresh, self.dataset_pass = True, self.source.as_numpy_iterator()
+                    continue
+                return
+            count += 1
+            yield batch
 
     def epoch(self):
         if isinstance(self.source, PyDataset):
             batches = (self.source[i] for i in range(self.steps))
+        elif hasattr(self.source, "as_numpy_iterator"):
+            batches = self.dataset_batches()
         else:
             batches = self.source if self.steps is None else (next(self.source, None) for _ in range(self.steps))
         for batch in batches:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicnn import saving, utils
+from minicnn import gpu, saving, tensorboard, utils
 from minicnn.io import atomic_write
 
 
@@ -491,3 +491,92 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint:  # fit ended normally (an error or Ctrl-C never gets here)
             self.model_path.unlink(missing_ok=True)
+
+
+
+class TensorBoard(Callback):
+    """Keras's TensorBoard: writes a run's figures for `tensorboard --logdir logs`.
+
+    The epoch's figures go to log_dir/train ("epoch_loss", "epoch_accuracy", "epoch_learning_rate")
+    and the validation ones to log_dir/validation ("epoch_loss", ...), one point per epoch; with
+    update_freq=N the running figures of every N-th batch go to log_dir/train ("batch_loss", ...),
+    one point per batch counted from the start of the fit; each validation's figures also go to
+    log_dir/validation as "evaluation_loss_vs_iterations", ... at the optimizer's step count.
+    The event files are written by tensorboardX (`pip install "minicnn[tensorboard]"`) in
+    minicnn/tensorboard.py.
+
+    Args:
+        log_dir (str | Path): the folder of the run; its subfolders train/ and validation/ get the
+            event files. Defaults to "logs".
+        histogram_freq (int): every how many epochs to write a histogram of each weight and of
+            its gradient on the epoch's last batch; 0 writes none. Defaults to 0.
+        write_images (bool): with histograms, also the first Conv2D's filters, side by side in
+            one picture. Defaults to False.
+        update_freq (str | int): "epoch" (figures once an epoch), "batch" or an int N (also the
+            running figures of every N-th batch). Defaults to "epoch".
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_images=False, update_freq="epoch"):
+        super().__init__()
+        self._writer_class = tensorboard.summary_writer()  # fails here, not mid-fit, without the extra
+        if not isinstance(histogram_freq, int) or isinstance(histogram_freq, bool) or histogram_freq < 0:
+            raise ValueError(f"histogram_freq must be an int >= 0, got {histogram_freq!r}")
+        update_freq = 1 if update_freq == "batch" else update_freq
+        if update_freq != "epoch" and (not isinstance(update_freq, int) or isinstance(update_freq, bool)
+                                       or update_freq < 1):
+            raise ValueError(f"update_freq must be 'epoch', 'batch' or an int >= 1, got {update_freq!r}")
+        self.log_dir, self.histogram_freq = Path(log_dir), histogram_freq
+        self.write_images, self.update_freq = write_images, update_freq
+        self._writers, self._global_batch = {}, 0
+
+    def _writer(self, run):
+        """The writer of log_dir/train or log_dir/validation, opened when first needed."""
+        if run not in self._writers:
+            self._writers[run] = self._writer_class(str(self.log_dir / run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        self._global_batch = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._global_batch += 1  # Keras counts batches from 1, across epochs
+        if self.update_freq != "epoch" and self._global_batch % self.update_freq == 0:
+            for name, value in (logs or {}).items():
+                self._writer("train").add_scalar(f"batch_{name}", float(value), self._global_batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if self.model.optimizer is not None:
+            logs.setdefault("learning_rate", self.model.optimizer.learning_rate)
+        for name, value in logs.items():
+            run = "validation" if name.startswith("val_") else "train"
+            self._writer(run).add_scalar(f"epoch_{name.removeprefix('val_')}", float(value), epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._log_weights(epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_test_end(self, logs=None):
+        """Keras's "evaluation_loss_vs_iterations" (and each metric's), at the optimizer's step count."""
+        if self.model.optimizer is not None:
+            for name, value in (logs or {}).items():
+                self._writer("validation").add_scalar(f"evaluation_{name}_vs_iterations", float(value),
+                                                      self.model.optimizer.iterations)
+
+    def _log_weights(self, epoch):
+        writer, first_conv = self._writer("train"), True
+        for layer in self.model.layers:
+            for key, w in layer.params.items():  # Keras's weight.path: "sequential/conv2d/kernel"
+                tag = f"{self.model.name}/{layer.name}/{tensorboard.KERAS_WEIGHT_NAMES.get(key, key)}"
+                writer.add_histogram(f"{tag}/histogram", gpu.to_host(w), epoch)
+                if layer.grads.get(key) is not None:  # the gradient of the epoch's last batch
+                    writer.add_histogram(f"{tag}/gradient/histogram", gpu.to_host(layer.grads[key]), epoch)
+            if self.write_images and first_conv and type(layer).__name__ == "Conv2D":
+                first_conv = False
+                writer.add_images(f"{self.model.name}/{layer.name}/kernel/image",
+                                  tensorboard.filter_tiles(layer.params["W"]), epoch, dataformats="NCHW")
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}

@@ -1,8 +1,9 @@
-"""The `minicnn` command (also `python -m minicnn`): train, evaluate, predict, bench.
+"""The `minicnn` command (also `python -m minicnn`): train, evaluate, predict, explain, bench.
 
     minicnn train --epochs 5 --save model.npz --plots plots/
     minicnn evaluate model.npz
     minicnn predict model.npz shoe.png shirt.png
+    minicnn explain model.npz --index 0 -o explain.html
     minicnn bench --steps 50
 """
 import argparse
@@ -44,6 +45,16 @@ def main(argv=None):
                          help="invert the images: Fashion-MNIST shows light clothes on a black background")
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per image")
 
+    explain = commands.add_parser("explain", parents=[common],
+                                  help="write one HTML page that shows a saved model at work on one image")
+    explain.add_argument("model")
+    which = explain.add_mutually_exclusive_group()
+    which.add_argument("--image", help="a picture file; turned grayscale and resized to 28x28")
+    which.add_argument("--index", type=int, default=0, help="the N-th Fashion-MNIST test image (default: 0)")
+    explain.add_argument("--invert", action="store_true", help="invert the --image (light clothes on black)")
+    explain.add_argument("--data-dir", help="folder with the Fashion-MNIST files, for --index")
+    explain.add_argument("-o", "--output", default="explain.html", help="the page to write (default: explain.html)")
+
     bench = commands.add_parser("bench", parents=[common], help="time training and inference steps of the tutorial model")
     bench.add_argument("--steps", type=int, default=30, help="training steps to time per backend")
     bench.add_argument("--batch-size", type=int, default=64)
@@ -55,7 +66,8 @@ def main(argv=None):
     try:
         if args.backend:
             backend.set_backend(args.backend)
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}[
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
+                "bench": cmd_bench}[
             args.command](args)
     except (ValueError, TypeError, RuntimeError, OSError) as e:
         print(f"minicnn {args.command}: error: {e}", file=sys.stderr)
@@ -132,6 +144,26 @@ def cmd_predict(args):
     for path, p in zip(args.images, probs):
         best = np.argsort(p)[::-1][:max(1, args.top)]
         print(f"{path}: " + ", ".join(f"{CLASS_NAMES[k]} ({p[k]:.1%})" for k in best))
+    return 0
+
+
+def cmd_explain(args):
+    from minicnn import tutorial
+    from minicnn.datasets.fashion_mnist import CLASS_NAMES
+    from minicnn.explainer import explain
+    from minicnn.models import load_model
+
+    model = load_model(args.model)
+    if args.image:
+        x = read_image(args.image, args.invert)
+    else:
+        _, (xt, _) = tutorial.load_data(args.data_dir)
+        if not 0 <= args.index < len(xt):
+            raise ValueError(f"--index must be in [0, {len(xt)}), got {args.index}")
+        x = xt[args.index]
+    names = CLASS_NAMES if model.output_shape[-1] == len(CLASS_NAMES) else None
+    explain(model, x, class_names=names).save(args.output)
+    print(f"wrote {args.output}: open it in a browser")
     return 0
 
 

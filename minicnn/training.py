@@ -152,8 +152,9 @@ class Trainer:
             sample_weight=None, validation_freq=1, steps_per_epoch=None, validation_steps=None):
         """Train for `epochs` passes over x: (N, ...) with targets y: (N, K) (or (N,) labels
         for the sparse loss). Returns a History whose .history holds per-epoch lists.
-        x may instead be a minicnn.utils.PyDataset or a generator of (x, y) or (x, y, sample_weight)
-        batches (y=None), with steps_per_epoch batches an epoch (a PyDataset: len(x) by default).
+        x may instead be a minicnn.utils.PyDataset, a tf.data.Dataset (minicnn.tf's or TensorFlow's)
+        or a generator of (x, y) or (x, y, sample_weight) batches (y=None), with steps_per_epoch
+        batches an epoch (a PyDataset: len(x) by default; a Dataset: a pass).
         sample_weight (N,) / class_weight {class: weight} weight each sample's loss, as Keras;
         validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
         custom = self._overrides("train_step")
@@ -386,7 +387,8 @@ class Trainer:
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time; x may
         be a PyDataset or a generator of batches (x or (x, ...)), `steps` of them."""
         if is_batch_source(x):
-            source = x if isinstance(x, PyDataset) else iter(x)
+            source = x if isinstance(x, PyDataset) else \
+                x.as_numpy_iterator() if hasattr(x, "as_numpy_iterator") else iter(x)
             count = len(x) if isinstance(x, PyDataset) and steps is None else steps
             batches = (source[i] for i in range(count)) if isinstance(x, PyDataset) else \
                 (source if count is None else (b for _, b in zip(range(count), source)))

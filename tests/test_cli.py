@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import fashion_mnist_dir
 from PIL import Image
@@ -19,7 +20,7 @@ def data_dir():
     return str(folder)
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "bench"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "explain", "bench"])
 def test_help(command):
     out = subprocess.run([sys.executable, "-m", "minicnn", command, "--help"], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and f"usage: minicnn {command}" in out.stdout and "--backend" in out.stdout
@@ -58,6 +59,12 @@ def test_train_evaluate_predict(tmp_path, data_dir, capsys):
         assert f"{CLASS_NAMES[p.argmax()]} ({p.max():.1%})" in line
     assert len(lines) == 4 and lines[3].startswith(files[3])
 
+    page = tmp_path / "explain.html"  # the page's numbers: tests/test_explainer.py
+    assert cli.main(["explain", str(model_path), "--image", files[1], "-o", str(page)]) == 0
+    assert cli.main(["explain", str(model_path), "--index", "1", "--data-dir", data_dir, "-o", str(tmp_path / "i.html")]) == 0
+    assert page.read_text() == (tmp_path / "i.html").read_text()  # the same image, from the file or the data set
+    assert "Ankle boot" in page.read_text() and capsys.readouterr().out.startswith(f"wrote {page}")
+
 
 def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     (tmp_path / "bad.npz").write_bytes(b"nope")
@@ -71,6 +78,9 @@ def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
     m.save(model)
     assert cli.main(["predict", str(model), str(tmp_path / "notes.txt")]) == 2
     assert "not an image file" in capsys.readouterr().err
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "black.png")
+    assert cli.main(["explain", str(model), "--image", str(tmp_path / "black.png")]) == 2  # saved before compile
+    assert "explain needs a compiled model" in capsys.readouterr().err
 
 
 def test_bench_prints_the_figures_of_its_clock(capsys, monkeypatch):
