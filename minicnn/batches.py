@@ -12,8 +12,8 @@ keeps the same idea in its epoch iterator and data adapters):
 The batches are not checked here: the loop checks arrays once and a source's batches as they
 come (minicnn/checks.py).
 """
-from minicnn.checks import check_positive
 from minicnn import multi_io
+from minicnn.checks import check_positive
 from minicnn.utils import PyDataset, rng
 
 

@@ -55,8 +55,8 @@ class CompiledOutputs:
         # several outputs: each metric is named after its output ("digit_accuracy"), as Keras
         specs = per_output(metrics, names, "metrics", single_ok=False) if len(names) > 1 else [metrics]
         self.metrics = []
-        for name, loss, spec in zip(names, self.losses, specs):
-            ms = [metrics_module.get(m, loss) for m in ([] if spec is None else spec if isinstance(spec, (list, tuple))
+        for name, output_loss, spec in zip(names, self.losses, specs):
+            ms = [metrics_module.get(m, output_loss) for m in ([] if spec is None else spec if isinstance(spec, (list, tuple))
                                                          else [spec])]
             if len(names) > 1:
                 for m in ms:

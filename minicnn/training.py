@@ -20,14 +20,13 @@ with warnings.catch_warnings():  # a Jupyter kernel without ipywidgets gets tqdm
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm  # a text bar in a terminal, a widget in Jupyter where ipywidgets is installed
 
-from minicnn import gpu, tape
+from minicnn import gpu, multi_io, tape
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.batches import ArrayBatches, BatchSource, is_batch_source
 from minicnn.callbacks import CallbackList, History
 from minicnn.checks import _numeric_array as numeric_array
-from minicnn import multi_io
 from minicnn.checks import (
     check_compiled,
     check_count,
@@ -201,7 +200,7 @@ class Trainer:
             initial_epoch = max(initial_epoch, self.resume_epoch)
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            loss_sum, seen, logs = 0.0, 0, {}
+            loss_sum, seen, logs, sums = 0.0, 0, {}, []
             for m in self.metrics if custom else self.metric_objects:  # as Keras: model.metrics start again
                 m.reset_state()
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
@@ -231,7 +230,7 @@ class Trainer:
                     seen += n
                     logs = {"loss": loss_sum / seen}
                     if each:  # several outputs: each one's loss, unweighted, its mean over the batches
-                        sums = [s + v for s, v in zip(sums, each)] if step else list(each)  # (multi_io.py)
+                        sums = [s + v for s, v in zip(sums, each)] if sums else list(each)  # (multi_io.py)
                         logs.update({k: v / (step + 1) for k, v in zip(self.compiled_outputs.loss_names, sums)})
                     if isinstance(p, list) and getattr(self, "multi_io", False):
                         self.compiled_outputs.update_metrics(yb, p)

@@ -49,17 +49,17 @@ def test_three_steps_match_keras(rng, style):
     ours, theirs = twins(rng)
     x, y = data(rng)
     if style == "list":
-        args = dict(loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.3],
-                    metrics=[["accuracy"], ["mae"]])
+        args = {"loss": ["sparse_categorical_crossentropy", "mse"], "loss_weights": [1.0, 0.3],
+                "metrics": [["accuracy"], ["mae"]]}
         fit_x, fit_y = x, y
     else:
-        args = dict(loss={"digit": "sparse_categorical_crossentropy", "score": "mse"},
-                    loss_weights={"digit": 0.7, "score": 2.0}, metrics={"digit": "accuracy"})
+        args = {"loss": {"digit": "sparse_categorical_crossentropy", "score": "mse"},
+                "loss_weights": {"digit": 0.7, "score": 2.0}, "metrics": {"digit": "accuracy"}}
         fit_x, fit_y = {"image": x[0], "tags": x[1]}, {"digit": y[0], "score": y[1]}
     ours.compile(optimizer=minicnn.optimizers.SGD(0.02), **args)
     theirs.compile(optimizer=keras.optimizers.SGD(0.02), **args)
     val = ([a[:5] for a in x], [a[:5] for a in y])
-    kw = dict(batch_size=4, epochs=1, shuffle=False, verbose=0, validation_data=val)
+    kw = {"batch_size": 4, "epochs": 1, "shuffle": False, "verbose": 0, "validation_data": val}
     h_ours, h_theirs = ours.fit(fit_x, fit_y, **kw), theirs.fit(fit_x, fit_y, **kw)
     assert sorted(h_ours.history) == sorted(h_theirs.history)
     for k, v in h_theirs.history.items():
@@ -81,10 +81,11 @@ def test_sample_weight_per_output_and_validation_split(rng):
     ours, theirs = twins(rng)
     x, y = data(rng)
     w = [rng.random(12).astype(np.float32), np.ones(12, np.float32)]  # Keras takes a list with a list y
-    args = dict(loss={"digit": "sparse_categorical_crossentropy", "score": "mse"})
+    args = {"loss": {"digit": "sparse_categorical_crossentropy", "score": "mse"}}
     ours.compile(optimizer=minicnn.optimizers.SGD(0.02), **args)
     theirs.compile(optimizer=keras.optimizers.SGD(0.02), **args)
-    kw = dict(batch_size=4, epochs=2, shuffle=False, verbose=0, validation_split=0.25, sample_weight=w)
+    kw = {"batch_size": 4, "epochs": 2, "shuffle": False, "verbose": 0, "validation_split": 0.25,
+          "sample_weight": w}
     h_ours, h_theirs = ours.fit(x, y, **kw), theirs.fit(x, y, **kw)
     assert sorted(h_ours.history) == sorted(h_theirs.history)
     for k, v in h_theirs.history.items():
