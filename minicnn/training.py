@@ -163,6 +163,9 @@ class Trainer:
         batch_size, epochs = check_positive("batch_size", batch_size), check_count("epochs", epochs)
         if not isinstance(validation_freq, (list, tuple, set)):
             validation_freq = check_positive("validation_freq", validation_freq)
+        if is_batch_source(x) and getattr(self, "multi_io", False) and not custom:
+            raise ValueError("a model of several inputs or outputs trains on arrays (lists or dicts of them), "
+                             "not on a PyDataset or a generator")
         if is_batch_source(x):
             if y is not None or sample_weight is not None or validation_split:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "

@@ -106,6 +106,12 @@ def test_clear_errors_for_lists_and_dicts(rng):
         model.fit(x[0], y, verbose=0)
     with pytest.raises(ValueError, match=r"y\['score'\] must have shape \(N, 1\)"):
         model.fit(x, [y[0], np.zeros((12, 2))], verbose=0)
+    with pytest.raises(ValueError, match="trains on arrays .*not on a PyDataset or a generator"):
+        model.fit(iter([(x, y)]), verbose=0)
+    with pytest.raises(ValueError, match="evaluates arrays"):
+        model.evaluate(iter([(x, y)]), verbose=0)
+    with pytest.raises(ValueError, match="class_weight is for a model of one output"):
+        model.fit(x, y, class_weight={0: 2.0}, verbose=0)
     with pytest.raises(ValueError, match="no array for the input"):
         model.predict({"image": x[0]}, verbose=0)
 
