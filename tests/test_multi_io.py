@@ -117,14 +117,16 @@ def test_clear_errors_for_lists_and_dicts(rng):
 
 
 def test_summary_connected_to():
+    """A row per Input ("-": it reads nothing), then each layer with the tensors it reads, in
+    Keras's spelling layer[call][0]."""
     lines = []
     two_in_two_out(minicnn).summary(print_fn=lines.append)
-    text = "\n".join(lines)
-    assert "Connected to" in text
-    rows = {line.split()[0]: line for line in text.splitlines() if line and line.split()[0] in
-            ("merge", "digit", "score", "conv")}
-    assert rows["merge"].rstrip().endswith("flat, tag_dense")
-    assert rows["digit"].rstrip().endswith("merge") and rows["conv"].rstrip().endswith("image")
+    rows = {line.split()[0]: line.rstrip() for line in "\n".join(lines).splitlines()[3:] if line.strip()}
+    assert lines[0].splitlines()[2].rstrip().endswith("Connected to")
+    assert rows["image"].split() == ["image", "(InputLayer)", "(None,", "6,", "6,", "1)", "0", "0", "-"]
+    assert rows["merge"].endswith("flat[0][0], tag_dense[0][0]")
+    assert rows["digit"].endswith("merge[0][0]") and rows["conv"].endswith("image[0][0]")
+    assert rows["tag_dense"].endswith("tags[0][0]")
 
 
 def test_weights_is_a_list_of_the_arrays_themselves():
