@@ -636,6 +636,8 @@ class Model(Keras2Methods, Trainer):
             y = self.forward(x, training)
         finally:
             base._training[0] = outer
+        if self._output_dict:  # Model(outputs={name: tensor}) gives a dict, as Keras
+            return dict(zip(self.output_names, y))
         return y.view(Tensor) if type(y) is np.ndarray else y
 
     def as_layer(self):

@@ -74,13 +74,16 @@ def test_three_steps_match_keras(rng, style):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_sample_weight_per_output_and_validation_split(rng):
-    """sample_weight as [(N,) per output] weighs each output's loss alone; validation_split cuts every
-    input and output alike (Keras's last samples): the same History as Keras."""
+@pytest.mark.parametrize("per_output", [True, False])
+def test_sample_weight_and_validation_split(rng, per_output):
+    """sample_weight as [(N,) per output] weighs each output's loss alone, one (N,) array weighs
+    every output's; validation_split cuts every input, output and weight alike (Keras's last
+    samples): the same History as Keras."""
     keras = pytest.importorskip("keras")
     ours, theirs = twins(rng)
     x, y = data(rng)
-    w = [rng.random(12).astype(np.float32), np.ones(12, np.float32)]  # Keras takes a list with a list y
+    w = rng.random(12).astype(np.float32)
+    w = [w, np.ones(12, np.float32)] if per_output else w  # Keras takes a list with a list y
     args = {"loss": {"digit": "sparse_categorical_crossentropy", "score": "mse"}}
     ours.compile(optimizer=minicnn.optimizers.SGD(0.02), **args)
     theirs.compile(optimizer=keras.optimizers.SGD(0.02), **args)
@@ -174,3 +177,17 @@ def test_layer_input_and_output_in_the_graph():
     assert model.get_layer("conv").input is model.inputs[0] and model.get_layer("digit").output is model.outputs[0]
     probe = minicnn.Model(model.inputs, merge.output)  # a sub-model from the graph's tensors, as in Keras
     assert probe.output_shape == (None, 36)
+
+
+def test_callbacks_see_each_outputs_logs(rng):
+    """EarlyStopping and ModelCheckpoint watch a per-output entry such as val_digit_loss."""
+    model = two_in_two_out(minicnn)
+    x, y = data(rng)
+    model.compile(optimizer=minicnn.optimizers.SGD(0.02), loss=["sparse_categorical_crossentropy", "mse"])
+    seen = []
+    stop = minicnn.callbacks.EarlyStopping(monitor="val_digit_loss", patience=0, mode="min")
+    log = minicnn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(sorted(logs)))
+    model.fit(x, y, epochs=3, verbose=0, validation_split=0.25, callbacks=[stop, log])
+    assert seen[0] == ["digit_loss", "loss", "score_loss", "val_digit_loss", "val_loss", "val_score_loss"]
+    outputs = model(x)
+    assert isinstance(outputs, list) and len(outputs) == 2
