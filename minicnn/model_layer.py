@@ -15,6 +15,9 @@ class ModelLayer(Layer):
         if isinstance(model, dict):  # from_config
             config = dict(model)
             model = registry.get_class(config.pop("class_name")).from_config(config)
+        if getattr(model, "multi_io", False):
+            raise ValueError(f"model {model.name!r} has inputs {model.input_names} and outputs {model.output_names}: "
+                             "minicnn uses a model as a layer of another only with one input and one output")
         if not model.built:
             raise ValueError(f"model {model.name!r} must be built (its input shape known) to be used as a layer")
         super().__init__(name=name or model.name, dtype=model.layers[0].dtype, input_shape=model.input_shape[1:],

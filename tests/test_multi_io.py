@@ -191,3 +191,9 @@ def test_callbacks_see_each_outputs_logs(rng):
     assert seen[0] == ["digit_loss", "loss", "score_loss", "val_digit_loss", "val_loss", "val_score_loss"]
     outputs = model(x)
     assert isinstance(outputs, list) and len(outputs) == 2
+
+
+def test_a_model_of_several_inputs_as_a_layer_is_a_clear_error():
+    model = two_in_two_out(minicnn)
+    with pytest.raises(ValueError, match="as a layer of another only with one input and one output"):
+        model([minicnn.Input(shape=(6, 6, 1)), minicnn.Input(shape=(5,))])
