@@ -33,8 +33,9 @@ class Model(Keras2Methods, Trainer):
     """A model: layers, their weights, the forward and backward passes and one training step;
     compile / fit / evaluate / predict come from minicnn.training.Trainer.
 
-    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one Input
-    to one or more outputs, described by calling layers on KerasTensors:
+    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one or more
+    Inputs to one or more outputs (lists or dicts of them: minicnn/multi_io.py), described by
+    calling layers on KerasTensors:
 
         inputs = Input(shape=(28, 28, 1))
         x = Conv2D(32, 3, padding="same", activation="relu")(inputs)
@@ -49,8 +50,10 @@ class Model(Keras2Methods, Trainer):
     special case of a chain.
 
     Args:
-        inputs (KerasTensor | list | None): the graph's Input. Defaults to None (a subclass or Sequential).
-        outputs (KerasTensor | list | None): the tensor(s) it computes. Defaults to None.
+        inputs (KerasTensor | list | dict | None): the graph's Input(s). Defaults to None (a subclass or
+            Sequential).
+        outputs (KerasTensor | list | dict | None): the tensor(s) it computes, each named by the layer
+            that makes it (a dict's keys). Defaults to None.
         name (str): the model's name. Defaults to "model".
     """
 
