@@ -310,9 +310,10 @@ class Model(Keras2Methods, Trainer):
             return self._call_subclassed(x, training)
         if steps is None and tape.recording():
             steps = self._nodes
+        xs = self._input_list(x)
         if self.device == "gpu":  # a layer without params leaves arrays where they are: a
-            x = gpu.to_device(x)   # branch of those could meet a device branch on the host
-        values = dict(zip(map(id, self.inputs), self._input_list(x)))
+            xs = [gpu.to_device(a) for a in xs]  # branch of those could meet a device branch on the host
+        values = dict(zip(map(id, self.inputs), xs))
         for node in steps or self.execution_plan():
             args = [values[id(t)] for t in node.inputs]
 

@@ -197,3 +197,26 @@ def test_a_model_of_several_inputs_as_a_layer_is_a_clear_error():
     model = two_in_two_out(minicnn)
     with pytest.raises(ValueError, match="as a layer of another only with one input and one output"):
         model([minicnn.Input(shape=(6, 6, 1)), minicnn.Input(shape=(5,))])
+
+
+def test_on_the_device_stand_in_the_same_steps_as_on_the_host(rng, fake_gpu):
+    """model.to("gpu") (the strict stand-in for CuPy: a missed host-to-device move fails): every
+    input, target and weight moves with its batch; the same History and weights as on the host."""
+    from minicnn import gpu
+    host, dev = two_in_two_out(minicnn), two_in_two_out(minicnn)
+    dev.set_weights(host.get_weights())
+    dev.to("gpu")
+    x, y = data(rng)
+    w = [rng.random(12).astype(np.float32), None]
+    for model in (host, dev):
+        model.compile(optimizer=minicnn.optimizers.SGD(0.02), loss=["sparse_categorical_crossentropy", "mse"],
+                      metrics=[["accuracy"], ["mae"]])
+    kw = {"batch_size": 4, "shuffle": False, "verbose": 0, "validation_split": 0.25, "sample_weight": w}
+    h_host, h_dev = host.fit(x, y, **kw).history, dev.fit(x, y, **kw).history
+    assert gpu.is_device_array(dev.weights[0])
+    for k in h_host:
+        np.testing.assert_allclose(h_dev[k], h_host[k], rtol=1e-5, err_msg=k)
+    for a, b in zip(host.get_weights(), dev.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    for a, b in zip(host.predict(x, verbose=0), dev.predict(x, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
