@@ -163,9 +163,6 @@ class Trainer:
         batch_size, epochs = check_positive("batch_size", batch_size), check_count("epochs", epochs)
         if not isinstance(validation_freq, (list, tuple, set)):
             validation_freq = check_positive("validation_freq", validation_freq)
-        if is_batch_source(x) and getattr(self, "multi_io", False) and not custom:
-            raise ValueError("a model of several inputs or outputs trains on arrays (lists or dicts of them), "
-                             "not on a PyDataset or a generator")
         if is_batch_source(x):
             if y is not None or sample_weight is not None or validation_split:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
@@ -218,7 +215,9 @@ class Trainer:
                         bar.set_postfix(logs, refresh=False)
                         bar.update()
                         continue
-                    if first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
+                    if first_x is None and getattr(self, "multi_io", False):  # checked as it comes
+                        xb, yb, wb = self._multi_data(xb, yb, wb, class_weight)
+                    elif first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
                         xb, yb = check_data(self, xb, yb)
                         wb = sample_weights(yb, len(xb), wb, class_weight)
                     try:
@@ -280,7 +279,7 @@ class Trainer:
             return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
         check_compiled(self, "evaluate")
         if getattr(self, "multi_io", False):
-            return self._evaluate_multi(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
+            return self._evaluate_multi(x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps)
         if is_batch_source(x):
             if y is not None:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
@@ -329,22 +328,25 @@ class Trainer:
         ys = multi_io.check_targets(self, multi_io.arrays_by_name(y, self.output_names, "y"), n)
         return xs, ys, multi_io.check_weights(self, sample_weight, n)
 
-    def _evaluate_multi(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks):
+    def _evaluate_multi(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps):
         """evaluate for several inputs or outputs: the total loss, each output's loss, the metrics."""
         if is_batch_source(x):
-            raise ValueError("a model of several inputs or outputs evaluates arrays (lists or dicts of them), "
-                             "not a PyDataset or a generator")
-        xs, ys, ws = self._multi_data(x, y, sample_weight, None)
+            if y is not None:
+                raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
+            source, checked = BatchSource(x, steps), False
+        else:
+            source, checked = ArrayBatches(*self._multi_data(x, y, sample_weight, None), batch_size), True
         compiled = self.compiled_outputs
         for m in self.metric_objects:
             m.reset_state()
         cbs = CallbackList(callbacks or [], model=self)
         cbs.on_test_begin()
         total, sums, seen = 0.0, [0.0] * len(compiled.loss_names), 0
-        source = ArrayBatches(xs, ys, ws, batch_size)
         for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
                                                  disable=verbose != 1)):
             cbs.on_test_batch_begin(step)
+            if not checked:
+                xb, yb, wb = self._multi_data(xb, yb, wb, None)
             p = self.forward_in_chunks(xb)
             p = p if isinstance(p, list) else [p]
             loss, each = compiled.losses_of([None if a is None else gpu.as_like(a, q) for a, q in zip(yb, p)], p,
@@ -354,6 +356,8 @@ class Trainer:
             sums = [s + v for s, v in zip(sums, each)] if compiled.loss_names else sums
             compiled.update_metrics(yb, p)
             cbs.on_test_batch_end(step, {"loss": total / seen})
+        if not seen:
+            raise ValueError("evaluate got no batch: a generator that ran out")
         result = {"loss": total / seen + self.regularization_loss()}
         result.update({k: v / (step + 1) for k, v in zip(compiled.loss_names, sums)})
         result.update({m.name: m.result() for m in self.metric_objects})

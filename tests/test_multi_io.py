@@ -109,10 +109,8 @@ def test_clear_errors_for_lists_and_dicts(rng):
         model.fit(x[0], y, verbose=0)
     with pytest.raises(ValueError, match=r"y\['score'\] must have shape \(N, 1\)"):
         model.fit(x, [y[0], np.zeros((12, 2))], verbose=0)
-    with pytest.raises(ValueError, match="trains on arrays .*not on a PyDataset or a generator"):
-        model.fit(iter([(x, y)]), verbose=0)
-    with pytest.raises(ValueError, match="evaluates arrays"):
-        model.evaluate(iter([(x, y)]), verbose=0)
+    with pytest.raises(ValueError, match=r"y\['score'\] must have shape"):  # a generator's batches are checked too
+        model.fit(iter([(x, [y[0], np.zeros((12, 2))])]), verbose=0)
     with pytest.raises(ValueError, match="class_weight is for a model of one output"):
         model.fit(x, y, class_weight={0: 2.0}, verbose=0)
     with pytest.raises(ValueError, match="no array for the input"):
@@ -220,3 +218,28 @@ def test_on_the_device_stand_in_the_same_steps_as_on_the_host(rng, fake_gpu):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     for a, b in zip(host.predict(x, verbose=0), dev.predict(x, verbose=0)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_a_generator_of_list_and_dict_batches_trains_as_the_arrays(rng):
+    """fit and evaluate on a generator (or PyDataset) of ([x1, x2], {"digit": y1, ...}) batches: the
+    same History and weights as on the arrays, batch for batch."""
+    arrays, batches = two_in_two_out(minicnn), two_in_two_out(minicnn)
+    batches.set_weights(arrays.get_weights())
+    x, y = data(rng)
+    for model in (arrays, batches):
+        model.compile(optimizer=minicnn.optimizers.SGD(0.02), loss=["sparse_categorical_crossentropy", "mse"],
+                      metrics={"digit": "accuracy"})
+
+    def gen():
+        while True:
+            for s in range(0, 12, 4):
+                yield [a[s:s + 4] for a in x], {"digit": y[0][s:s + 4], "score": y[1][s:s + 4]}
+    h1 = arrays.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history
+    h2 = batches.fit(gen(), steps_per_epoch=3, epochs=2, verbose=0).history
+    assert list(h1) == list(h2)
+    for k in h1:
+        np.testing.assert_allclose(h2[k], h1[k], rtol=1e-6, err_msg=k)
+    for a, b in zip(arrays.get_weights(), batches.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(batches.evaluate(gen(), steps=3, verbose=0), arrays.evaluate(x, y, batch_size=4, verbose=0),
+                               rtol=1e-6)
