@@ -41,16 +41,20 @@ def twins(rng):
     return ours, theirs
 
 
-@pytest.mark.parametrize("style", ["list", "dict"])
+@pytest.mark.parametrize("style", ["list", "dict", "one"])
 def test_three_steps_match_keras(rng, style):
     """Three SGD steps (batch 4, no shuffle) with validation data: the same weights and the same
-    History (keys and values) as Keras 3; loss_weights as a list or a dict."""
+    History (keys and values) as Keras 3; loss and loss_weights as lists, as dicts, one loss for all."""
     keras = pytest.importorskip("keras")
     ours, theirs = twins(rng)
     x, y = data(rng)
     if style == "list":
         args = {"loss": ["sparse_categorical_crossentropy", "mse"], "loss_weights": [1.0, 0.3],
                 "metrics": [["accuracy"], ["mae"]]}
+        fit_x, fit_y = x, y
+    elif style == "one":  # one loss for every output, the digits one-hot
+        args = {"loss": "mse", "metrics": {"score": ["mae"]}}
+        y = [np.eye(3, dtype=np.float32)[y[0]], y[1]]
         fit_x, fit_y = x, y
     else:
         args = {"loss": {"digit": "sparse_categorical_crossentropy", "score": "mse"},
