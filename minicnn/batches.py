@@ -12,12 +12,14 @@ keeps the same idea in its epoch iterator and data adapters):
 The batches are not checked here: the loop checks arrays once and a source's batches as they
 come (minicnn/checks.py).
 """
+from minicnn import multi_io
 from minicnn.checks import check_positive
 from minicnn.utils import PyDataset, rng
 
 
 class ArrayBatches:
-    """Batches of arrays x, y (and weights w), shuffled each pass (minicnn's generator) or in order.
+    """Batches of arrays x, y (and weights w), shuffled each pass (minicnn's generator) or in order;
+    each may be a list of arrays (a model of several inputs or outputs), cut alike.
 
     steps (steps_per_epoch): batches per epoch, by default one pass over the data. As in Keras,
     an epoch of fewer steps leaves the pass open and the next epoch goes on from where it
@@ -25,14 +27,14 @@ class ArrayBatches:
 
     def __init__(self, x, y, w, batch_size, shuffle=False, steps=None):
         self.x, self.y, self.w, self.batch_size, self.shuffle = x, y, w, batch_size, shuffle
-        self.batches = -(-len(x) // batch_size)  # one pass over the data
+        self.batches = -(-multi_io.count(x) // batch_size)  # one pass over the data
         self.steps = self.batches if steps is None else check_positive("steps_per_epoch", steps)
         self._pass = None  # [order, next batch] of the pass in progress
 
     def epoch(self):
         for _ in range(self.steps):
             if self._pass is None:
-                self._pass = [rng().permutation(len(self.x)) if self.shuffle else None, 0]
+                self._pass = [rng().permutation(multi_io.count(self.x)) if self.shuffle else None, 0]
             order, b = self._pass
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             idx = rows if order is None else order[rows]
@@ -40,7 +42,7 @@ class ArrayBatches:
             done = self._pass[1] == self.batches
             if done:
                 self._pass = None
-            yield self.x[idx], None if self.y is None else self.y[idx], None if self.w is None else self.w[idx]
+            yield multi_io.rows(self.x, idx), multi_io.rows(self.y, idx), multi_io.rows(self.w, idx)
             if done:
                 return
 

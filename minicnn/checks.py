@@ -22,9 +22,22 @@ def check_compiled(model, what):
         raise RuntimeError(f"call model.compile(loss=..., optimizer=...) before model.{what}()")
 
 
+def check_single_io(model, what):
+    """A ValueError unless model has one input and one output: what (the trace, a picture) follows
+    one path; a model of several names a sub-model to use instead."""
+    if model.inputs is not None and (len(model.inputs) > 1 or len(model.outputs) > 1):
+        raise ValueError(f"{what} takes a model of one input and one output; this one has inputs "
+                         f"{model.input_names} and outputs {model.output_names}: make a model of one path, "
+                         f"e.g. Model(model.inputs[0], model.get_layer({model.output_names[0]!r}).output) "
+                         "when that output reads that input alone")
+
+
 def check_x(model, x):
     """x: (N, ...) as a NumPy array the model takes (building the model from its shape if it is
     not built yet), or a TypeError / ValueError that names what is wrong with x."""
+    if model.inputs is not None and len(model.inputs) > 1:
+        raise ValueError(f"the model has {len(model.inputs)} inputs {model.input_names}: give x as a list of "
+                         f"{len(model.inputs)} arrays or a dict keyed by input name")
     x = _numeric_array(x, "x")  # data sets stay on the host; batches move to the model's device
     if x.ndim < 2 or len(x) == 0:
         raise ValueError(f"x must be a batch of samples of shape (N, ...), got shape {x.shape}")

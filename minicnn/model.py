@@ -33,8 +33,9 @@ class Model(Keras2Methods, Trainer):
     """A model: layers, their weights, the forward and backward passes and one training step;
     compile / fit / evaluate / predict come from minicnn.training.Trainer.
 
-    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one Input
-    to one or more outputs, described by calling layers on KerasTensors:
+    Model(inputs, outputs) is Keras's functional model: any graph without cycles from one or more
+    Inputs to one or more outputs (lists or dicts of them: minicnn/multi_io.py), described by
+    calling layers on KerasTensors:
 
         inputs = Input(shape=(28, 28, 1))
         x = Conv2D(32, 3, padding="same", activation="relu")(inputs)
@@ -49,8 +50,10 @@ class Model(Keras2Methods, Trainer):
     special case of a chain.
 
     Args:
-        inputs (KerasTensor | list | None): the graph's Input. Defaults to None (a subclass or Sequential).
-        outputs (KerasTensor | list | None): the tensor(s) it computes. Defaults to None.
+        inputs (KerasTensor | list | dict | None): the graph's Input(s). Defaults to None (a subclass or
+            Sequential).
+        outputs (KerasTensor | list | dict | None): the tensor(s) it computes, each named by the layer
+            that makes it (a dict's keys). Defaults to None.
         name (str): the model's name. Defaults to "model".
     """
 
@@ -75,17 +78,28 @@ class Model(Keras2Methods, Trainer):
         self.history = None
         self._output_shape = None
         self.inputs, self.outputs, self._nodes, self._many_outputs = None, None, None, False
+        self._input_dict = self._output_dict = False
         if inputs is not None or outputs is not None:
             self._connect(inputs, outputs)
 
     def _connect(self, inputs, outputs):
         """Find the Nodes between inputs and outputs, in topological order."""
-        self._many_outputs = isinstance(outputs, (list, tuple))
-        self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        self.outputs = list(outputs) if self._many_outputs else [outputs]
-        if len(self.inputs) != 1 or not all(isinstance(t, KerasTensor) for t in self.inputs + self.outputs):
-            raise ValueError("Model(inputs, outputs) takes one Input(...) tensor and one or more tensors made "
-                             "from it by calling layers (minicnn's models have a single input)")
+        self._many_outputs = isinstance(outputs, (list, tuple, dict))
+        self._output_dict = isinstance(outputs, dict)
+        self._input_dict = isinstance(inputs, dict)
+        self.inputs = list(inputs.values()) if self._input_dict else \
+            list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        self.outputs = list(outputs.values()) if isinstance(outputs, dict) else \
+            list(outputs) if self._many_outputs else [outputs]
+        if not self.inputs or not all(isinstance(t, KerasTensor) for t in self.inputs + self.outputs):
+            raise ValueError("Model(inputs, outputs) takes Input(...) tensors (one, a list or a dict) and one or more "
+                             "tensors made from them by calling layers")
+        not_inputs = [t for t in self.inputs if t.node.inputs]
+        if not_inputs:
+            raise ValueError(f"the model's inputs must be Input(...) tensors; {not_inputs[0]} is made by a layer")
+        # Keras's names: an input by its Input's name (a dict's key), an output by the layer that makes it
+        self.input_names = list(inputs) if self._input_dict else [t.node.layer.name for t in self.inputs]
+        self.output_names = list(outputs) if isinstance(outputs, dict) else [t.node.layer.name for t in self.outputs]
         order, seen = [], set()
 
         def visit(node):  # depth first: a node comes after every node it reads from
@@ -98,10 +112,11 @@ class Model(Keras2Methods, Trainer):
 
         for t in self.outputs:
             visit(t.node)
-        sources = [n for n in order if not n.inputs]
-        if sources != [self.inputs[0].node]:
-            raise ValueError(f"the outputs depend on {len(sources)} inputs, not only on the model's input "
-                             f"{self.inputs[0]}: every path must start at it")
+        given = [t.node for t in self.inputs]
+        stray = [n for n in order if not n.inputs and all(n is not g for g in given)]
+        if stray:
+            raise ValueError(f"the outputs depend on the input {stray[0].output}, which is not one of the model's "
+                             f"inputs {self.inputs}: list every Input the outputs need in inputs=")
         self._nodes = [n for n in order if n.inputs]
         self.layers = list({id(n.layer): n.layer for n in self._nodes}.values())
         names = [layer.name for layer in self.layers]
@@ -110,7 +125,7 @@ class Model(Keras2Methods, Trainer):
         shapes = [t.shape for t in self.outputs]
         self._output_shape = shapes if self._many_outputs else shapes[0]
         # dL/d(data) is never needed, nor through layers that only prepare the data (augmentation)
-        data = {id(self.inputs[0])}
+        data = {id(t) for t in self.inputs}
         for node in self._nodes:
             if node.layer.data_only and all(id(t) in data for t in node.inputs):
                 data.add(id(node.output))
@@ -172,7 +187,7 @@ class Model(Keras2Methods, Trainer):
     @property
     def non_trainable_weights(self):
         return [w for layer in self.layers for w in (layer.state.values() if layer.trainable
-                                                     else layer.weights().values())]
+                                                     else layer.weight_dict().values())]
 
     @property
     def losses(self):
@@ -181,7 +196,8 @@ class Model(Keras2Methods, Trainer):
 
     @property
     def weights(self):
-        return [w for layer in self.layers for w in layer.weights().values()]
+        """Keras's model.weights: every weight array itself (not a copy), in get_weights' order."""
+        return [w for layer in self.layers for w in layer.weight_dict().values()]
 
     def _call_subclassed(self, x, training):
         """call(x) with training as the layers' default flag; the model built by the first call."""
@@ -207,7 +223,8 @@ class Model(Keras2Methods, Trainer):
         if self._subclassed:
             return self._input_shape
         if self.inputs is not None:
-            return self.inputs[0].shape
+            shapes = [t.shape for t in self.inputs]
+            return shapes if len(shapes) > 1 or self._input_dict else shapes[0]
         return self.layers[0].input_shape if self.layers and self.layers[0].built else None
 
     def build(self, input_shape):
@@ -217,6 +234,8 @@ class Model(Keras2Methods, Trainer):
             if not self.built:
                 dtype = self.layers[0].dtype if self.layers else np.float32
                 self._call_subclassed(np.zeros((1, *tuple(input_shape)[1:]), dtype=dtype), False)
+            return
+        if self.multi_io:
             return
         if self.input_shape is None or (None, *input_shape[1:]) != self.input_shape:
             raise ValueError(f"the model takes inputs of shape {self.input_shape}, got {tuple(input_shape)}")
@@ -291,9 +310,10 @@ class Model(Keras2Methods, Trainer):
             return self._call_subclassed(x, training)
         if steps is None and tape.recording():
             steps = self._nodes
+        xs = self._input_list(x)
         if self.device == "gpu":  # a layer without params leaves arrays where they are: a
-            x = gpu.to_device(x)   # branch of those could meet a device branch on the host
-        values = {id(self.inputs[0]): x}
+            xs = [gpu.to_device(a) for a in xs]  # branch of those could meet a device branch on the host
+        values = dict(zip(map(id, self.inputs), xs))
         for node in steps or self.execution_plan():
             args = [values[id(t)] for t in node.inputs]
 
@@ -303,6 +323,20 @@ class Model(Keras2Methods, Trainer):
             node.cache = node.layer._cache  # a layer called twice keeps one cache per call
         outputs = [values[id(t)] for t in self.outputs]
         return outputs if self._many_outputs else outputs[0]
+
+    def _input_list(self, x):
+        """x as one array per input, in the order of self.inputs (a list, or a dict keyed by input name)."""
+        if len(self.inputs) == 1 and not isinstance(x, (list, tuple, dict)):
+            return [x]
+        if isinstance(x, dict):
+            missing = [n for n in self.input_names if n not in x]
+            if missing:
+                raise ValueError(f"x gives no array for the inputs {missing}; the model's inputs are {self.input_names}")
+            return [x[n] for n in self.input_names]
+        if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
+            raise ValueError(f"the model has {len(self.inputs)} inputs {self.input_names}: give x as a list of "
+                             f"{len(self.inputs)} arrays or a dict keyed by input name")
+        return list(x)
 
     def loss_gradient(self, y, p, sample_weight=None):
         """(dy, n): the gradient of the batch's mean loss to send into layers[n - 1].backward.
@@ -337,13 +371,26 @@ class Model(Keras2Methods, Trainer):
         tape's (minicnn.tape.walk): each call a record, in reverse, gradients added up where a
         tensor fed several calls and where a layer was called several times."""
         if self._many_outputs:
-            raise ValueError("training needs a model with one output")
+            raise ValueError("a model of several outputs backpropagates with backpropagate_outputs(dys)")
         out = self.outputs[0].node
         steps = [node for node in steps or self.execution_plan() if not (skip_last and node is out)]
         records = [self._record(node, node.inputs, node.output, node, watch) for node in steps]
         grads = tape.walk(records, {id(out.inputs[0] if skip_last else out.output): dy})
         self._store_grads(grads)
         return grads.get(id(self.inputs[0]))
+
+    def backpropagate_outputs(self, dys):
+        """From dys (dL/d(each output), None for an output without a loss) back to the inputs; fills
+        every layer's grads, returns dL/d(each input) (None where skipped). Several outputs are
+        several starting points of the same walk: where two outputs share a layer, its gradients add."""
+        seeds = {}
+        for t, dy in zip(self.outputs, dys):
+            if dy is not None:
+                seeds[id(t)] = seeds[id(t)] + dy if id(t) in seeds else dy
+        records = [self._record(node, node.inputs, node.output, node) for node in self.execution_plan()]
+        grads = tape.walk(records, seeds)
+        self._store_grads(grads)
+        return [grads.get(id(t)) for t in self.inputs]
 
     def _record(self, step, inputs, output, node=None, watch=None):
         """One call of the forward pass just run, as a tape record: its inputs are the tensors it
@@ -442,6 +489,8 @@ class Model(Keras2Methods, Trainer):
     def _step(self, x, y, sample_weight=None):
         if self._subclassed:
             return self._tape_step(x, y, sample_weight)
+        if self.multi_io:
+            return self._multi_step(x, y, sample_weight)
         p = self.forward(x, training=True)
         if not getattr(self, "_outputs_checked", False):
             self._outputs_checked = True
@@ -462,6 +511,33 @@ class Model(Keras2Methods, Trainer):
                                  "the step was not applied")
         self.optimizer.apply_gradients(pairs)
         return loss, p
+
+    @property
+    def multi_io(self):
+        """True for a functional model of several inputs or several outputs (minicnn/multi_io.py)."""
+        return self.inputs is not None and not self.chain and (len(self.inputs) > 1 or self._many_outputs)
+
+    def _multi_step(self, xs, ys, ws):
+        """_step for several inputs or outputs: ys and ws one per output (lists); the loss is the
+        sum of loss_weight * each output's loss. Returns ((total, [each output's loss]), outputs)."""
+        ps = self.forward(xs, training=True)
+        ps = ps if self._many_outputs else [ps]
+        ys = [None if y is None else gpu.as_like(y, p) for y, p in zip(ys, ps)]
+        ws = [None if w is None else gpu.as_like(w, p) for w, p in zip(ws, ps)]
+        compiled = self.compiled_outputs
+        loss, each = compiled.losses_of(ys, ps, ws)
+        if not np.isfinite(loss):
+            raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
+        self.backpropagate_outputs(compiled.gradients(ys, ps, ws))
+        loss += self._add_penalties()
+        pairs = self.grads_and_params()
+        if not all_finite(*(g for g, _ in pairs)):
+            layer, key = next((layer, k) for layer in self.layers if layer.trainable
+                              for k in layer.params if not all_finite(layer.grads[k]))
+            raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
+                                 "the step was not applied")
+        self.optimizer.apply_gradients(pairs)
+        return (loss, each), ps
 
     # -- weights -------------------------------------------------------------------------------
     def count_params(self):
@@ -496,6 +572,11 @@ class Model(Keras2Methods, Trainer):
         """Load weights from save_weights (or save) into this model; every shape must match."""
         saving.load_weights(self, path)
 
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (no weights), as Keras: minicnn.models.model_from_json
+        makes the model again; kwargs go to json.dumps (indent=2, ...)."""
+        return saving.to_json(self, **kwargs)
+
     def get_config(self):
         """The graph as plain JSON values: the layers, each call (Node) as the layer's name and the
         tensors it reads, each tensor named [layer name, k] (the k-th call of that layer), the
@@ -504,27 +585,40 @@ class Model(Keras2Methods, Trainer):
             raise NotImplementedError(f"model {self.name!r} is a model of your own (its call is Python code, not a "
                                       "graph): save its weights with save_weights, and make it again with its class "
                                       "before load_weights")
-        names = {id(self.inputs[0]): ["__input__", 0]}
+        names = {id(t): ["__input__", k] for k, t in enumerate(self.inputs)}
         calls, nodes = {}, []
         for node in self._nodes:
             k = calls[node.layer.name] = calls.get(node.layer.name, -1) + 1
             nodes.append({"layer": node.layer.name, "inputs": [names[id(t)] for t in node.inputs], "many": node.many})
             names[id(node.output)] = [node.layer.name, k]
-        return {"name": self.name, "input_shape": list(self.input_shape[1:]),
-                "layers": [registry.serialize(layer) for layer in self.layers], "nodes": nodes,
-                "outputs": [names[id(t)] for t in self.outputs], "many_outputs": self._many_outputs}
+        config = {"name": self.name, "input_shape": list(self.inputs[0].shape[1:]),
+                  "layers": [registry.serialize(layer) for layer in self.layers], "nodes": nodes,
+                  "outputs": [names[id(t)] for t in self.outputs], "many_outputs": self._many_outputs}
+        if len(self.inputs) > 1 or self._input_dict:
+            config["inputs"] = [{"name": name, "shape": list(t.shape[1:]), "dtype": t.node.layer.dtype.name}
+                                for name, t in zip(self.input_names, self.inputs)]
+            config["input_dict"] = self._input_dict
+        if self._output_dict:
+            config["output_names"] = self.output_names
+        return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """The model get_config described: its layers made anew and called as they were."""
         layers = {spec["config"]["name"]: registry.deserialize(spec, custom_objects) for spec in config["layers"]}
-        inputs = InputLayer(shape=config["input_shape"]).output
-        tensors, calls = {("__input__", 0): inputs}, {}
+        specs = config.get("inputs") or [{"shape": config["input_shape"]}]
+        inputs = [InputLayer(shape=spec["shape"], dtype=spec.get("dtype"), name=spec.get("name")).output
+                  for spec in specs]
+        tensors, calls = {("__input__", k): t for k, t in enumerate(inputs)}, {}
         for node in config["nodes"]:
             args = [tensors[tuple(ref)] for ref in node["inputs"]]
             k = calls[node["layer"]] = calls.get(node["layer"], -1) + 1
             tensors[(node["layer"], k)] = layers[node["layer"]](args if node["many"] else args[0])
         outputs = [tensors[tuple(ref)] for ref in config["outputs"]]
+        if config.get("output_names"):
+            outputs = dict(zip(config["output_names"], outputs))
+        inputs = dict(zip([spec["name"] for spec in specs], inputs)) if config.get("input_dict") else \
+            inputs if len(inputs) > 1 else inputs[0]
         return cls(inputs, outputs if config["many_outputs"] else outputs[0], name=config["name"])
 
     # -- Keras conveniences -----------------------------------------------------------------------
@@ -546,6 +640,8 @@ class Model(Keras2Methods, Trainer):
             y = self.forward(x, training)
         finally:
             base._training[0] = outer
+        if self._output_dict:  # Model(outputs={name: tensor}) gives a dict, as Keras
+            return dict(zip(self.output_names, y))
         return y.view(Tensor) if type(y) is np.ndarray else y
 
     def as_layer(self):
@@ -556,7 +652,7 @@ class Model(Keras2Methods, Trainer):
 
     def _reads_input(self, layer):
         return (self.layers and layer is self.layers[0]) if self.chain else \
-            any(t is self.inputs[0] for n in layer.nodes for t in n.inputs)
+            any(t is i for n in layer.nodes for t in n.inputs for i in self.inputs)
 
     def get_layer(self, name=None, index=None):
         """The layer called name, or at position index (as Keras: give one of the two)."""

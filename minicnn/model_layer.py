@@ -15,6 +15,9 @@ class ModelLayer(Layer):
         if isinstance(model, dict):  # from_config
             config = dict(model)
             model = registry.get_class(config.pop("class_name")).from_config(config)
+        if getattr(model, "multi_io", False):
+            raise ValueError(f"model {model.name!r} has inputs {model.input_names} and outputs {model.output_names}: "
+                             "minicnn uses a model as a layer of another only with one input and one output")
         if not model.built:
             raise ValueError(f"model {model.name!r} must be built (its input shape known) to be used as a layer")
         super().__init__(name=name or model.name, dtype=model.layers[0].dtype, input_shape=model.input_shape[1:],
@@ -76,9 +79,9 @@ class ModelLayer(Layer):
     def set_weights(self, weights):
         self.model.set_weights(weights)
 
-    def weights(self):
+    def weight_dict(self):
         """Layer by layer, as get_weights: each inner layer's params then state."""
-        return {f"{layer.name}/{k}": w for layer in self.model.layers for k, w in layer.weights().items()}
+        return {f"{layer.name}/{k}": w for layer in self.model.layers for k, w in layer.weight_dict().items()}
 
     def get_config(self):
         return {"name": self.name, "model": {"class_name": type(self.model).__name__, **self.model.get_config()}}

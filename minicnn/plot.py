@@ -129,6 +129,7 @@ def feature_maps(model, image, max_maps=8):
     """One image (H, W, C) after each layer whose output is still a stack of maps (N, H, W, C):
     Conv2D, ReLU, MaxPooling2D and any such layer you add; a row per layer,
     its first max_maps channels."""
+    checks.check_single_io(model, "feature_maps")
     x = np.asarray(image, dtype=np.float32)
     if x.ndim == 2:
         x = x[..., None]

@@ -47,6 +47,19 @@ def model_config(model):
     return {"class_name": type(model).__name__, **model.get_config()}
 
 
+def multi_io_compile_config(model):
+    """compile's arguments of a model of several inputs or outputs, one entry per output."""
+    from minicnn.multi_io import per_output
+    compiled, names = model.compiled_outputs, model.output_names
+    raw = per_output(model.compile_args["metrics"], names, "metrics") if len(names) > 1 else \
+        [model.compile_args["metrics"]]
+    return {"per_output": True, "optimizer": model.optimizer.get_config(),
+            "loss": [None if v is None else losses.serialize(v) for v in compiled.losses],
+            "loss_weights": compiled.weights,
+            "metrics": [[metrics.serialize(m) for m in (ms if isinstance(ms, (list, tuple)) else [] if ms is None else [ms])]
+                        for ms in raw]}
+
+
 def _checked(what, a, shape, dtype):
     """a as a NumPy array, if it is a finite array of this shape and dtype; else a ValueError
     that names it. Every array is checked before anything is written: a save never replaces a
@@ -66,7 +79,7 @@ def _checked(what, a, shape, dtype):
 def _weight_arrays(model):
     arrays = {}
     for i, layer in enumerate(model.layers):
-        for key, p in layer.weights().items():
+        for key, p in layer.weight_dict().items():
             shape = layer.param_shapes.get(key, getattr(p, "shape", ()))
             arrays[f"layer{i}/{key}"] = _checked(f"layer {layer.name!r} weight {key!r}", p, shape, layer.dtype)
     return arrays
@@ -88,8 +101,11 @@ def save_model(model, path, include_optimizer=True, training_state=None):
     arrays = _weight_arrays(model)
     if model.loss is not None and model.optimizer is not None:
         opt = model.optimizer
-        header["compile"] = {"loss": losses.serialize(model.loss),
-                             "metrics": [metrics.serialize(m) for m in model.compiled_metrics], "optimizer": opt.get_config()}
+        if getattr(model, "multi_io", False):  # one loss, weight and list of metrics per output
+            header["compile"] = multi_io_compile_config(model)
+        else:
+            header["compile"] = {"loss": losses.serialize(model.loss), "optimizer": opt.get_config(),
+                                 "metrics": [metrics.serialize(m) for m in model.compiled_metrics]}
         if include_optimizer:
             header["optimizer_state"] = {"iterations": opt.iterations, "has_slots": opt.slots is not None}
             params = [p for _, p in model.grads_and_params()]
@@ -107,7 +123,7 @@ def save_weights(model, path):
     """Write the weights alone, with each layer's name and shapes for the checks on loading."""
     arrays = _weight_arrays(model)  # checked first: nothing is written for a damaged model
     header = {"format": "minicnn.weights", "format_version": FORMAT_VERSION, "minicnn_version": __version__,
-              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.weights().items()}}
+              "layers": [{"name": layer.name, "shapes": {k: list(p.shape) for k, p in layer.weight_dict().items()}}
                          for layer in model.layers]}
     return _write_npz(path, header, arrays)
 
@@ -251,10 +267,10 @@ def _set_weights(model, reader):
     refused halfway leaves the model as it was."""
     new = {}
     for i, layer in enumerate(model.layers):
-        for key, p in layer.weights().items():
+        for key, p in layer.weight_dict().items():
             new[i, key] = reader.array(f"layer{i}/{key}", f"layer {layer.name!r} weight {key!r}", p.shape, p.dtype)
     for (i, key), w in new.items():
-        p = model.layers[i].weights()[key]
+        p = model.layers[i].weight_dict()[key]
         p[...] = gpu.as_like(w, p)  # into a model on the GPU: the file's arrays go to the device first
 
 
@@ -270,6 +286,36 @@ def _model_from_header(path, header, custom_objects):
         raise ModelFileError(f"{path}: its 'model' entry: {e}") from None
     except _BAD_CONFIG as e:
         raise ModelFileError(f"{path}: its model config is not valid ({type(e).__name__}: {e})") from None
+
+
+def to_json(model, **kwargs):
+    """The architecture as a JSON string, {"class_name", "config", "minicnn_version"} (as Keras's
+    to_json: no weights; save_weights keeps those). kwargs go to json.dumps (indent=2, ...)."""
+    return json.dumps({"class_name": type(model).__name__, "config": model.get_config(),
+                       "minicnn_version": __version__}, **kwargs)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """The model to_json described, with new weights; its classes come from minicnn.registry
+    (and custom_objects {name: class}), never imported by name."""
+    try:
+        spec = json.loads(json_string)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"model_from_json: json_string is not JSON ({e})") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) or "class_name" not in spec:
+        got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+        raise ValueError("model_from_json: expected {\"class_name\": ..., \"config\": {...}} as model.to_json() "
+                         f"writes it, got {got}")
+    try:
+        model_class = registry.get_class(spec["class_name"], custom_objects)
+        if not (isinstance(model_class, type) and hasattr(model_class, "compile")):
+            raise ValueError(f"{spec['class_name']!r} is a layer, not a model")
+        return model_class.from_config(spec["config"], custom_objects=custom_objects)
+    except registry.UnknownClassError as e:
+        raise ValueError(f"model_from_json: {e}") from None
+    except _BAD_CONFIG as e:
+        raise ValueError(f"model_from_json: the {spec['class_name']} config is not valid "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def _named(spec, entry):
@@ -288,12 +334,20 @@ def _compile_from_header(path, model, spec):
         if not isinstance(spec, dict) or not isinstance(spec.get("metrics", []), list):
             raise ValueError("it must hold 'loss', 'optimizer' and a list of 'metrics'")  # noqa: TRY004  (made a ModelFileError below)
         entry = "compile.loss"
-        loss = losses.deserialize(_named(spec["loss"], "the loss"))
+        if spec.get("per_output"):  # a model of several inputs or outputs: lists, one entry per output
+            loss = [None if v is None else losses.deserialize(_named(v, "the loss")) for v in spec["loss"]]
+        else:
+            loss = losses.deserialize(_named(spec["loss"], "the loss"))
         entry = "compile.optimizer"
         if not isinstance(spec["optimizer"], dict):
             raise ValueError(f"it must be an optimizer's config, got {spec['optimizer']!r:.80}")  # noqa: TRY004
         optimizer = optimizers.Optimizer.from_config(spec["optimizer"])
         entry = "compile.metrics"
+        if spec.get("per_output"):
+            metric_list = [[metrics.deserialize(_named(m, "a metric")) for m in ms] for ms in spec["metrics"]]
+            model.compile(loss=loss, optimizer=optimizer, metrics=metric_list if len(loss) > 1 else metric_list[0],
+                          loss_weights=spec["loss_weights"])
+            return
         metric_list = [metrics.deserialize(_named(m, "a metric")) for m in spec.get("metrics", [])]
         model.compile(loss=loss, optimizer=optimizer, metrics=metric_list)
     except _BAD_CONFIG as e:
@@ -352,7 +406,7 @@ def load_weights(model, path):
 
 def _load_weights_from(model, reader):
     n_file = len({k.split("/")[0] for k in reader.names if k.startswith("layer")})
-    n_model = sum(1 for layer in model.layers if layer.weights())
+    n_model = sum(1 for layer in model.layers if layer.weight_dict())
     if n_file != n_model:
         raise ModelFileError(f"{reader.path}: holds weights for {n_file} layers, the model has {n_model} layers "
                              "with weights")

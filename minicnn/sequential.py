@@ -1,5 +1,7 @@
 """Sequential: a linear stack of layers, the special case of Model whose layers form a chain,
 run as a plan of steps (Conv2D -> ReLU -> MaxPooling2D fused where the kernels allow)."""
+import numpy as np
+
 from minicnn import backend, fusion, gpu, registry, tape
 from minicnn.layers.base import Layer
 from minicnn.layers.input_layer import InputLayer
@@ -97,13 +99,22 @@ class Sequential(Model):
         training=True keeps what backward needs (and makes Dropout-like layers train). Given
         steps (Nodes) or watch, it runs as a graph (see Model.forward). Under a GradientTape the
         layers run one by one (unfused), each call recorded with what it saved for its backward."""
-        if steps is not None or watch is not None:
-            return super().forward(x, training, steps, watch)
+        if steps is not None or watch is not None:  # watched: the layers' own calls (Nodes), unfused
+            return super().forward(x, training, self._graph_steps(x, steps), watch)
         if self.device == "gpu":  # as Model.forward: layers without params first (augmentation)
             x = gpu.to_device(x)  # run on the device too
         for step in self.layers if tape.recording() else self.execution_plan():
             x = step.forward(x, training)
         return x
+
+    def _graph_steps(self, x, steps):
+        """steps, or the layers' calls on the model's KerasTensors (built from x's shape if need be):
+        what Model.forward and backpropagate run, where the plan's fused steps are no graph Nodes."""
+        if steps is not None:
+            return steps
+        if not self._nodes and x is not None:
+            self.build(np.shape(x))
+        return list(self._nodes)
 
     def backward(self, y, p, sample_weight=None):
         """Backpropagate the batch's mean loss from the outputs p = forward(x, training=True)
@@ -115,7 +126,7 @@ class Sequential(Model):
     def backpropagate(self, dy, skip_last=False, steps=None, watch=None):
         """From dy = dL/d(output) (with skip_last: dL/d(the last layer's input)) to dL/dx."""
         if steps is not None or watch is not None:
-            return super().backpropagate(dy, skip_last, steps, watch)
+            return super().backpropagate(dy, skip_last, self._graph_steps(None, steps), watch)
         plan = self.execution_plan()
         if getattr(self, "_chain_records", (None,))[0] is not plan or self._chain_records[1] != skip_last:
             steps = plan[:-1] if skip_last else plan  # skip_last: the softmax, never part of a fused step

@@ -1,6 +1,6 @@
 """model.summary()'s table, as Keras's summary utilities: one row per layer with its output
-shape, parameters and multiply-adds per image, and for a graph the layers each one reads
-("Connected to"), then the totals.
+shape, parameters and multiply-adds per image, and for a graph its Inputs and the tensors each
+layer reads ("Connected to", in Keras's spelling `layer[call][0]`), then the totals.
 
     model.summary()                  # prints the table
     summary(model, print_fn=log)     # the same, written by your own function
@@ -19,7 +19,9 @@ def summary(model, line_length=None, positions=None, print_fn=print, **kwargs):
                            "or call fit/predict once")
     chain = model.chain
     rows = []
-    for layer, shape, out, inbound in layer_calls(model):
+    # a graph's Input rows first, reading nothing ("-"), as Keras lists its InputLayers
+    inputs = [] if chain else [(t.node.layer, t.shape, t.shape, ["-"]) for t in model.inputs]
+    for layer, shape, out, inbound in inputs + layer_calls(model):
         row = [f"{layer.name} ({type(layer).__name__})", str(out), f"{layer.count_params():,}",
                f"{layer.count_macs(shape):,}"]
         rows.append(row if chain else [*row, ", ".join(inbound)])
@@ -55,10 +57,16 @@ def layer_calls(model):
         return entries
     entries = {}
     for node in model.nodes:
-        inbound = [t.layer.name for t in node.inputs]
+        inbound = [_tensor_name(t) for t in node.inputs]
         if id(node.layer) in entries:
             entries[id(node.layer)][3].extend(inbound)
         else:
             shape = [t.shape for t in node.inputs] if node.many else node.inputs[0].shape
             entries[id(node.layer)] = (node.layer, shape, node.output.shape, inbound)
     return list(entries.values())
+
+
+def _tensor_name(t):
+    """Keras's name of a tensor in "Connected to": `layer[k][0]`, the output of the layer's k-th call."""
+    k = next(i for i, n in enumerate(t.node.layer.nodes) if n is t.node)
+    return f"{t.node.layer.name}[{k}][0]"

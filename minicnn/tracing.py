@@ -85,6 +85,7 @@ def trace(model, x, y=None, keep=False, warmup=True):
     """See the module docstring. x: (N, ...) a batch; y: its targets (needs compile) or None.
     The model runs call by call (model.nodes: each layer on its own, never fused), a row per
     call; a graph's backward adds up gradients where tensors fan out, as in training."""
+    checks.check_single_io(model, "model.trace")
     if y is None:
         x = checks.check_x(model, x)
     else:

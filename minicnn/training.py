@@ -20,7 +20,7 @@ with warnings.catch_warnings():  # a Jupyter kernel without ipywidgets gets tqdm
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm  # a text bar in a terminal, a widget in Jupyter where ipywidgets is installed
 
-from minicnn import gpu, tape
+from minicnn import gpu, multi_io, tape
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
@@ -49,11 +49,25 @@ INFERENCE_CHUNK = 128
 class Trainer:
     """compile / fit / evaluate / predict for a model with forward(x, training) and train_step(x, y)."""
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, **kwargs):
         """loss: a minicnn.losses function, name or object; optimizer: an instance or a name;
         metrics: names ("accuracy", "acc", "sparse_categorical_accuracy", "mae", ...) or
         minicnn.metrics objects; the logs and History use their names. A model whose own
-        train_step computes its loss may be compiled without one (as a GAN is)."""
+        train_step computes its loss may be compiled without one (as a GAN is). A model of
+        several inputs or outputs takes loss, loss_weights and metrics as one value, a list (one
+        per output) or a dict keyed by output name (minicnn/multi_io.py)."""
+        self.compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        if getattr(self, "multi_io", False):
+            self.optimizer = optimizers_module.get(optimizer)
+            self.compiled_outputs = multi_io.CompiledOutputs(self.output_names, loss, loss_weights, metrics)
+            self.loss = self.compiled_outputs  # compiled: fit's checks and the loop read it per output
+            self.compiled_metrics = metrics
+            self.metric_objects = self.compiled_outputs.metric_objects
+            self.compiled = True
+            return
+        if loss_weights is not None and multi_io.per_output(loss_weights, ["output"], "loss_weights") != [1]:
+            raise ValueError(f"loss_weights={loss_weights!r} on a model of one output: scale the loss itself "
+                             "(loss_weights weighs the outputs of a model of several)")
         self.loss = None if loss is None else losses_module.get(loss)
         self.optimizer = optimizers_module.get(optimizer)
         self.compiled_metrics = list(metrics or [])
@@ -114,15 +128,19 @@ class Trainer:
         NonFiniteError is raised and no weight (and no optimizer state) changes.
         """
         check_compiled(self, "train_on_batch")
+        if getattr(self, "multi_io", False):
+            return self.train_step(*self._multi_data(x, y, sample_weight, class_weight))
         x, y = check_data(self, x, y)
         return self.train_step(x, y, sample_weights(y, len(x), sample_weight, class_weight))
 
     def forward_in_chunks(self, x):
         """forward(x, training=False) for x: (N, ...), INFERENCE_CHUNK samples at a time on the
         CPU; the outputs stay on the model's device. Unchecked: predict and evaluate check x."""
-        if self.device != "cpu" or len(x) <= INFERENCE_CHUNK:
+        n = multi_io.count(x)
+        if self.device != "cpu" or n <= INFERENCE_CHUNK:
             return self.forward(x, training=False)
-        parts = [self.forward(x[s:s + INFERENCE_CHUNK], training=False) for s in range(0, len(x), INFERENCE_CHUNK)]
+        parts = [self.forward(multi_io.rows(x, slice(s, s + INFERENCE_CHUNK)), training=False)
+                 for s in range(0, n, INFERENCE_CHUNK)]
         if isinstance(parts[0], list):  # a model of several outputs
             return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
         return np.concatenate(parts)
@@ -153,19 +171,25 @@ class Trainer:
         elif custom:
             source, first_x = self._custom_batches(x, y, sample_weight, batch_size, shuffle, "fit")
         else:
-            x, y = check_data(self, x, y)
-            w = sample_weights(y, len(x), sample_weight, class_weight)
+            if getattr(self, "multi_io", False):
+                x, y, w = self._multi_data(x, y, sample_weight, class_weight)
+            else:
+                x, y = check_data(self, x, y)
+                w = sample_weights(y, len(x), sample_weight, class_weight)
             if not 0 <= validation_split < 1:
                 raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
             if validation_split and validation_data is None:
-                cut = int(len(x) * (1 - validation_split))  # Keras takes the last samples, unshuffled
-                if cut == 0 or cut == len(x):
-                    raise ValueError(f"x has {len(x)} samples, too few to split into training and validation sets "
+                n = multi_io.count(x)
+                cut = int(n * (1 - validation_split))  # Keras takes the last samples, unshuffled
+                if cut == 0 or cut == n:
+                    raise ValueError(f"x has {n} samples, too few to split into training and validation sets "
                                      f"with validation_split={validation_split}: give more data or another "
                                      "validation_split")
+                take, rest = slice(None, cut), slice(cut, None)
                 # the validation samples keep their sample_weight (not class_weight), as in Keras
-                x, y, validation_data = x[:cut], y[:cut], (x[cut:], y[cut:], None if sample_weight is None else w[cut:])
-                w = None if w is None else w[:cut]
+                validation_data = (multi_io.rows(x, rest), multi_io.rows(y, rest),
+                                   None if sample_weight is None else multi_io.rows(w, rest))
+                x, y, w = multi_io.rows(x, take), multi_io.rows(y, take), multi_io.rows(w, take)
             if validation_data is not None:
                 validation_arrays(validation_data)  # a wrong validation_data fails now, not after an epoch
             source, first_x = ArrayBatches(x, y, w, batch_size, shuffle, steps_per_epoch), x
@@ -179,7 +203,7 @@ class Trainer:
             initial_epoch = max(initial_epoch, self.resume_epoch)
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            loss_sum, seen, logs = 0.0, 0, {}
+            loss_sum, seen, logs, sums = 0.0, 0, {}, []
             for m in self.metrics if custom else self.metric_objects:  # as Keras: model.metrics start again
                 m.reset_state()
             bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="batch",
@@ -194,20 +218,31 @@ class Trainer:
                         bar.set_postfix(logs, refresh=False)
                         bar.update()
                         continue
-                    if first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
+                    if first_x is None and getattr(self, "multi_io", False):  # checked as it comes
+                        xb, yb, wb = self._multi_data(xb, yb, wb, class_weight)
+                    elif first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
                         xb, yb = check_data(self, xb, yb)
                         wb = sample_weights(yb, len(xb), wb, class_weight)
                     try:
                         loss, p = self.train_step(xb, yb, wb)
                     except NonFiniteError as e:
+                        raw = xb if first_x is None else first_x
                         raise NonFiniteError(non_finite_advice(e, epoch, epochs, step, steps,
-                                                                xb if first_x is None else first_x, self)) from None
-                    loss_sum += loss * len(xb)
-                    seen += len(xb)
+                                                                raw[0] if isinstance(raw, list) else raw, self)) from None
+                    n = multi_io.count(xb)
+                    loss, each = loss if isinstance(loss, tuple) else (loss, ())
+                    loss_sum += loss * n
+                    seen += n
                     logs = {"loss": loss_sum / seen}
-                    for m in self.metric_objects:
-                        m.update_state(yb, p)
-                        logs[m.name] = m.result()
+                    if each:  # several outputs: each one's loss, unweighted, its mean over the batches
+                        sums = [s + v for s, v in zip(sums, each)] if sums else list(each)  # (multi_io.py)
+                        logs.update({k: v / (step + 1) for k, v in zip(self.compiled_outputs.loss_names, sums)})
+                    if isinstance(p, list) and getattr(self, "multi_io", False):
+                        self.compiled_outputs.update_metrics(yb, p)
+                    else:
+                        for m in self.metric_objects:
+                            m.update_state(yb, p)
+                    logs.update({m.name: m.result() for m in self.metric_objects})
                     cbs.on_train_batch_end(step, logs)
                     bar.set_postfix(logs, refresh=False)
                     bar.update()
@@ -245,6 +280,8 @@ class Trainer:
         if self._overrides("test_step"):
             return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
         check_compiled(self, "evaluate")
+        if getattr(self, "multi_io", False):
+            return self._evaluate_multi(x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps)
         if is_batch_source(x):
             if y is not None:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
@@ -283,6 +320,57 @@ class Trainer:
             return result
         return list(result.values()) if self.metric_objects else result["loss"]
 
+    def _multi_data(self, x, y, sample_weight, class_weight):
+        """x, y and the sample weights of a model of several inputs or outputs, checked: lists in
+        the order of model.inputs and model.outputs (minicnn/multi_io.py)."""
+        if class_weight is not None:
+            raise ValueError("class_weight is for a model of one output; weigh the samples of each output with "
+                             "sample_weight={output name: (N,) weights}")
+        xs = multi_io.check_inputs(self, x)
+        n = len(xs[0])
+        ys = multi_io.check_targets(self, multi_io.arrays_by_name(y, self.output_names, "y"), n)
+        return xs, ys, multi_io.check_weights(self, sample_weight, n)
+
+    def _evaluate_multi(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps):
+        """evaluate for several inputs or outputs: the total loss, each output's loss, the metrics."""
+        if is_batch_source(x):
+            if y is not None:
+                raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
+            source, checked = BatchSource(x, steps), False
+        else:
+            source, checked = ArrayBatches(*self._multi_data(x, y, sample_weight, None), batch_size), True
+        compiled = self.compiled_outputs
+        for m in self.metric_objects:
+            m.reset_state()
+        cbs = CallbackList(callbacks or [], model=self)
+        cbs.on_test_begin()
+        total, sums, seen = 0.0, [0.0] * len(compiled.loss_names), 0
+        for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
+                                                 disable=verbose != 1)):
+            cbs.on_test_batch_begin(step)
+            if not checked:
+                xb, yb, wb = self._multi_data(xb, yb, wb, None)
+            p = self.forward_in_chunks(xb)
+            p = p if isinstance(p, list) else [p]
+            loss, each = compiled.losses_of([None if a is None else gpu.as_like(a, q) for a, q in zip(yb, p)], p,
+                                            [None if a is None else gpu.as_like(a, q) for a, q in zip(wb, p)])
+            n = multi_io.count(xb)
+            total, seen = total + loss * n, seen + n
+            sums = [s + v for s, v in zip(sums, each)] if compiled.loss_names else sums
+            compiled.update_metrics(yb, p)
+            cbs.on_test_batch_end(step, {"loss": total / seen})
+        if not seen:
+            raise ValueError("evaluate got no batch: a generator that ran out")
+        result = {"loss": total / seen + self.regularization_loss()}
+        result.update({k: v / (step + 1) for k, v in zip(compiled.loss_names, sums)})
+        result.update({m.name: m.result() for m in self.metric_objects})
+        cbs.on_test_end(dict(result))
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+        if return_dict:
+            return result
+        return list(result.values()) if len(result) > 1 else result["loss"]
+
     def _evaluate_custom(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks):
         source, _ = self._custom_batches(x, y, sample_weight, batch_size, False, "evaluate")
         for m in self.metrics:
@@ -319,22 +407,25 @@ class Trainer:
             if isinstance(parts[0], list):
                 return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
             return np.concatenate(parts)
-        x = check_x(self, x)
+        x = multi_io.check_inputs(self, x) if getattr(self, "multi_io", False) and len(self.inputs) > 1 else check_x(self, x)
         batch_size = check_positive("batch_size", batch_size)
         outs = many = None
         cbs = CallbackList(callbacks or [], model=self)
         cbs.on_predict_begin()
-        for step, start in enumerate(tqdm(range(0, len(x), batch_size), desc="predict", unit="batch",
+        n = multi_io.count(x)
+        for step, start in enumerate(tqdm(range(0, n, batch_size), desc="predict", unit="batch",
                                           disable=verbose != 1)):
             cbs.on_predict_batch_begin(step)
-            xb = x[start:start + batch_size]
+            xb = multi_io.rows(x, slice(start, start + batch_size))
             y = tape.plain(self.predict_step(xb)) if self._overrides("predict_step") else self.forward_in_chunks(xb)
             cbs.on_predict_batch_end(step, {"outputs": y})
             many = isinstance(y, list)  # a model of several outputs: a list of arrays
             ys = [gpu.to_host(a) for a in (y if many else [y])]
             if outs is None:
-                outs = [np.empty((len(x), *a.shape[1:]), dtype=a.dtype) for a in ys]
+                outs = [np.empty((n, *a.shape[1:]), dtype=a.dtype) for a in ys]
             for out, a in zip(outs, ys):
                 out[start:start + len(a)] = a
         cbs.on_predict_end()
+        if many and getattr(self, "_output_dict", False):  # Model(outputs={name: tensor}): a dict, as Keras
+            return dict(zip(self.output_names, outs))
         return outs if many else outs[0]

@@ -265,3 +265,26 @@ def test_keras_namespace_and_input(capsys):
         model.add(minicnn.Input(shape=(2,)))
     with pytest.raises(ValueError, match="Input needs a shape"):
         minicnn.Input()
+
+
+def test_sequential_forward_and_backward_watched_without_steps():
+    """forward(x, watch=f) and backpropagate(dy, watch=f) with no steps run the layers' own calls,
+    each seen once, with the same outputs and gradients as the plan (fused where it can be)."""
+    L = minicnn.layers
+    model = Sequential([L.Conv2D(2, 3), L.ReLU(), L.MaxPooling2D(), L.Flatten(), L.Dense(3)])
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 1)).astype(np.float32)
+    seen = []
+
+    def watch(node, run):
+        seen.append(node.layer.name)
+        return run()
+    y = model.forward(x, training=True, watch=watch)
+    assert seen == [layer.name for layer in model.layers]
+    np.testing.assert_allclose(y, model.forward(x, training=True), rtol=1e-6)
+    model.backpropagate(np.ones_like(y))
+    plain = [g.copy() for layer in model.layers for g in layer.grads.values()]
+    model.forward(x, training=True, watch=watch)
+    model.backpropagate(np.ones_like(y), watch=watch)
+    assert seen[-5:] == [layer.name for layer in model.layers][::-1]
+    for a, b in zip(plain, [g for layer in model.layers for g in layer.grads.values()]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -54,7 +54,7 @@ def data(n=32):
 def test_state_is_a_weight_that_no_optimizer_sees(tmp_path, capsys):
     model, (x, y) = model_with_state(), data()
     centre = model.layers[2]
-    assert list(centre.weights()) == ["s", "moving_mean"] and "moving_mean" not in centre.grads
+    assert list(centre.weight_dict()) == ["s", "moving_mean"] and "moving_mean" not in centre.grads
     weights = model.get_weights()
     assert [w.shape for w in weights] == [(16, 6), (6,), (6,), (6,), (6, 3), (3,)]  # s, then moving_mean
     assert model.count_params() == 16 * 6 + 6 + 6 + 6 + 6 * 3 + 3

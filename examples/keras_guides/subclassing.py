@@ -1,7 +1,6 @@
 """The Keras guide "Making new layers and models via subclassing" (keras.io, Keras 3), its first
 sections with the imports changed: weights made in __init__ and in build, a non-trainable
-weight updated with assign_add, layers of layers, add_loss. One line differs: Keras's
-`layer.weights` is a list, minicnn's `weights()` a method (printed through either).
+weight updated with assign_add, layers of layers, add_loss.
 
     python examples/keras_guides/subclassing.py
 """
@@ -37,7 +36,7 @@ y = my_sum(x)
 print(y.numpy())
 y = my_sum(x)
 print(y.numpy())
-print("weights:", len(my_sum.weights()) if callable(my_sum.weights) else len(my_sum.weights))
+print("weights:", len(my_sum.weights))
 print("non-trainable weights:", len(my_sum.non_trainable_weights))
 print("trainable_weights:", my_sum.trainable_weights)
 

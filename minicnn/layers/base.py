@@ -270,7 +270,7 @@ class Layer:
     @property
     def non_trainable_weights(self):
         return [w for layer in self._all_layers() for w in (layer.state.values() if layer.trainable
-                                                            else layer.weights().values())]
+                                                            else layer.weight_dict().values())]
 
     @property
     def output(self):
@@ -280,6 +280,21 @@ class Layer:
                                  "graph: call it on Input(...) tensors once (or build the Sequential with "
                                  "an Input or input_shape=)")
         return self.nodes[0].output
+
+    @property
+    def input(self):
+        """The KerasTensor(s) this layer read in its only call in a graph (a list for a merge layer),
+        as Keras's layer.input; an InputLayer's input is its own output, as in Keras."""
+        if not self.nodes:
+            raise AttributeError(f"layer {self.name!r} has no input in a graph: call it on Input(...) tensors "
+                                 "(or build the Sequential with an Input or input_shape=)")
+        if len(self.nodes) != 1:
+            raise AttributeError(f"layer {self.name!r} is called {len(self.nodes)} times: it has several inputs; "
+                                 "read each call's from layer.nodes[k].inputs")
+        node = self.nodes[0]
+        if not node.inputs:
+            return node.output
+        return list(node.inputs) if node.many else node.inputs[0]
 
     def ensure_built(self, input_shape):
         """Build for input_shape (None, ...) unless built; check the shape if already built."""
@@ -344,18 +359,23 @@ class Layer:
         return {f"{'kernel' if k == 'W' else 'bias'}_regularizer": regularizers.serialize(r)
                 for k, r in self.regularizers.items()}
 
-    def weights(self):
+    def weight_dict(self):
         """{key: array} of every weight: the params, then the state (Keras's order)."""
         return {**self.params, **self.state}
+
+    @property
+    def weights(self):
+        """Keras's layer.weights: the weight arrays themselves (not copies), in get_weights' order."""
+        return list(self.weight_dict().values())
 
     def get_weights(self):
         """Copies of the weights as NumPy arrays, in Keras order: the params (kernel, then bias),
         then the state."""
-        return [np.array(gpu.to_host(w)) for w in self.weights().values()]
+        return [np.array(gpu.to_host(w)) for w in self.weight_dict().values()]
 
     def set_weights(self, weights):
         """Load the weights from a list in get_weights' order; shapes must match exactly."""
-        mine = self.weights()
+        mine = self.weight_dict()
         if len(weights) != len(mine):
             raise ValueError(f"layer {self.name!r} has {len(mine)} weight arrays, got {len(weights)}")
         for (key, p), w in zip(mine.items(), weights):
@@ -366,7 +386,7 @@ class Layer:
 
     def count_params(self):
         """Every weight's size, trainable or not, as Keras counts."""
-        return int(sum(w.size for w in self.weights().values()))
+        return int(sum(w.size for w in self.weight_dict().values()))
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r}>"
