@@ -140,3 +140,11 @@ class BatchSource:
     def end_epoch(self):
         if isinstance(self.source, PyDataset):
             self.source.on_epoch_end()
+
+
+def predict_batches(x, steps):
+    """predict's batches from a PyDataset (len(x) of them unless steps), a Dataset or a generator."""
+    if isinstance(x, PyDataset):
+        return (x[i] for i in range(len(x) if steps is None else steps))
+    source = x.as_numpy_iterator() if hasattr(x, "as_numpy_iterator") else iter(x)
+    return source if steps is None else (b for _, b in zip(range(steps), source))

@@ -1,52 +1,32 @@
 """The training loop, as Keras 3's Trainer: compile, fit, evaluate, predict and their one-batch
-forms, and nothing else. What the loop checks before a batch reaches a layer is in
-minicnn/checks.py, where its batches come from in minicnn/batches.py, and model.summary's
-table in minicnn/summary.py.
-
-It drives a model through the model's public core only (minicnn/model.py): `forward`,
-`train_step`, `layers`, `build`. So the same loop trains Sequential and any other Model.
+forms, and nothing else. It drives a model through its public core (`forward`, `train_step`,
+`layers`, `build`), so the same loop trains Sequential and any other Model. What it checks is in
+minicnn/checks.py, where its batches come from in minicnn/batches.py, the steps a model of your
+own writes (and those of several outputs) in minicnn/steps.py.
 
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     model.fit(x, y, batch_size=64, epochs=5)      # x: (N, ...), y: (N, K) one-hot or (N,) labels
     model.evaluate(x_test, y_test)                # [loss, accuracy]
     model.predict(x_test)                         # (N, K)
 """
-import warnings
-
 import numpy as np
-from tqdm import TqdmWarning
 
-with warnings.catch_warnings():  # a Jupyter kernel without ipywidgets gets tqdm's text bar, which is fine: no warning
-    warnings.simplefilter("ignore", TqdmWarning)
-    from tqdm.auto import tqdm  # a text bar in a terminal, a widget in Jupyter where ipywidgets is installed
-
-from minicnn import gpu, multi_io, tape
+from minicnn import checks, gpu, multi_io, tape
 from minicnn import losses as losses_module
 from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
-from minicnn.batches import ArrayBatches, BatchSource, is_batch_source, validation_arrays
+from minicnn.batches import ArrayBatches, BatchSource, is_batch_source, predict_batches, validation_arrays
 from minicnn.callbacks import CallbackList, History
-from minicnn.checks import _numeric_array as numeric_array
-from minicnn.checks import (
-    check_compiled,
-    check_count,
-    check_data,
-    check_positive,
-    check_x,
-    non_finite_advice,
-    sample_weights,
-)
 from minicnn.optimizers import NonFiniteError
-from minicnn.utils import PyDataset
+from minicnn.steps import CustomSteps, MultiOutputSteps, fit_batches, tqdm
 
-# predict and evaluate on the CPU run their forward passes on at most this many samples at a
-# time, whatever batch_size says: the same outputs, with arrays that stay cache-sized instead of
-# im2col columns that grow with the batch (docs/benchmarks.md, "What each choice in the kernels
-# buys").
+# predict and evaluate on the CPU run their forward passes on at most this many samples at a time,
+# whatever batch_size says: the same outputs, with arrays that stay cache-sized instead of im2col
+# columns that grow with the batch (docs/benchmarks.md, "What each choice in the kernels buys").
 INFERENCE_CHUNK = 128
 
 
-class Trainer:
+class Trainer(CustomSteps, MultiOutputSteps):
     """compile / fit / evaluate / predict for a model with forward(x, training) and train_step(x, y)."""
 
     def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None, **kwargs):
@@ -58,13 +38,7 @@ class Trainer:
         per output) or a dict keyed by output name (minicnn/multi_io.py)."""
         self.compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
         if getattr(self, "multi_io", False):
-            self.optimizer = optimizers_module.get(optimizer)
-            self.compiled_outputs = multi_io.CompiledOutputs(self.output_names, loss, loss_weights, metrics)
-            self.loss = self.compiled_outputs  # compiled: fit's checks and the loop read it per output
-            self.compiled_metrics = metrics
-            self.metric_objects = self.compiled_outputs.metric_objects
-            self.compiled = True
-            return
+            return self._compile_outputs(optimizers_module.get(optimizer), loss, loss_weights, metrics)
         if loss_weights is not None and multi_io.per_output(loss_weights, ["output"], "loss_weights") != [1]:
             raise ValueError(f"loss_weights={loss_weights!r} on a model of one output: scale the loss itself "
                              "(loss_weights weighs the outputs of a model of several)")
@@ -77,48 +51,6 @@ class Trainer:
             raise ValueError(f"metrics must have distinct names, got {names}")
         self.compiled = True
 
-    # -- the steps a model of your own may override (Keras's train_step, test_step, predict_step) ---
-    def _overrides(self, step):
-        """True when the model's class writes its own train_step / test_step / predict_step(data)."""
-        return not getattr(getattr(type(self), step), "builtin_step", False)
-
-    def test_step(self, data):
-        """Keras's test_step(data): the logs of one batch (x, y) or (x, y, sample_weight)."""
-        raise NotImplementedError  # evaluate runs its own loop unless a subclass writes this
-
-    def predict_step(self, data):
-        """Keras's predict_step(data): the outputs for one batch."""
-        return self(data[0] if isinstance(data, tuple) else data, training=False)
-
-    test_step.builtin_step = predict_step.builtin_step = True  # minicnn's own: evaluate and predict run their loops
-
-    def _custom_batches(self, x, y, sample_weight, batch_size, shuffle, what):
-        """(source, first x) for a step of your own: x and y (y may be None) as arrays, no check
-        against a loss (the step computes its own)."""
-        if not getattr(self, "compiled", False):
-            raise RuntimeError(f"call model.compile(optimizer=...) before model.{what}()")
-        if is_batch_source(x):
-            return BatchSource(x, None), None
-        x = numeric_array(x, "x")
-        y = None if y is None else numeric_array(y, "y")
-        if y is not None and len(y) != len(x):
-            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
-        w = None if sample_weight is None else numeric_array(sample_weight, "sample_weight")
-        return ArrayBatches(x, y, w, batch_size, shuffle), x
-
-    @staticmethod
-    def _data(xb, yb, wb):
-        """The batch as Keras gives it to train_step: x, (x, y) or (x, y, sample_weight)."""
-        return xb if yb is None else (xb, yb) if wb is None else (xb, yb, wb)
-
-    @staticmethod
-    def _logs(out):
-        """A step's returned dict as logs of Python floats (its values may be 0-d arrays)."""
-        if not isinstance(out, dict):
-            raise TypeError(f"train_step and test_step must return a dict of logs {{name: value}}, got "
-                            f"{type(out).__name__}")
-        return {k: float(np.asarray(v)) for k, v in out.items()}
-
     # -- one batch ----------------------------------------------------------------------------------
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K)).
@@ -127,11 +59,11 @@ class Trainer:
         The step is all or nothing: when the loss, a gradient or the update is NaN or Inf,
         NonFiniteError is raised and no weight (and no optimizer state) changes.
         """
-        check_compiled(self, "train_on_batch")
+        checks.check_compiled(self, "train_on_batch")
         if getattr(self, "multi_io", False):
             return self.train_step(*self._multi_data(x, y, sample_weight, class_weight))
-        x, y = check_data(self, x, y)
-        return self.train_step(x, y, sample_weights(y, len(x), sample_weight, class_weight))
+        x, y = checks.check_data(self, x, y)
+        return self.train_step(x, y, checks.sample_weights(y, len(x), sample_weight, class_weight))
 
     def forward_in_chunks(self, x):
         """forward(x, training=False) for x: (N, ...), INFERENCE_CHUNK samples at a time on the
@@ -158,41 +90,13 @@ class Trainer:
         validation_freq: validate every that many epochs, or at the (1-based) epochs listed."""
         custom = self._overrides("train_step")
         if not custom:
-            check_compiled(self, "fit")
+            checks.check_compiled(self, "fit")
         verbose = 1 if verbose == "auto" else verbose
-        batch_size, epochs = check_positive("batch_size", batch_size), check_count("epochs", epochs)
+        batch_size, epochs = checks.check_positive("batch_size", batch_size), checks.check_count("epochs", epochs)
         if not isinstance(validation_freq, (list, tuple, set)):
-            validation_freq = check_positive("validation_freq", validation_freq)
-        if is_batch_source(x):
-            if y is not None or sample_weight is not None or validation_split:
-                raise ValueError("x is a PyDataset or a generator: its batches hold the targets (and weights); "
-                                 "give no y, sample_weight or validation_split")
-            source, first_x = BatchSource(x, steps_per_epoch, shuffle), None  # a PyDataset's batch order
-        elif custom:
-            source, first_x = self._custom_batches(x, y, sample_weight, batch_size, shuffle, "fit")
-        else:
-            if getattr(self, "multi_io", False):
-                x, y, w = self._multi_data(x, y, sample_weight, class_weight)
-            else:
-                x, y = check_data(self, x, y)
-                w = sample_weights(y, len(x), sample_weight, class_weight)
-            if not 0 <= validation_split < 1:
-                raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
-            if validation_split and validation_data is None:
-                n = multi_io.count(x)
-                cut = int(n * (1 - validation_split))  # Keras takes the last samples, unshuffled
-                if cut == 0 or cut == n:
-                    raise ValueError(f"x has {n} samples, too few to split into training and validation sets "
-                                     f"with validation_split={validation_split}: give more data or another "
-                                     "validation_split")
-                take, rest = slice(None, cut), slice(cut, None)
-                # the validation samples keep their sample_weight (not class_weight), as in Keras
-                validation_data = (multi_io.rows(x, rest), multi_io.rows(y, rest),
-                                   None if sample_weight is None else multi_io.rows(w, rest))
-                x, y, w = multi_io.rows(x, take), multi_io.rows(y, take), multi_io.rows(w, take)
-            if validation_data is not None:
-                validation_arrays(validation_data)  # a wrong validation_data fails now, not after an epoch
-            source, first_x = ArrayBatches(x, y, w, batch_size, shuffle, steps_per_epoch), x
+            validation_freq = checks.check_positive("validation_freq", validation_freq)
+        source, first_x, validation_data = fit_batches(self, x, y, sample_weight, class_weight, batch_size, shuffle,
+                                                       steps_per_epoch, validation_split, validation_data, custom)
         steps = source.steps
         self.history = History()
         cbs = CallbackList([*(callbacks or []), self.history], model=self,  # History last, as Keras: it sees every log
@@ -221,13 +125,13 @@ class Trainer:
                     if first_x is None and getattr(self, "multi_io", False):  # checked as it comes
                         xb, yb, wb = self._multi_data(xb, yb, wb, class_weight)
                     elif first_x is None:  # a batch from a PyDataset or a generator: checked as it comes
-                        xb, yb = check_data(self, xb, yb)
-                        wb = sample_weights(yb, len(xb), wb, class_weight)
+                        xb, yb = checks.check_data(self, xb, yb)
+                        wb = checks.sample_weights(yb, len(xb), wb, class_weight)
                     try:
                         loss, p = self.train_step(xb, yb, wb)
                     except NonFiniteError as e:
                         raw = xb if first_x is None else first_x
-                        raise NonFiniteError(non_finite_advice(e, epoch, epochs, step, steps,
+                        raise NonFiniteError(checks.non_finite_advice(e, epoch, epochs, step, steps,
                                                                 raw[0] if isinstance(raw, list) else raw, self)) from None
                     n = multi_io.count(xb)
                     loss, each = loss if isinstance(loss, tuple) else (loss, ())
@@ -276,10 +180,10 @@ class Trainer:
         or generator x, `steps` of them). Returns [loss, accuracy] when compiled with
         metrics=["accuracy"], else the loss (a dict with return_dict). A model that writes its own
         test_step gives the logs of its last batch, as Keras."""
-        batch_size = check_positive("batch_size", batch_size)
+        batch_size = checks.check_positive("batch_size", batch_size)
         if self._overrides("test_step"):
             return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
-        check_compiled(self, "evaluate")
+        checks.check_compiled(self, "evaluate")
         if getattr(self, "multi_io", False):
             return self._evaluate_multi(x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps)
         if is_batch_source(x):
@@ -287,20 +191,19 @@ class Trainer:
                 raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
             source, checked = BatchSource(x, steps), False
         else:
-            x, y = check_data(self, x, y)
-            source = ArrayBatches(x, y, sample_weights(y, len(x), sample_weight, None), batch_size, steps=steps)
-            checked = True
-        loss_sum, seen = 0.0, 0
+            x, y = checks.check_data(self, x, y)
+            w = checks.sample_weights(y, len(x), sample_weight, None)
+            source, checked = ArrayBatches(x, y, w, batch_size, steps=steps), True
+        loss_sum, seen, cbs = 0.0, 0, CallbackList(callbacks or [], model=self)
         for m in self.metric_objects:
             m.reset_state()
-        cbs = CallbackList(callbacks or [], model=self)
         cbs.on_test_begin()
         for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
                                                  disable=verbose != 1)):
             cbs.on_test_batch_begin(step)
             if not checked:
-                xb, yb = check_data(self, xb, yb)
-                wb = sample_weights(yb, len(xb), wb, None)
+                xb, yb = checks.check_data(self, xb, yb)
+                wb = checks.sample_weights(yb, len(xb), wb, None)
             p = self.forward_in_chunks(xb)
             per_sample = self.loss.fn(gpu.as_like(yb, p), p)
             per_sample = per_sample.reshape(len(xb), -1).mean(axis=1)  # (N, H, W) for maps: one value per sample
@@ -320,95 +223,20 @@ class Trainer:
             return result
         return list(result.values()) if self.metric_objects else result["loss"]
 
-    def _multi_data(self, x, y, sample_weight, class_weight):
-        """x, y and the sample weights of a model of several inputs or outputs, checked: lists in
-        the order of model.inputs and model.outputs (minicnn/multi_io.py)."""
-        if class_weight is not None:
-            raise ValueError("class_weight is for a model of one output; weigh the samples of each output with "
-                             "sample_weight={output name: (N,) weights}")
-        xs = multi_io.check_inputs(self, x)
-        n = len(xs[0])
-        ys = multi_io.check_targets(self, multi_io.arrays_by_name(y, self.output_names, "y"), n)
-        return xs, ys, multi_io.check_weights(self, sample_weight, n)
-
-    def _evaluate_multi(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps):
-        """evaluate for several inputs or outputs: the total loss, each output's loss, the metrics."""
-        if is_batch_source(x):
-            if y is not None:
-                raise ValueError("x is a PyDataset or a generator: its batches hold the targets; give no y")
-            source, checked = BatchSource(x, steps), False
-        else:
-            source, checked = ArrayBatches(*self._multi_data(x, y, sample_weight, None), batch_size), True
-        compiled = self.compiled_outputs
-        for m in self.metric_objects:
-            m.reset_state()
-        cbs = CallbackList(callbacks or [], model=self)
-        cbs.on_test_begin()
-        total, sums, seen = 0.0, [0.0] * len(compiled.loss_names), 0
-        for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
-                                                 disable=verbose != 1)):
-            cbs.on_test_batch_begin(step)
-            if not checked:
-                xb, yb, wb = self._multi_data(xb, yb, wb, None)
-            p = self.forward_in_chunks(xb)
-            p = p if isinstance(p, list) else [p]
-            loss, each = compiled.losses_of([None if a is None else gpu.as_like(a, q) for a, q in zip(yb, p)], p,
-                                            [None if a is None else gpu.as_like(a, q) for a, q in zip(wb, p)])
-            n = multi_io.count(xb)
-            total, seen = total + loss * n, seen + n
-            sums = [s + v for s, v in zip(sums, each)] if compiled.loss_names else sums
-            compiled.update_metrics(yb, p)
-            cbs.on_test_batch_end(step, {"loss": total / seen})
-        if not seen:
-            raise ValueError("evaluate got no batch: a generator that ran out")
-        result = {"loss": total / seen + self.regularization_loss()}
-        result.update({k: v / (step + 1) for k, v in zip(compiled.loss_names, sums)})
-        result.update({m.name: m.result() for m in self.metric_objects})
-        cbs.on_test_end(dict(result))
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
-        if return_dict:
-            return result
-        return list(result.values()) if len(result) > 1 else result["loss"]
-
-    def _evaluate_custom(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks):
-        source, _ = self._custom_batches(x, y, sample_weight, batch_size, False, "evaluate")
-        for m in self.metrics:
-            m.reset_state()
-        cbs = CallbackList(callbacks or [], model=self)
-        cbs.on_test_begin()
-        logs = None
-        for step, (xb, yb, wb) in enumerate(tqdm(source.epoch(), total=source.steps, desc="evaluate", unit="batch",
-                                                 disable=verbose != 1)):
-            cbs.on_test_batch_begin(step)
-            logs = self._logs(self.test_step(self._data(xb, yb, wb)))
-            cbs.on_test_batch_end(step, logs)
-        if logs is None:
-            raise ValueError("evaluate got no batch: x is empty, or a generator that ran out")
-        cbs.on_test_end(dict(logs))
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        return list(logs.values()) if len(logs) > 1 else next(iter(logs.values()))
-
     def predict(self, x, batch_size=32, verbose=1, callbacks=None, steps=None):
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time; x may
         be a PyDataset or a generator of batches (x or (x, ...)), `steps` of them."""
         if is_batch_source(x):
-            source = x if isinstance(x, PyDataset) else \
-                x.as_numpy_iterator() if hasattr(x, "as_numpy_iterator") else iter(x)
-            count = len(x) if isinstance(x, PyDataset) and steps is None else steps
-            batches = (source[i] for i in range(count)) if isinstance(x, PyDataset) else \
-                (source if count is None else (b for _, b in zip(range(count), source)))
-            parts = [self.predict(b[0] if isinstance(b, tuple) else b, batch_size, 0, callbacks) for b in batches]
+            parts = [self.predict(b[0] if isinstance(b, tuple) else b, batch_size, 0, callbacks)
+                     for b in predict_batches(x, steps)]
             if not parts:
                 raise ValueError("predict got no batch: a generator that ran out")
             if isinstance(parts[0], list):
                 return [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
             return np.concatenate(parts)
-        x = multi_io.check_inputs(self, x) if getattr(self, "multi_io", False) and len(self.inputs) > 1 else check_x(self, x)
-        batch_size = check_positive("batch_size", batch_size)
+        several = getattr(self, "multi_io", False) and len(self.inputs) > 1
+        x = multi_io.check_inputs(self, x) if several else checks.check_x(self, x)
+        batch_size = checks.check_positive("batch_size", batch_size)
         outs = many = None
         cbs = CallbackList(callbacks or [], model=self)
         cbs.on_predict_begin()
