@@ -41,19 +41,19 @@ class CustomSteps:
 
     test_step.builtin_step = predict_step.builtin_step = True  # minicnn's own: evaluate and predict run their loops
 
-    def _custom_batches(self, x, y, sample_weight, batch_size, shuffle, what):
+    def _custom_batches(self, x, y, sample_weight, batch_size, shuffle, what, steps=None):
         """(source, first x) for a step of your own: x and y (y may be None) as arrays, no check
-        against a loss (the step computes its own)."""
+        against a loss (the step computes its own); `steps` batches an epoch, as for fit's own."""
         if not getattr(self, "compiled", False):
             raise RuntimeError(f"call model.compile(optimizer=...) before model.{what}()")
         if is_batch_source(x):
-            return BatchSource(x, None), None
+            return BatchSource(x, steps), None
         x = numeric_array(x, "x")
         y = None if y is None else numeric_array(y, "y")
         if y is not None and len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
         w = None if sample_weight is None else numeric_array(sample_weight, "sample_weight")
-        return ArrayBatches(x, y, w, batch_size, shuffle), x
+        return ArrayBatches(x, y, w, batch_size, shuffle, steps), x
 
     @staticmethod
     def _data(xb, yb, wb):
@@ -68,8 +68,8 @@ class CustomSteps:
                             f"{type(out).__name__}")
         return {k: float(np.asarray(v)) for k, v in out.items()}
 
-    def _evaluate_custom(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks):
-        source, _ = self._custom_batches(x, y, sample_weight, batch_size, False, "evaluate")
+    def _evaluate_custom(self, x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps=None):
+        source, _ = self._custom_batches(x, y, sample_weight, batch_size, False, "evaluate", steps)
         for m in self.metrics:
             m.reset_state()
         cbs = CallbackList(callbacks or [], model=self)
@@ -165,7 +165,7 @@ def fit_batches(model, x, y, sample_weight, class_weight, batch_size, shuffle, s
                              "give no y, sample_weight or validation_split")
         source, first_x = BatchSource(x, steps_per_epoch, shuffle), None  # a PyDataset's batch order
     elif custom:
-        source, first_x = model._custom_batches(x, y, sample_weight, batch_size, shuffle, "fit")
+        source, first_x = model._custom_batches(x, y, sample_weight, batch_size, shuffle, "fit", steps_per_epoch)
     else:
         if getattr(model, "multi_io", False):
             x, y, w = model._multi_data(x, y, sample_weight, class_weight)

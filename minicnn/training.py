@@ -182,7 +182,7 @@ class Trainer(CustomSteps, MultiOutputSteps):
         test_step gives the logs of its last batch, as Keras."""
         batch_size = checks.check_positive("batch_size", batch_size)
         if self._overrides("test_step"):
-            return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks)
+            return self._evaluate_custom(x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps)
         checks.check_compiled(self, "evaluate")
         if getattr(self, "multi_io", False):
             return self._evaluate_multi(x, y, batch_size, verbose, return_dict, sample_weight, callbacks, steps)

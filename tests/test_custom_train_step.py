@@ -388,3 +388,39 @@ def test_a_hand_written_backward_is_one_record_and_checks_out():
     s = net.scale.params["s"]
     numeric = minicnn.gradcheck.numerical_gradient(lambda: float(np.sum(np.asarray(net(x)) ** 2)), s)
     assert minicnn.gradcheck.relative_error(tape.gradient(loss, s), numeric) < 1e-7
+
+
+class Counting(minicnn.Model):
+    """A step of your own that records which samples each batch held."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = minicnn.layers.Dense(1)
+        self.seen = []
+
+    def call(self, x, training=None):
+        return self.dense(x)
+
+    def train_step(self, data):
+        x, _ = data
+        self.seen.append(x[:, 0].astype(int).tolist())
+        return {"n": float(len(x))}
+
+    def test_step(self, data):
+        x, _ = data
+        self.seen.append(x[:, 0].astype(int).tolist())
+        return {"n": float(len(x))}
+
+
+def test_steps_per_epoch_reaches_a_step_of_your_own():
+    """As fit's own step: `steps_per_epoch` batches an epoch, the next epoch going on where the
+    last stopped (Keras's rule), and evaluate's `steps`; the step sees the samples in order."""
+    x = np.arange(10, dtype="float32").reshape(10, 1)
+    model = Counting()
+    model.compile(optimizer="sgd")
+    model.fit(x, x, batch_size=2, epochs=4, steps_per_epoch=2, shuffle=False, verbose=0)
+    # the third epoch meets the end of the data after one batch and ends there, as Keras's does
+    assert model.seen == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [0, 1], [2, 3]]
+    model.seen = []
+    model.evaluate(x, x, batch_size=4, steps=2, verbose=0)
+    assert model.seen == [[0, 1, 2, 3], [4, 5, 6, 7]]
