@@ -179,6 +179,36 @@ class Optimizer:
         """Run the step with a compiled twin of update() when the kernels have one; False if not."""
         return False
 
+    def _kernels_for_step(self, name, pairs):
+        """The backend's kernels when they compile step kernel `name` for these arrays (all on the
+        host or all on the device, of one dtype, contiguous params); None if not."""
+        from minicnn import backend, gpu
+        params, grads = [p for _, p in pairs], [g for g, _ in pairs]
+        kernels = backend.kernels_for(params[0])
+        if not kernels.speeds_up(name) or len({gpu.is_device_array(a) for a in params + grads}) != 1 \
+                or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
+            return None
+        return kernels
+
+    def _check_then_commit(self, step, pairs, slots, *scalars):
+        """Run a compiled step kernel twice: a check that every new value is finite (changing
+        nothing), then the write, so the step is all or nothing without copies. Raises
+        NonFiniteError, naming the first bad param, when the check fails."""
+        params, grads = [p for _, p in pairs], [g for g, _ in pairs]
+        dt = params[0].dtype.type
+        with np.errstate(over="ignore"):  # an absurd learning rate becomes Inf, and the step is refused
+            decay = (dt(self.weight_decay), dt(self.learning_rate)) if self.weight_decay else None
+        if not step(params, grads, slots, *scalars, commit=False, decay=decay):
+            i = next(i for i, (p, g, s) in enumerate(zip(params, grads, slots))
+                     if not step([p], [g], [s], *scalars, commit=False, decay=decay))
+            raise NonFiniteError(f"the update of param {i} (shape {params[i].shape}) is not finite; "
+                                 "the step was not applied")
+        with interrupts_deferred():  # one compiled pass per param: done whole, or not at all
+            step(params, grads, slots, *scalars, commit=True, decay=decay)
+            self.slots = slots
+            self.iterations += 1
+        return True
+
     def get_config(self):
         """The constructor's arguments, plus "name": enough to rebuild it with from_config."""
         rate = {"class_name": type(self.schedule).__name__, "config": self.schedule.get_config()} if self.schedule \
@@ -288,27 +318,11 @@ class Adam(Optimizer):
         (numba_kernels.adam_step, cupy_kernels.adam_step), checked for finiteness first, then
         applied: all or nothing as the NumPy path, without its copies (what that saves per step:
         docs/benchmarks.md, "What each choice in the kernels buys")."""
-        from minicnn import backend, gpu
-        params, grads = [p for _, p in pairs], [g for g, _ in pairs]
-        kernels = backend.kernels_for(params[0])
-        if self.amsgrad or not kernels.speeds_up("adam_step") \
-                or len({gpu.is_device_array(a) for a in params + grads}) != 1 \
-                or len({a.dtype for a in params + grads}) != 1 or not all(p.flags.c_contiguous for p in params):
+        kernels = None if self.amsgrad else self._kernels_for_step("adam_step", pairs)
+        if kernels is None:
             return False
-        dt = params[0].dtype.type
-        scalars = self._scalars(dt, self.iterations + 1)
-        with np.errstate(over="ignore"):  # an absurd learning rate becomes Inf, and the step is refused
-            decay = (dt(self.weight_decay), dt(self.learning_rate)) if self.weight_decay else None
-        if not kernels.adam_step(params, grads, slots, *scalars, commit=False, decay=decay):
-            i = next(i for i, (p, g, s) in enumerate(zip(params, grads, slots))
-                     if not kernels.adam_step([p], [g], [s], *scalars, commit=False, decay=decay))
-            raise NonFiniteError(f"the update of param {i} (shape {params[i].shape}) is not finite; "
-                                 "the step was not applied")
-        with interrupts_deferred():  # one compiled pass per param: done whole, or not at all
-            kernels.adam_step(params, grads, slots, *scalars, commit=True, decay=decay)
-            self.slots = slots
-            self.iterations += 1
-        return True
+        dt = pairs[0][1].dtype.type
+        return self._check_then_commit(kernels.adam_step, pairs, slots, *self._scalars(dt, self.iterations + 1))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
@@ -357,6 +371,19 @@ class RMSprop(Optimizer):
             p -= m
         else:
             p -= step
+
+    def _compiled_step(self, pairs, slots):
+        """On the Numba backend, host arrays of one dtype: the same update in compiled passes
+        per param (numba_kernels.rmsprop_step), checked then applied as Adam's (what that saves
+        per step: docs/benchmarks.md, "What each choice in the kernels buys")."""
+        kernels = self._kernels_for_step("rmsprop_step", pairs)
+        if kernels is None:
+            return False
+        dt = pairs[0][1].dtype.type
+        with np.errstate(over="ignore"):  # an absurd learning rate becomes Inf, and the step is refused
+            lr = dt(self.learning_rate)
+        return self._check_then_commit(kernels.rmsprop_step, pairs, slots, lr, dt(self.rho), dt(1 - self.rho),
+                                       dt(self.epsilon), dt(self.momentum))
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon,

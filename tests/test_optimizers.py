@@ -104,7 +104,8 @@ def test_optimizers_take_keras_steps(keras, rng, name, kwargs, tmp_path):
 
 @pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9}, {"centered": True}, {"rho": 0.8, "momentum": 0.5,
                                                                                "centered": True, "epsilon": 1e-5}])
-def test_rmsprop_takes_keras_steps(keras, rng, kwargs):
+def test_rmsprop_takes_keras_steps(keras, each_backend, rng, kwargs):
+    """RMSprop.update (NumPy backend) and rmsprop_step (Numba backend) take Keras's steps."""
     from minicnn.optimizers import RMSprop
     p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
     ours, theirs = RMSprop(learning_rate=0.01, **kwargs), keras.optimizers.RMSprop(learning_rate=0.01, **kwargs)
@@ -156,3 +157,54 @@ def test_unknown_optimizer_arguments_are_refused():
     from minicnn.optimizers import Adam
     with pytest.raises(TypeError, match="unexpected arguments"):
         Adam(beta=0.9)
+
+
+@pytest.mark.parametrize("options", [{}, {"decay": True}, {"momentum": 0.5}, {"centered": True}])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numba_rmsprop_step_matches_the_reference(dtype, options):
+    """The compiled rmsprop_step takes the reference's steps, and refuses a step with a NaN or
+    Inf anywhere (the check counts every element, it does not stop at the first) writing nothing."""
+    from minicnn.kernels import numba_kernels, reference
+    t = np.dtype(dtype).type
+    shapes = [(3, 3, 2, 5), (7,), (5, 9)]
+    decay = (t(0.3), t(0.01)) if options.get("decay") else None
+    scalars = [t(0.01), t(0.9), t(1 - 0.9), t(1e-7), t(options.get("momentum", 0.0))]
+    runs = []
+    for step in (reference.rmsprop_step, numba_kernels.rmsprop_step):
+        rng = np.random.default_rng(0)  # the same params and gradients for both
+        params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+        names = ("v",) + (("m",) if "momentum" in options else ()) + (("a",) if "centered" in options else ())
+        slots = [{k: np.zeros_like(p) for k in names} for p in params]
+        for _ in range(3):
+            grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+            assert step(params, grads, slots, *scalars, commit=False, decay=decay)
+            assert step(params, grads, slots, *scalars, commit=True, decay=decay)
+        before = [p.copy() for p in params] + [a.copy() for s in slots for a in s.values()]
+        bad = [np.zeros_like(g) for g in grads]
+        bad[2][4, 8] = np.nan  # one bad element, the last of the last param
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert not step(params, bad, slots, *scalars, commit=False, decay=decay)
+            huge = [np.full_like(g, np.finfo(dtype).max) for g in grads]  # g * g overflows
+            assert not step(params, huge, slots, *scalars, commit=False, decay=decay)
+            huge_rate = [t(np.finfo(dtype).max)] + scalars[1:]  # v stays finite, lr g overflows: p does not
+            assert not step(params, [np.full_like(g, 10) for g in grads], slots, *huge_rate, commit=False, decay=decay)
+        after = [p.copy() for p in params] + [a.copy() for s in slots for a in s.values()]
+        assert all(np.array_equal(a, b) for a, b in zip(after, before))  # a refused check changes nothing
+        runs.append(after)
+    tol = 1e-6 if dtype == "float32" else 1e-14
+    for a, b in zip(*runs):
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+def test_rmsprop_refuses_a_nan_gradient_and_writes_nothing(each_backend, rng):
+    from minicnn.optimizers import NonFiniteError, RMSprop
+    params = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    opt = RMSprop(learning_rate=0.01)
+    opt.apply_gradients(zip([np.ones_like(p) for p in params], params))
+    before = [p.copy() for p in params] + [opt.slots[i]["v"].copy() for i in range(2)]
+    grads = [np.ones_like(p) for p in params]
+    grads[1][2] = np.nan
+    with pytest.raises(NonFiniteError, match="param 1"):
+        opt.apply_gradients(zip(grads, params))
+    after = [p.copy() for p in params] + [opt.slots[i]["v"].copy() for i in range(2)]
+    assert all(np.array_equal(a, b) for a, b in zip(after, before)) and opt.iterations == 1

@@ -27,7 +27,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "5000")
 import numpy as np
 from numba import njit, prange
 
-from minicnn.kernels import winograd
+from minicnn.kernels import reference, winograd
 from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
@@ -793,6 +793,50 @@ def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):
         if commit:
             _adam_write(*args)
         elif _adam_check(*args):
+            return False
+    return True
+
+
+# -- RMSprop, for host arrays: optimizers.RMSprop.update in compiled passes, as Adam's above -------
+@njit(cache=True, inline="always", error_model="numpy")
+def _rmsprop_new(p, g, v, lr, rho, c, eps, wd, dlr):
+    """One element's new (v, p), in the same float operations as optimizers.RMSprop.update
+    (after the weight decay p -= p * wd * dlr when wd is not 0)."""
+    if wd != 0:
+        p = p - p * wd * dlr
+    v = rho * v + c * (g * g)
+    return v, p - lr * g / np.sqrt(v + eps)
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop_check(p, g, v, lr, rho, c, eps, wd, dlr):
+    """The number of elements whose new v or p would not be finite (a count: vectorised)."""
+    bad = 0
+    for q in range(p.size):
+        vq, pq = _rmsprop_new(p[q], g[q], v[q], lr, rho, c, eps, wd, dlr)
+        bad += not (np.isfinite(vq) and np.isfinite(pq))
+    return bad
+
+
+@njit(cache=True, error_model="numpy")
+def _rmsprop_write(p, g, v, lr, rho, c, eps, wd, dlr):
+    """Apply the update to flat float arrays, in place."""
+    for q in range(p.size):
+        v[q], p[q] = _rmsprop_new(p[q], g[q], v[q], lr, rho, c, eps, wd, dlr)
+
+
+def rmsprop_step(params, grads, slots, lr, rho, c, eps, momentum, commit, decay=None):
+    """Check (commit=False) or apply (commit=True) one RMSprop step for every param, as
+    reference.rmsprop_step. Compiled for the default, plain RMSprop; with momentum or centered
+    (slots "m" or "a") the reference runs, rarer options not worth a second twin."""
+    if any(len(s) != 1 for s in slots):
+        return reference.rmsprop_step(params, grads, slots, lr, rho, c, eps, momentum, commit, decay)
+    wd, dlr = decay if decay is not None else (lr.dtype.type(0), lr.dtype.type(0))
+    for p, g, s in zip(params, grads, slots):
+        args = (p.reshape(-1), np.ascontiguousarray(g).reshape(-1), s["v"].reshape(-1), lr, rho, c, eps, wd, dlr)
+        if commit:
+            _rmsprop_write(*args)
+        elif _rmsprop_check(*args):
             return False
     return True
 

@@ -30,6 +30,7 @@ CONTRACT = (
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
     "bn_relu_pool_forward", "bn_relu_pool_backward",  # BatchNormalization -> ReLU -> MaxPooling2D (same)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
+    "rmsprop_step",  # RMSprop's update of every param (minicnn.optimizers.RMSprop)
     "affine_transform_forward", "affine_transform_backward",  # RandomTranslation, RandomRotation, RandomZoom
 )
 
@@ -318,6 +319,39 @@ def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):
         if commit:
             s["m"][...], s["v"][...], p[...] = m, v, new
         elif not (xp.isfinite(m).all() and xp.isfinite(v).all() and xp.isfinite(new).all()):
+            return False
+    return True
+
+
+def rmsprop_step(params, grads, slots, lr, rho, c, eps, momentum, commit, decay=None):
+    """Keras's RMSprop update for every param, as optimizers.RMSprop.update writes it:
+    v = rho v + c g g  (c = 1 - rho);  step = (lr g) / sqrt(v + eps);  p -= step.
+    A slot "a" makes it centered: a = rho a + c g, and the root is of v - a a + eps. A slot "m"
+    adds momentum: m = momentum m + step, p -= m. decay = (weight_decay, learning_rate):
+    p -= p * weight_decay * learning_rate first, as in adam_step.
+
+    params, grads: lists of arrays of any shape, each grad its param's; slots: one {"v"} (and "m",
+    "a") per param.
+    commit=False only checks that every new value is finite (returns False if not, changing
+    nothing); commit=True applies the step. Check, then apply: the step is all or nothing.
+    """
+    for p, g, s in zip(params, grads, slots):
+        xp = array_module(p)
+        new = {"v": rho * s["v"] + c * (g * g)}
+        if "a" in s:
+            new["a"] = rho * s["a"] + c * g
+            denominator = new["v"] - new["a"] * new["a"] + eps
+        else:
+            denominator = new["v"] + eps
+        step = lr * g / xp.sqrt(denominator)
+        if "m" in s:
+            new["m"] = step = momentum * s["m"] + step
+        new_p = (p if decay is None else p - p * decay[0] * decay[1]) - step
+        if commit:
+            for k, value in new.items():
+                s[k][...] = value
+            p[...] = new_p
+        elif not all(xp.isfinite(a).all() for a in (new_p, *new.values())):
             return False
     return True
 
