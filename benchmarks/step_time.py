@@ -4,8 +4,9 @@
 
 Prints the median milliseconds of `train_on_batch` (over --steps calls, after 5 warm-up steps)
 and of `predict` on one batch (over --repeat calls), on the Numba backend, for the tutorial
-model or the recipe's (benchmarks/compare.py builds it, as it trains). The host's speed drifts
-by 5-10% within minutes, so compare two versions alternately, each in its own process, e.g. a
+model, the recipe's or Keras's CIFAR-10 CNN (benchmarks/networks.py builds them, as compare.py
+trains them). The host's speed drifts by 5-10% within minutes, so compare two versions
+alternately, each in its own process, e.g. a
 worktree of the older commit against the working tree, four rounds:
 
     git worktree add /tmp/old HEAD~1
@@ -40,7 +41,7 @@ def measure(model_name, batch, steps, repeat):
     set_random_seed(0)
     model = build(minicnn, model_name, 938, 36)
     rng = np.random.default_rng(0)
-    x = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    x = rng.random((batch, *model.input_shape[1:]), dtype=np.float32)  # 28 x 28 x 1, or CIFAR-10's 32 x 32 x 3
     y = to_categorical(np.arange(batch) % 10, 10)
     for _ in range(5):  # compilation (or the cache's load) and the first allocations are not timed
         model.train_on_batch(x, y)
@@ -51,7 +52,7 @@ def measure(model_name, batch, steps, repeat):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tutorial", "recipe"), default="tutorial")
+    parser.add_argument("--model", choices=("tutorial", "recipe", "cifar-cnn"), default="tutorial")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=100)
