@@ -6,6 +6,24 @@ from minicnn.layers.windows import check_padding, spatial_plan
 from minicnn.registry import register_serializable
 
 
+def set_conv_arguments(layer, filters, kernel_size, strides, padding, data_format, activation, use_bias,
+                       kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer):
+    """The arguments Conv2D and Conv2DTranspose share, checked and set on layer as Keras names them."""
+    if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
+        raise ValueError(f"filters must be a positive int, got {filters!r}")
+    layer.filters = filters
+    layer.kernel_size = pair(kernel_size, "kernel_size")
+    layer.strides = pair(strides, "strides")
+    layer.padding = check_padding(padding)
+    if data_format not in (None, "channels_last"):
+        raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+    layer.use_bias = use_bias
+    layer.kernel_initializer = initializers.get(kernel_initializer)
+    layer.bias_initializer = initializers.get(bias_initializer)
+    layer.regularize(kernel_regularizer, bias_regularizer)
+    layer.activation = None if activation in (None, "linear") else Activation(activation, dtype=layer.dtype)
+
+
 @register_serializable()
 class Conv2D(Layer):
     """2-D convolution, channels-last, with Keras's arguments and defaults.
@@ -35,23 +53,12 @@ class Conv2D(Layer):
                  activation=None, use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
-        self.filters = filters
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.strides = pair(strides, "strides")
-        self.padding = check_padding(padding)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+        set_conv_arguments(self, filters, kernel_size, strides, padding, data_format, activation, use_bias,
+                           kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
         self.dilation_rate = pair(dilation_rate, "dilation_rate")
         if self.dilation_rate != (1, 1) and self.strides != (1, 1):
             raise ValueError(f"strides > 1 do not go with dilation_rate > 1 (as in Keras): got strides={self.strides}, "
                              f"dilation_rate={self.dilation_rate}")
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.regularize(kernel_regularizer, bias_regularizer)
-        self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
 
     @property
     def window(self):

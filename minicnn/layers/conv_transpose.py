@@ -8,10 +8,10 @@ as a layer, so its three passes are the three passes of Conv2D, swapped:
     backward:  dx = Conv2D's y    of dy (conv2d_forward)
                dW = Conv2D's dW   with dy as its input and x as its gradient (conv2d_backward)
 """
-from minicnn import backend, initializers
+from minicnn import backend
 from minicnn.layers.base import Layer, pair
-from minicnn.layers.core import Activation
-from minicnn.layers.windows import check_padding, output_size_and_pads
+from minicnn.layers.conv import set_conv_arguments
+from minicnn.layers.windows import output_size_and_pads
 from minicnn.registry import register_serializable
 
 
@@ -56,14 +56,8 @@ class Conv2DTranspose(Layer):
                  dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or isinstance(filters, bool) or filters < 1:
-            raise ValueError(f"filters must be a positive int, got {filters!r}")
-        self.filters = filters
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.strides = pair(strides, "strides")
-        self.padding = check_padding(padding)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(f"minicnn is channels-last: data_format must be 'channels_last', got {data_format!r}")
+        set_conv_arguments(self, filters, kernel_size, strides, padding, data_format, activation, use_bias,
+                           kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
         if pair(dilation_rate, "dilation_rate") != (1, 1):
             raise NotImplementedError(f"Conv2DTranspose supports dilation_rate=1 only, got {dilation_rate!r}")
         self.output_padding = None
@@ -75,11 +69,6 @@ class Conv2DTranspose(Layer):
                 raise ValueError(f"output_padding must be strictly less than strides, got output_padding="
                                  f"{output_padding!r} and strides={self.strides}")
             self.output_padding = op
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.regularize(kernel_regularizer, bias_regularizer)
-        self.activation = None if activation in (None, "linear") else Activation(activation, dtype=self.dtype)
 
     def plan(self, input_shape):
         """(OH, OW, pads): the output size, and the padding of the Conv2D that reads the output
