@@ -16,6 +16,10 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
     (1, 3, 3, 2, 2, (3, 3), (1, 1), "valid"),  # output 1x1
     (2, 9, 11, 2, 5, (3, 3), (1, 1), "same"),  # direct, rows of 11: four pixels a statement, three left
     (1, 10, 13, 3, 4, (3, 3), (2, 2), "valid"),  # direct, stride 2, rows of 6 (window 27)
+    (2, 7, 9, 5, 3, (1, 1), (2, 2), "same"),  # 1x1 matrix product, stride 2, odd sizes: dx zero off the grid
+    (1, 8, 6, 40, 33, (1, 1), (2, 2), "valid"),  # 1x1, C and F past the direct loops' window
+    (3, 5, 4, 2, 1, (1, 1), (1, 2), "valid"),  # 1x1, strides unequal, one filter
+    (2, 6, 6, 3, 7, (1, 1), (1, 1), "same"),  # 1x1, stride 1: dx needs no zeros
 ]
 
 

@@ -213,6 +213,8 @@ def conv2d_forward(x, W, b, stride, pads):
     OH, OW = _out_size(H + top + bottom, KH, SH), _out_size(Wd + left + right, KW, SW)
     if b is None:
         b = np.zeros(F, dtype=x.dtype)
+    if (KH, KW) == (1, 1) and not any(pads):  # a 1x1 window pads nothing, even with "same"
+        return _conv1x1_forward(x, W, b, stride)
     if KH * KW * C <= DIRECT_MAX_WINDOW:
         xpad = np.ascontiguousarray(pad_nhwc(x, pads))
         y = np.empty((N, OH, OW, F), dtype=x.dtype)
@@ -231,6 +233,8 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     dy = np.ascontiguousarray(dy)
     KH, KW, C, F = W.shape
     N = len(dy)
+    if ctx[0] == "1x1":
+        return _conv1x1_backward(dy, ctx, W, need_dx)
     if ctx[0] == "direct":
         _, xpad, (SH, SW), pads = ctx
         chunks = min(CHUNKS, N)
@@ -245,6 +249,35 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         return unpad_nhwc(dxpad, pads), dW, db
     _, x, stride, pads = ctx
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
+
+
+def _conv1x1_forward(x, W, b, stride):
+    """A 1x1 convolution is one matrix product on the pixels it reads (every SH-th row, every
+    SW-th column): y = xs @ W + b, xs: (N OH OW, C), W: (C, F). BLAS, with no window to unfold."""
+    SH, SW = stride
+    xs = np.ascontiguousarray(x[:, ::SH, ::SW])  # (N, OH, OW, C): a copy only when strided
+    N, OH, OW, C = xs.shape
+    y = xs.reshape(-1, C) @ W.reshape(C, -1)
+    y += b
+    return y.reshape(N, OH, OW, -1), ("1x1", xs, x.shape, stride)
+
+
+def _conv1x1_backward(dy, ctx, W, need_dx):
+    """dW = xs^T dy, db = sum dy, and dx = dy W^T on the pixels the forward read, 0 on the others
+    (a stride-2 projection reads a quarter of them): the gradients of _conv1x1_forward."""
+    _, xs, x_shape, (SH, SW) = ctx
+    C, F = W.shape[2], W.shape[3]
+    dy2 = dy.reshape(-1, F)
+    dW = (xs.reshape(-1, C).T @ dy2).reshape(W.shape)
+    db = np.ones(len(dy2), dtype=dy.dtype) @ dy2  # BLAS's sum over the rows (see _gemm_backward)
+    if not need_dx:
+        return None, dW, db
+    dxs = (dy2 @ W.reshape(C, F).T).reshape(xs.shape)
+    if (SH, SW) == (1, 1):
+        return dxs, dW, db
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    dx[:, ::SH, ::SW] = dxs
+    return dx, dW, db
 
 
 def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
