@@ -1,6 +1,7 @@
 """The execution plan: Conv2D -> ReLU -> MaxPooling2D run as one step, when the kernels fuse them;
 Conv2D -> BatchNormalization -> ReLU (-> MaxPooling2D) with the normalization folded into the
-convolution's weights at inference.
+convolution's weights at inference; in a graph, BatchNormalization -> Add(skip) -> ReLU, the end
+of a residual block, as one pass.
 
 This is not a layer you add, and it changes no layer: it is how Sequential runs them. Sequential looks for the three layers in a row (or a Conv2D
 with activation="relu" followed by MaxPooling2D) and, when the backend has a fused kernel
@@ -11,9 +12,12 @@ and their backward take one pass instead of four. The three layers keep their pa
 the math is the composition (see reference.conv_relu_pool_forward), and the tests hold the
 fused step to the layer-by-layer one. model.trace always runs layer by layer, to show each.
 """
+import numpy as np
+
 from minicnn import backend, gpu
 from minicnn.kernels.derived import DerivedCache
-from minicnn.layers import Activation, BatchNormalization, Conv2D, MaxPooling2D
+from minicnn.layers import Activation, Add, BatchNormalization, Conv2D, MaxPooling2D
+from minicnn.layers.symbolic import Node
 
 
 def _is_relu(layer):
@@ -185,6 +189,78 @@ class ConvBNReLU(FusedStep):
         if bn.center:
             bn.grads["beta"] = dbeta
         return self.conv.backward(dz)
+
+
+class BNAddReLU(FusedStep):
+    """BatchNormalization -> Add(skip) -> ReLU, the end of a residual block, as one step of a graph:
+    forward([z, skip]) -> y = relu(bn(z) + skip); backward(dy) -> [dz, dskip]. The normalization
+    keeps its semantics (batch statistics and the moving averages' update in training, the moving
+    statistics at inference or when frozen); the kernel (bn_add_relu_forward) writes only y, where
+    the three layers would write the normalized maps, their sum and its ReLU."""
+
+    def __init__(self, layers):
+        super().__init__(layers)
+        self.bn = layers[0]
+
+    def forward(self, xs, training=False):
+        bn = self.bn
+        z = bn.as_input(xs[0])
+        skip = xs[1] if gpu.is_device_array(xs[1]) else np.asarray(xs[1], dtype=bn.dtype)
+        kernels = backend.kernels_for(z)
+        batch_stats = bool(training and bn.trainable)
+        mean, var = bn.batch_statistics(z) if batch_stats else (bn.state["moving_mean"], bn.state["moving_variance"])
+        y, ctx = kernels.bn_add_relu_forward(z, skip, bn.params.get("gamma"), bn.params.get("beta"), mean, var,
+                                             bn.dtype.type(bn.epsilon))
+        for layer in self.layers:
+            layer.forget()  # they did not run: their own backward must not use an older forward's cache
+        self._cache = (kernels, ctx, batch_stats) if training else None
+        return y
+
+    def backward(self, dy):
+        if self._cache is None:
+            raise RuntimeError("call forward(xs, training=True) before backward(dy)")
+        kernels, ctx, batch_stats = self._cache
+        bn = self.bn
+        dz, dskip, dgamma, dbeta = kernels.bn_add_relu_backward(dy, ctx, bn.params.get("gamma"), batch_stats)
+        if bn.scale:
+            bn.grads["gamma"] = dgamma
+        if bn.center:
+            bn.grads["beta"] = dbeta
+        return [dz, dskip]
+
+
+def match_bn_add_relu(bn, add, relu, kernels):
+    """True where the three layers can run as one BNAddReLU: a built BatchNormalization, an Add of
+    two inputs of one shape (no broadcasting), a plain ReLU, one dtype, and a fused kernel."""
+    return (isinstance(bn, BatchNormalization) and bn.built and isinstance(add, Add) and add.built
+            and len(add.input_shape) == 2 and add.input_shape[0] == add.input_shape[1] and _is_relu(relu)
+            and bn.dtype == add.dtype == relu.dtype
+            and kernels.speeds_up("bn_add_relu_forward"))  # the reference runs layer by layer, to be read
+
+
+def residual_ends(nodes, readers, calls, kernels):
+    """The BatchNormalization -> Add -> ReLU ends of residual blocks in a graph's Nodes (topological
+    order), each as {id(the Add's Node): (the fused Node, the BatchNormalization's, the ReLU's)}.
+    The normalization's output and the sum must be read by the next layer alone, and each layer
+    called once; the fused Node reads the normalization's input and the Add's other input, and runs
+    where the Add did: both are ready there, and only the ReLU, which it replaces, read the sum.
+    readers, calls: Counters of the reads of each tensor and the calls of each layer, by id."""
+    producer = {id(n.output): n for n in nodes}
+    reader = {id(t): n for n in nodes for t in n.inputs}
+    found = {}
+    for add in nodes:
+        relu = reader.get(id(add.output))
+        if not (add.many and len(add.inputs) == 2 and readers[id(add.output)] == 1 and relu is not None):
+            continue
+        for k, t in enumerate(add.inputs):
+            bn = producer.get(id(t))
+            if bn is not None and readers[id(t)] == 1 and all(calls[id(n.layer)] == 1 for n in (bn, add, relu)) \
+                    and match_bn_add_relu(bn.layer, add.layer, relu.layer, kernels):
+                step = Node(BNAddReLU([bn.layer, add.layer, relu.layer]), [bn.inputs[0], add.inputs[1 - k]], many=True)
+                step.output = relu.output
+                found[id(add)] = (step, bn, relu)
+                break
+    return found
 
 
 def step_at(layers, i, kernels):

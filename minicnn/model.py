@@ -266,7 +266,7 @@ class Model(Keras2Methods, Trainer):
         """The Nodes forward runs: the graph's own, in topological order, except that a chain
         Conv2D -> ReLU -> MaxPooling2D (or Conv2D -> BatchNormalization -> ReLU) that nothing else
         reads into becomes one fused step where the kernels have one (minicnn/fusion.py), as in a
-        Sequential."""
+        Sequential, and so does BatchNormalization -> Add -> ReLU, a residual block's end."""
         kernels = backend.kernels() if self.device == "cpu" else None
         key = (backend.get_backend(), self.device)
         if getattr(self, "_plan_key", None) != key:
@@ -279,11 +279,18 @@ class Model(Keras2Methods, Trainer):
             return list(nodes)
         readers = Counter(id(t) for n in nodes for t in n.inputs) + Counter(id(t) for t in self.outputs)
         calls = Counter(id(n.layer) for n in nodes)
+        ends = fusion.residual_ends(nodes, readers, calls, kernels)  # BatchNormalization -> Add -> ReLU
+        taken = {id(n) for _, bn, relu in ends.values() for n in (bn, relu)}  # they run inside the Add's step
         plan, i = [], 0
         while i < len(nodes):
+            if id(nodes[i]) in taken or id(nodes[i]) in ends:
+                if id(nodes[i]) in ends:
+                    plan.append(ends[id(nodes[i])][0])
+                i += 1
+                continue
             chain = nodes[i:i + 4]
             fused, n = fusion.step_at([c.layer for c in chain], 0, kernels)
-            private = all(calls[id(c.layer)] == 1 for c in chain[:n]) and all(
+            private = all(calls[id(c.layer)] == 1 and id(c) not in taken for c in chain[:n]) and all(
                 chain[k].inputs == [chain[k - 1].output] and readers[id(chain[k - 1].output)] == 1 for k in range(1, n))
             if n and private:  # the intermediate maps are read by the chain alone: fuse it
                 step = Node(fused, chain[0].inputs)

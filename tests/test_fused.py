@@ -232,3 +232,101 @@ def test_fused_batchnorm_training_step_matches_the_layers(rng):
         assert max(errors.values()) < 1e-6, errors
     finally:
         minicnn.backend._state["name"] = None
+
+
+BN_ADD_GRID = [  # the shape of z and skip
+    (2, 5, 7, 3),
+    (1, 4, 4, 16),  # batch 1
+    (3, 2, 3, 1),  # one channel
+    (5, 6),  # after a Dense: (N, C)
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("affine", [True, False], ids=["gamma-beta", "no-gamma-beta"])
+@pytest.mark.parametrize("shape", BN_ADD_GRID)
+def test_bn_add_relu_kernel_matches_the_composition(shape, affine, dtype, rng):
+    """normalize -> add skip -> ReLU in one pass (Numba) against batchnorm, the sum and relu one by one."""
+    z = rng.standard_normal(shape).astype(dtype)
+    z[..., 0] = 0.25  # channel 0 constant: the variance is 0
+    skip = rng.standard_normal(shape).astype(dtype)
+    gamma = rng.standard_normal(shape[-1]).astype(dtype) if affine else None
+    beta = rng.standard_normal(shape[-1]).astype(dtype) if affine else None
+    eps = np.dtype(dtype).type(1e-3)
+    tol = {"rtol": 2e-5, "atol": 2e-5} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-12}
+    mean, var = reference.batchnorm_moments(z)
+    y, ctx = reference.bn_add_relu_forward(z, skip, gamma, beta, mean, var, eps)
+    y2, ctx2 = numba_kernels.bn_add_relu_forward(z, skip, gamma, beta, mean, var, eps)
+    assert y2.shape == y.shape == z.shape and y2.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(y2, y, **tol)
+    assert 0 < (y > 0).mean() < 1
+    dy = rng.standard_normal(shape).astype(dtype)
+    for batch_stats in (False, True):
+        ours = numba_kernels.bn_add_relu_backward(dy, ctx2, gamma, batch_stats)
+        ref = reference.bn_add_relu_backward(dy, ctx, gamma, batch_stats)
+        for a, e in zip(ours, ref):
+            assert a.shape == e.shape and a.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(a, e, **tol)
+
+
+def residual_block(frozen=False, tap=False):
+    """x -> Conv2D -> BatchNormalization -> Add(1x1 stride-2 projection of x) -> ReLU -> Dense, in
+    float64: the end of a ResNet block. tap: the normalization's output read by a second branch too."""
+    from minicnn.layers import Add, BatchNormalization, Input
+    from minicnn.models import Model
+    minicnn.utils.set_random_seed(4)
+    inputs = Input((7, 6, 3), dtype="float64")
+    bn = BatchNormalization(dtype="float64", trainable=not frozen)
+    z = bn(Conv2D(4, 3, strides=2, padding="same", use_bias=False, dtype="float64")(inputs))  # no bias: its dL/db is 0 here
+    skip = Conv2D(4, 1, strides=2, dtype="float64")(inputs)
+    h = Activation("relu", dtype="float64")(Add(dtype="float64")([skip, z]))
+    if tap:
+        h = Add(dtype="float64")([h, z])
+    model = Model(inputs, Dense(3, activation="softmax", dtype="float64")(Flatten(dtype="float64")(h)))
+    model.compile(loss="categorical_crossentropy", optimizer="sgd")
+    bn.params["gamma"][:] = [0.5, 1.5, -1.0, 2.0]
+    bn.params["beta"][:] = [0.1, -0.2, 0.3, 0.0]
+    bn.state["moving_mean"][:] = [0.2, -0.1, 0.0, 0.3]
+    bn.state["moving_variance"][:] = [0.5, 2.0, 1.0, 1.5]
+    return model
+
+
+@pytest.mark.parametrize("frozen", [False, True], ids=["training", "frozen"])
+def test_residual_end_runs_fused_with_the_layers_results(frozen, rng):
+    """BatchNormalization -> Add -> ReLU in a graph runs as one BNAddReLU step (Numba): the same
+    outputs, gradients and moving statistics as the layers run one by one, at training
+    and at inference, with batch statistics or frozen; and finite differences agree."""
+    from minicnn.fusion import BNAddReLU
+    minicnn.backend.set_backend("numba")
+    try:
+        x = rng.standard_normal((5, 7, 6, 3))
+        y = minicnn.utils.to_categorical(rng.integers(0, 3, 5), 3).astype(np.float64)
+        fused, layered = residual_block(frozen), residual_block(frozen)
+        steps = [type(s.layer) for s in fused.execution_plan()]
+        assert steps.count(BNAddReLU) == 1 and len(steps) == len(fused.nodes) - 2
+        np.testing.assert_allclose(fused.predict(x, verbose=0), layered.forward(x, steps=layered.nodes), rtol=1e-12)
+        p = fused.forward(x, training=True)
+        fused.backpropagate(fused.loss.gradient(y, p))
+        q = layered.forward(x, training=True, steps=layered.nodes)
+        layered.backpropagate(layered.loss.gradient(y, q), steps=layered.nodes)
+        np.testing.assert_allclose(p, q, rtol=1e-12)
+        for (a, _), (e, _) in zip(fused.grads_and_params(), layered.grads_and_params()):
+            np.testing.assert_allclose(a, e, rtol=1e-10, atol=1e-13)
+        for a, e in zip(fused.get_weights(), layered.get_weights()):  # the moving statistics too
+            np.testing.assert_allclose(a, e, rtol=1e-12)
+        errors = check_model(fused, x, y)
+        assert max(errors.values()) < 1e-6, errors
+    finally:
+        minicnn.backend._state["name"] = None
+
+
+def test_residual_end_read_elsewhere_runs_layer_by_layer():
+    """Where the normalization's output is read by another layer too, it must be kept: no fusion."""
+    from minicnn.fusion import BNAddReLU
+    minicnn.backend.set_backend("numba")
+    try:
+        assert not any(isinstance(s.layer, BNAddReLU) for s in residual_block(tap=True).execution_plan())
+        minicnn.backend.set_backend("numpy")  # the reference runs layer by layer, to be read
+        assert not any(isinstance(s.layer, BNAddReLU) for s in residual_block().execution_plan())
+    finally:
+        minicnn.backend._state["name"] = None

@@ -36,6 +36,11 @@ CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (deter
 # allocated and page-faulted at every call, and a chunk of this size stays near the cache
 # (the sizes tried: docs/benchmarks.md, "What each choice in the kernels buys").
 CHUNK_ROWS = 8192
+# A 1x1 convolution's weight gradient, xs^T dy, sums over every pixel of the batch: one product with
+# an inner dimension of N OH OW (32,768) is slower than products over chunks of this many rows,
+# which stay in cache, and far slower when its threads must share the cores (docs/benchmarks.md,
+# "What each choice in the kernels buys").
+CONV1X1_ROWS = 1024
 
 
 def _out_size(padded, k, s):
@@ -267,8 +272,11 @@ def _conv1x1_backward(dy, ctx, W, need_dx):
     (a stride-2 projection reads a quarter of them): the gradients of _conv1x1_forward."""
     _, xs, x_shape, (SH, SW) = ctx
     C, F = W.shape[2], W.shape[3]
-    dy2 = dy.reshape(-1, F)
-    dW = (xs.reshape(-1, C).T @ dy2).reshape(W.shape)
+    dy2, xs2 = dy.reshape(-1, F), xs.reshape(-1, C)
+    dW = np.zeros((C, F), dtype=dy.dtype)
+    for r in range(0, len(dy2), CONV1X1_ROWS):  # in a fixed order: the sum does not depend on the threads
+        dW += xs2[r:r + CONV1X1_ROWS].T @ dy2[r:r + CONV1X1_ROWS]
+    dW = dW.reshape(W.shape)
     db = np.ones(len(dy2), dtype=dy.dtype) @ dy2  # BLAS's sum over the rows (see _gemm_backward)
     if not need_dx:
         return None, dW, db
@@ -782,6 +790,81 @@ def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
     dz = np.empty_like(z)
     _bn_relu_pool_dz(dy, y, arg, z, mean, inv_std, (scale / M).astype(dy.dtype), sb, sg, dy.dtype.type(M), pool, dz)
     return dz, dgamma, dbeta
+
+
+# -- BatchNormalization -> Add(skip) -> ReLU, the end of a residual block: one pass forward ----------
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bn_add_relu_forward(z, skip, mean, inv_std, gamma, beta, y):
+    """y = max(0, (z - mean) inv_std gamma + beta + skip), rows of (R, C), in batchnorm_forward's
+    order of operations, so y is the layers' to the last bit."""
+    R, C = z.shape
+    for r in prange(R):
+        for c in range(C):
+            h = (z[r, c] - mean[c]) * inv_std[c] * gamma[c] + beta[c] + skip[r, c]
+            y[r, c] = 0 if h <= 0 else h  # noqa: FURB136 (NaN stays NaN, as in _relu_forward)
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bn_add_relu_sums(dy, y, z, mean, inv_std, g, partial_b, partial_g):
+    """g = dy where y > 0, else 0 (ReLU's gradient: the sum's, so skip's and the normalization's),
+    and partial_b[t], partial_g[t]: (C,) float64 sums over chunk t of the rows of g and g xhat,
+    xhat recomputed from z. The one pass the backward makes before batchnorm's dx."""
+    R, C = dy.shape
+    T = partial_b.shape[0]
+    for t in prange(T):
+        sb, sg = partial_b[t], partial_g[t]
+        sb[:] = 0
+        sg[:] = 0
+        for r in range(t * R // T, (t + 1) * R // T):
+            for c in range(C):
+                gr = dy[r, c] if y[r, c] > 0 else dy[r, c] * 0  # as relu_backward: a NaN dy stays visible
+                g[r, c] = gr
+                sb[c] += gr
+                sg[c] += gr * ((z[r, c] - mean[c]) * inv_std[c])
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _bn_add_relu_dz(g, z, mean, inv_std, k, dbeta, dgamma, M, dz):
+    """dz = k (M g - dbeta - xhat dgamma), k = gamma inv_std / M per channel (batchnorm's dx)."""
+    R, C = g.shape
+    for r in prange(R):
+        for c in range(C):
+            xhat = (z[r, c] - mean[c]) * inv_std[c]
+            dz[r, c] = k[c] * (M * g[r, c] - dbeta[c] - xhat * dgamma[c])
+
+
+def bn_add_relu_forward(z, skip, gamma, beta, mean, var, epsilon):
+    """Same contract as reference.bn_add_relu_forward: one pass writing y alone; the backward
+    recomputes xhat from z and takes ReLU's mask from y."""
+    z, skip = np.ascontiguousarray(z), np.ascontiguousarray(skip, dtype=z.dtype)
+    C = z.shape[-1]
+    inv_std = (1 / np.sqrt(var + epsilon)).astype(z.dtype)
+    mean = mean.astype(z.dtype)
+    gamma = np.ones(C, z.dtype) if gamma is None else gamma
+    beta = np.zeros(C, z.dtype) if beta is None else beta
+    y = np.empty_like(z)
+    _bn_add_relu_forward(z.reshape(-1, C), skip.reshape(-1, C), mean, inv_std, gamma, beta, y.reshape(-1, C))
+    return y, (z, mean, inv_std, y)
+
+
+def bn_add_relu_backward(dy, ctx, gamma, batch_stats):
+    """Same contract as reference.bn_add_relu_backward: one pass for dskip and the two sums, one for dz."""
+    z, mean, inv_std, y = ctx
+    dy = np.ascontiguousarray(dy)
+    C = z.shape[-1]
+    R = z.size // C
+    T = min(CHUNKS, R)
+    g, partial_b, partial_g = np.empty_like(z), np.empty((T, C)), np.empty((T, C))
+    _bn_add_relu_sums(dy.reshape(-1, C), y.reshape(-1, C), z.reshape(-1, C), mean, inv_std, g.reshape(-1, C),
+                      partial_b, partial_g)
+    dbeta, dgamma = partial_b.sum(axis=0).astype(dy.dtype), partial_g.sum(axis=0).astype(dy.dtype)
+    scale = inv_std if gamma is None else gamma * inv_std
+    # fixed statistics: dz = scale g, the same pass with the two sums' terms left out
+    sb, sg = (dbeta, dgamma) if batch_stats else (np.zeros_like(dbeta), np.zeros_like(dgamma))
+    dz = np.empty_like(z)
+    _bn_add_relu_dz(g.reshape(-1, C), z.reshape(-1, C), mean, inv_std, (scale / R).astype(dy.dtype), sb, sg,
+                    dy.dtype.type(R), dz.reshape(-1, C))
+    return dz, g, dgamma, dbeta
 
 
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------

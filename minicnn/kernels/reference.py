@@ -29,6 +29,7 @@ CONTRACT = (
     "relu_forward", "relu_backward",  # ReLU (the readable pair is in minicnn/activations.py)
     "conv_relu_pool_forward", "conv_relu_pool_backward",  # Conv2D -> ReLU -> MaxPooling2D (minicnn/fusion.py)
     "bn_relu_pool_forward", "bn_relu_pool_backward",  # BatchNormalization -> ReLU -> MaxPooling2D (same)
+    "bn_add_relu_forward", "bn_add_relu_backward",  # BatchNormalization -> Add(skip) -> ReLU (same)
     "adam_step",  # Adam's update of every param (minicnn.optimizers.Adam)
     "rmsprop_step",  # RMSprop's update of every param (minicnn.optimizers.RMSprop)
     "affine_transform_forward", "affine_transform_backward",  # RandomTranslation, RandomRotation, RandomZoom
@@ -297,6 +298,31 @@ def bn_relu_pool_backward(dy, ctx, gamma, batch_stats):
     bn_ctx, y, pool_ctx = ctx
     dh = maxpool_backward(dy * (y > 0), pool_ctx)
     return batchnorm_backward(dh, bn_ctx, gamma, batch_stats)
+
+
+def bn_add_relu_forward(z, skip, gamma, beta, mean, var, epsilon):
+    """BatchNormalization -> Add (a skip connection) -> ReLU as one step: the end of a residual
+    block, y = relu(batchnorm(z) + skip), which a graph runs in one step (minicnn/fusion.py).
+
+    z, skip: (N, ..., C); gamma, beta (or None), mean, var: (C,) -> y: same shape as z, ctx for
+    the backward. Here, the composition of the kernels above; the fast twin makes y in one pass,
+    storing neither the normalized maps nor their sum with skip.
+    """
+    h, bn_ctx = batchnorm_forward(z, gamma, beta, mean, var, epsilon)
+    y = relu_forward(h + skip)
+    return y, (bn_ctx, y)
+
+
+def bn_add_relu_backward(dy, ctx, gamma, batch_stats):
+    """Gradients of bn_add_relu_forward: dy: (N, ..., C) -> dz, dskip (dy's shape), dgamma, dbeta: (C,).
+
+    ReLU lets dy through where y > 0: that is the gradient of the sum, so of skip and of the
+    normalization's output alike; batchnorm_backward takes it to z.
+    """
+    bn_ctx, y = ctx
+    g = relu_backward(y, dy)
+    dz, dgamma, dbeta = batchnorm_backward(g, bn_ctx, gamma, batch_stats)
+    return dz, g, dgamma, dbeta
 
 
 def adam_step(params, grads, slots, alpha, c1, c2, eps, commit, decay=None):
