@@ -7,6 +7,7 @@ Two strategies for convolution, chosen by the size of one window (KH * KW * C):
   products to NumPy's BLAS, which no hand loop beats; except the forward pass of 3x3 stride-1
   convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
   (minicnn/kernels/winograd.py: 2.25x fewer multiplies; where it pays, _winograd_pays).
+A 1x1 window takes neither: it is a matrix product on the pixels it reads, straight to BLAS.
 Every prange loop writes to its own slice of the output (per image, or per chunk of images
 whose partial sums are added in a fixed order afterwards): no racing +=, and the result does
 not depend on how many threads run it.
@@ -36,11 +37,6 @@ CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (deter
 # allocated and page-faulted at every call, and a chunk of this size stays near the cache
 # (the sizes tried: docs/benchmarks.md, "What each choice in the kernels buys").
 CHUNK_ROWS = 8192
-# A 1x1 convolution's weight gradient, xs^T dy, sums over every pixel of the batch: one product with
-# an inner dimension of N OH OW (32,768) is slower than products over chunks of this many rows,
-# which stay in cache, and far slower when its threads must share the cores (docs/benchmarks.md,
-# "What each choice in the kernels buys").
-CONV1X1_ROWS = 1024
 
 
 def _out_size(padded, k, s):
@@ -256,36 +252,51 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
 
 
+def _conv1x1_rows(C, F):
+    """Rows (pixels) per matrix product of a 1x1 convolution: about 2**18 multiply-adds, which
+    OpenBLAS runs on one thread. Its threaded products of these skinny shapes stall for
+    milliseconds when Numba's workers have just run (docs/benchmarks.md, "What each choice in the
+    kernels buys"); small ones don't, and each chunk stays in cache for the bias and the sums."""
+    return max(256, 2 ** 18 // (C * F))
+
+
 def _conv1x1_forward(x, W, b, stride):
-    """A 1x1 convolution is one matrix product on the pixels it reads (every SH-th row, every
-    SW-th column): y = xs @ W + b, xs: (N OH OW, C), W: (C, F). BLAS, with no window to unfold."""
+    """A 1x1 convolution is a matrix product on the pixels it reads (every SH-th row, every SW-th
+    column): y = xs @ W + b, xs: (N OH OW, C), W: (C, F). BLAS, with no window to unfold."""
     SH, SW = stride
     xs = np.ascontiguousarray(x[:, ::SH, ::SW])  # (N, OH, OW, C): a copy only when strided
     N, OH, OW, C = xs.shape
-    y = xs.reshape(-1, C) @ W.reshape(C, -1)
-    y += b
+    Wm = W.reshape(C, -1)
+    xs2, y = xs.reshape(-1, C), np.empty((N * OH * OW, Wm.shape[1]), dtype=x.dtype)
+    step = _conv1x1_rows(*Wm.shape)
+    for r in range(0, len(y), step):
+        np.matmul(xs2[r:r + step], Wm, out=y[r:r + step])
+        y[r:r + step] += b
     return y.reshape(N, OH, OW, -1), ("1x1", xs, x.shape, stride)
 
 
 def _conv1x1_backward(dy, ctx, W, need_dx):
     """dW = xs^T dy, db = sum dy, and dx = dy W^T on the pixels the forward read, 0 on the others
-    (a stride-2 projection reads a quarter of them): the gradients of _conv1x1_forward."""
+    (a stride-2 projection reads a quarter of them): the gradients of _conv1x1_forward, chunk by
+    chunk, the sums added in a fixed order (they do not depend on the threads)."""
     _, xs, x_shape, (SH, SW) = ctx
     C, F = W.shape[2], W.shape[3]
+    Wt = W.reshape(C, F).T
     dy2, xs2 = dy.reshape(-1, F), xs.reshape(-1, C)
-    dW = np.zeros((C, F), dtype=dy.dtype)
-    for r in range(0, len(dy2), CONV1X1_ROWS):  # in a fixed order: the sum does not depend on the threads
-        dW += xs2[r:r + CONV1X1_ROWS].T @ dy2[r:r + CONV1X1_ROWS]
-    dW = dW.reshape(W.shape)
-    db = np.ones(len(dy2), dtype=dy.dtype) @ dy2  # BLAS's sum over the rows (see _gemm_backward)
-    if not need_dx:
-        return None, dW, db
-    dxs = (dy2 @ W.reshape(C, F).T).reshape(xs.shape)
-    if (SH, SW) == (1, 1):
-        return dxs, dW, db
+    dW, db = np.zeros((C, F), dtype=dy.dtype), np.zeros(F, dtype=dy.dtype)
+    dxs = np.empty(xs.shape, dtype=dy.dtype) if need_dx else None
+    step = _conv1x1_rows(C, F)
+    for r in range(0, len(dy2), step):
+        g = dy2[r:r + step]
+        dW += xs2[r:r + step].T @ g
+        db += g.sum(axis=0)
+        if need_dx:
+            np.matmul(g, Wt, out=dxs.reshape(-1, C)[r:r + step])
+    if not need_dx or (SH, SW) == (1, 1):
+        return dxs, dW.reshape(W.shape), db
     dx = np.zeros(x_shape, dtype=dy.dtype)
     dx[:, ::SH, ::SW] = dxs
-    return dx, dW, db
+    return dx, dW.reshape(W.shape), db
 
 
 def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
