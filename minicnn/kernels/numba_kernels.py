@@ -816,10 +816,10 @@ def _bn_add_relu_forward(z, skip, mean, inv_std, gamma, beta, y):
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _bn_add_relu_sums(dy, y, z, mean, inv_std, g, partial_b, partial_g):
-    """g = dy where y > 0, else 0 (ReLU's gradient: the sum's, so skip's and the normalization's),
-    and partial_b[t], partial_g[t]: (C,) float64 sums over chunk t of the rows of g and g xhat,
-    xhat recomputed from z. The one pass the backward makes before batchnorm's dx."""
+def _bn_add_relu_sums(dy, y, z, mean, inv_std, partial_b, partial_g):
+    """partial_b[t], partial_g[t]: (C,) float64 sums over chunk t of the rows of g and g xhat, with
+    g = dy where y > 0, else 0 (ReLU's gradient, which is the sum's: so the skip's and the
+    normalization's output's) and xhat recomputed from z. Nothing is written but the sums."""
     R, C = dy.shape
     T = partial_b.shape[0]
     for t in prange(T):
@@ -828,20 +828,24 @@ def _bn_add_relu_sums(dy, y, z, mean, inv_std, g, partial_b, partial_g):
         sg[:] = 0
         for r in range(t * R // T, (t + 1) * R // T):
             for c in range(C):
-                gr = dy[r, c] if y[r, c] > 0 else dy[r, c] * 0  # as relu_backward: a NaN dy stays visible
-                g[r, c] = gr
-                sb[c] += gr
-                sg[c] += gr * ((z[r, c] - mean[c]) * inv_std[c])
+                g = dy[r, c] if y[r, c] > 0 else dy[r, c] * 0  # as relu_backward: a NaN dy stays visible
+                sb[c] += g
+                sg[c] += g * ((z[r, c] - mean[c]) * inv_std[c])
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _bn_add_relu_dz(g, z, mean, inv_std, k, dbeta, dgamma, M, dz):
-    """dz = k (M g - dbeta - xhat dgamma), k = gamma inv_std / M per channel (batchnorm's dx)."""
-    R, C = g.shape
+def _bn_add_relu_dz(dy, y, z, mean, inv_std, k, dbeta, dgamma, M, dskip, dz):
+    """dskip = g and dz = k (M g - dbeta - xhat dgamma), k = gamma inv_std / M per channel
+    (batchnorm's dx), g made again from dy and y: one pass writing both. (Writing g in the pass
+    of the sums instead and reading it back here is slower: the stores to g keep LLVM from
+    holding the sums in registers.)"""
+    R, C = dy.shape
     for r in prange(R):
         for c in range(C):
+            g = dy[r, c] if y[r, c] > 0 else dy[r, c] * 0
+            dskip[r, c] = g
             xhat = (z[r, c] - mean[c]) * inv_std[c]
-            dz[r, c] = k[c] * (M * g[r, c] - dbeta[c] - xhat * dgamma[c])
+            dz[r, c] = k[c] * (M * g - dbeta[c] - xhat * dgamma[c])
 
 
 def bn_add_relu_forward(z, skip, gamma, beta, mean, var, epsilon):
@@ -859,23 +863,23 @@ def bn_add_relu_forward(z, skip, gamma, beta, mean, var, epsilon):
 
 
 def bn_add_relu_backward(dy, ctx, gamma, batch_stats):
-    """Same contract as reference.bn_add_relu_backward: one pass for dskip and the two sums, one for dz."""
+    """Same contract as reference.bn_add_relu_backward: one pass for the two sums, one for dskip and dz."""
     z, mean, inv_std, y = ctx
     dy = np.ascontiguousarray(dy)
     C = z.shape[-1]
     R = z.size // C
     T = min(CHUNKS, R)
-    g, partial_b, partial_g = np.empty_like(z), np.empty((T, C)), np.empty((T, C))
-    _bn_add_relu_sums(dy.reshape(-1, C), y.reshape(-1, C), z.reshape(-1, C), mean, inv_std, g.reshape(-1, C),
-                      partial_b, partial_g)
+    rows = (dy.reshape(-1, C), y.reshape(-1, C), z.reshape(-1, C))
+    partial_b, partial_g = np.empty((T, C)), np.empty((T, C))
+    _bn_add_relu_sums(*rows, mean, inv_std, partial_b, partial_g)
     dbeta, dgamma = partial_b.sum(axis=0).astype(dy.dtype), partial_g.sum(axis=0).astype(dy.dtype)
     scale = inv_std if gamma is None else gamma * inv_std
     # fixed statistics: dz = scale g, the same pass with the two sums' terms left out
     sb, sg = (dbeta, dgamma) if batch_stats else (np.zeros_like(dbeta), np.zeros_like(dgamma))
-    dz = np.empty_like(z)
-    _bn_add_relu_dz(g.reshape(-1, C), z.reshape(-1, C), mean, inv_std, (scale / R).astype(dy.dtype), sb, sg,
-                    dy.dtype.type(R), dz.reshape(-1, C))
-    return dz, g, dgamma, dbeta
+    dskip, dz = np.empty_like(z), np.empty_like(z)
+    _bn_add_relu_dz(*rows, mean, inv_std, (scale / R).astype(dy.dtype), sb, sg, dy.dtype.type(R),
+                    dskip.reshape(-1, C), dz.reshape(-1, C))
+    return dz, dskip, dgamma, dbeta
 
 
 # -- Adam, for host arrays: optimizers.Adam.update in one compiled pass -----------------------------
