@@ -3,7 +3,9 @@ against the readable reference on a grid of shapes, in float32 and float64."""
 import numpy as np
 import pytest
 
-from minicnn.kernels import naive, numba_kernels, reference
+from pathlib import Path
+
+from minicnn.kernels import blocked, naive, numba_kernels, reference
 from minicnn.layers import Conv2D, MaxPooling2D
 
 GRID = [  # N, H, W, C, F, kernel, strides, padding
@@ -16,6 +18,12 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
     (1, 3, 3, 2, 2, (3, 3), (1, 1), "valid"),  # output 1x1
     (2, 9, 11, 2, 5, (3, 3), (1, 1), "same"),  # direct, rows of 11: four pixels a statement, three left
     (1, 10, 13, 3, 4, (3, 3), (2, 2), "valid"),  # direct, stride 2, rows of 6 (window 27)
+    (2, 9, 7, 5, 16, (3, 3), (1, 1), "same"),  # blocked: rows of 7, four pixels a block, three left; dx by col2im
+    (1, 6, 10, 16, 16, (3, 3), (1, 1), "same"),  # blocked, dx blocked too
+    (2, 8, 8, 16, 32, (3, 3), (1, 1), "valid"),  # two blocks of filters; dx blocked from a valid convolution
+    (3, 7, 9, 16, 32, (3, 3), (2, 2), "same"),  # blocked, stride 2 (dx by col2im)
+    (1, 7, 6, 32, 16, (5, 3), (1, 1), "same"),  # blocked, a 5 x 3 window; channels in blocks of 4
+    (2, 5, 6, 6, 16, (3, 3), (1, 2), "valid"),  # blocked, stride 1 x 2; channels 4 + 2 in the weight gradient
 ]
 
 
@@ -172,3 +180,9 @@ def test_im2col_reads_the_padding_as_zeros_and_col2im_is_its_adjoint(pads, strid
     dx = np.zeros_like(x)
     numba_kernels.col2im(D, pads[0], pads[2], KH, KW, *stride, OH, OW, dx)
     np.testing.assert_allclose((cols * D).sum(), (x * dx).sum(), rtol=1e-12)
+
+
+def test_blocked_blocks_are_what_their_generator_writes():
+    """blocked_blocks.py is generated (python -m minicnn.kernels.blocked): an edit by hand, or a
+    generator changed without writing the file again, fails here."""
+    assert Path(blocked.__file__).with_name("blocked_blocks.py").read_text() == blocked.block_source()

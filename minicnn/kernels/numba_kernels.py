@@ -27,7 +27,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "5000")
 import numpy as np
 from numba import njit, prange
 
-from minicnn.kernels import reference, winograd
+from minicnn.kernels import blocked, reference, winograd
 from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
@@ -218,6 +218,9 @@ def conv2d_forward(x, W, b, stride, pads):
         y = np.empty((N, OH, OW, F), dtype=x.dtype)
         conv_direct_forward(xpad, W, b, SH, SW, y)
         return y, ("direct", xpad, stride, pads)
+    if blocked.pays(C, F, SH, SW):
+        xpad = np.ascontiguousarray(pad_nhwc(x, pads))
+        return blocked.conv_forward(xpad, W, b, stride), ("blocked", xpad, stride, pads)
     x = np.ascontiguousarray(x)  # the larger windows read the padding as zeros, never padded
     if _winograd_pays(W, stride, OH, OW):
         return winograd.conv3x3_forward_compiled(x, W, b, pads), ("gemm", x, stride, pads)
@@ -243,8 +246,32 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape, dtype=dy.dtype)
         conv_direct_dx(dy, W, SH, SW, dxpad)
         return unpad_nhwc(dxpad, pads), dW, db
+    if ctx[0] == "blocked":
+        _, xpad, stride, pads = ctx
+        return _blocked_backward(dy, xpad, pads, W, stride, need_dx)
     _, x, stride, pads = ctx
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
+
+
+def _blocked_backward(dy, xpad, pads, W, stride, need_dx):
+    """The gradients of blocked.conv_forward: dW by the blocked loops; dx, for stride 1 with
+    whole blocks of channels, as one more blocked convolution (dy padded, W flipped: the
+    input gradient of a convolution is a convolution), else by col2im."""
+    KH, KW, C, F = W.shape
+    N, OH, OW, _ = dy.shape
+    dW = blocked.weight_gradient(xpad, dy, W.shape, stride, min(CHUNKS, N))
+    db = np.ones(N * OH * OW, dtype=dy.dtype) @ dy.reshape(-1, F)  # as in _gemm_backward
+    if not need_dx:
+        return None, dW, db
+    top, bottom, left, right = pads
+    H, Wd = xpad.shape[1] - top - bottom, xpad.shape[2] - left - right
+    dpads = (KH - 1 - top, H - OH + top, KW - 1 - left, Wd - OW + left)
+    if tuple(stride) == (1, 1) and min(dpads) >= 0 and blocked.pays(F, C, 1, 1):
+        flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
+        dx = blocked.conv_forward(np.ascontiguousarray(pad_nhwc(dy, dpads)), flipped, np.zeros(C, dy.dtype), (1, 1))
+    else:
+        dx = conv2d_input_gradient(dy, W, xpad.shape, stride, pads)
+    return dx, dW, db
 
 
 def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
