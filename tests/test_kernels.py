@@ -3,8 +3,6 @@ against the readable reference on a grid of shapes, in float32 and float64."""
 import numpy as np
 import pytest
 
-from pathlib import Path
-
 from minicnn.kernels import blocked, naive, numba_kernels, reference
 from minicnn.layers import Conv2D, MaxPooling2D
 
