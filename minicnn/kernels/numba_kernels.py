@@ -6,7 +6,10 @@ Two strategies for convolution, chosen by the size of one window (KH * KW * C):
 - larger windows (3x3x64 = 576) unfold the input with a compiled im2col and hand the matrix
   products to NumPy's BLAS, which no hand loop beats; except the forward pass of 3x3 stride-1
   convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
-  (minicnn/kernels/winograd.py: 2.25x fewer multiplies; where it pays, _winograd_pays).
+  (minicnn/kernels/winograd.py: 2.25x fewer multiplies; where it pays, _winograd_pays);
+- and 16 or 32 filters over at most 32 channels at stride 1, where BLAS would get a skinny
+  product: register-blocked direct loops, 4 pixels x 16 filters of sums at a time
+  (minicnn/kernels/blocked.py; where it pays, blocked.pays), forward and both gradients.
 Every prange loop writes to its own slice of the output (per image, or per chunk of images
 whose partial sums are added in a fixed order afterwards): no racing +=, and the result does
 not depend on how many threads run it.
