@@ -2,6 +2,7 @@
 against the readable reference on a grid of shapes, in float32 and float64."""
 import numpy as np
 import pytest
+from toy import load_script
 
 from minicnn.kernels import blocked, naive, numba_kernels, reference
 from minicnn.layers import Conv2D, MaxPooling2D
@@ -184,3 +185,13 @@ def test_blocked_blocks_are_what_their_generator_writes():
     """The end of blocked.py is generated (python -m minicnn.kernels.blocked): an edit by hand, or a
     generator changed without writing the file again, fails here."""
     assert blocked.written_blocks() == blocked.block_source()
+
+
+def test_conv_paths_benchmark_puts_the_choice_back(capsys):
+    """benchmarks/conv_paths.py on tiny shapes, one round: it reports the path taken, and the
+    engine's choice (blocked.pays) is back in place after it forced the other path."""
+    chosen = blocked.pays
+    load_script("benchmarks/conv_paths.py").main(["--rounds", "1", "2,6,16,16,1", "2,6,16,16,2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("(blocked)") and lines[2].endswith("(not taken)")
+    assert blocked.pays is chosen
