@@ -153,9 +153,11 @@ def test_trace_of_a_graph(rng):
     p = model.forward(x, training=True)
     model.backward(y, p)
     assert t.loss == pytest.approx(float(model.loss.fn(y, p).mean()), rel=1e-6)
+    # atol: the trace runs the calls one by one, training runs the residual end fused (minicnn/fusion.py);
+    # they round differently, and the bias before the normalization, whose gradient is 0, shows it (1e-6)
     for row, node, grads in zip(t.rows, model.nodes, t.param_grads):
         for k, g in (grads or {}).items():
-            np.testing.assert_allclose(g, node.layer.grads[k], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(g, node.layer.grads[k], rtol=1e-5, atol=1e-5)
             assert row.param_grad_norms[k] == pytest.approx(float(np.linalg.norm(g)), rel=1e-5)
     assert t.rows[0].input_grad_norm > 0 and t.input_grads[0].shape == x.shape  # dL/d(data) too
 
