@@ -148,6 +148,8 @@ class Model(Keras2Methods, Trainer):
         property to list the trackers its train_step updates."""
         return [self._loss_tracker, *self.metric_objects] if self.compiled else []
 
+    metrics.fget.builtin = True  # metrics_names tells this one from a metrics property of your own
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch; returns every metric's result, as Keras."""
         for m in self.metric_objects:

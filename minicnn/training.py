@@ -109,20 +109,22 @@ class Trainer(CustomSteps, MultiOutputSteps):
 
     @property
     def metrics_names(self):
-        """Keras 3's names of model.metrics: "loss", then one "compile_metrics" entry standing for
-        every compiled metric (Keras keeps them in one container), then each output's loss once a
-        model of several outputs has run a step: [] before compile."""
-        names, compiled = [], {id(m) for m in self.metric_objects}
-        for m in self.metrics:
-            name = "compile_metrics" if id(m) in compiled else m.name
-            if name not in names:
-                names.append(name)
+        """Keras 3's names of model.metrics: [] before compile, then "loss", one "compile_metrics"
+        entry standing for every compiled metric (Keras keeps them in one container, there even
+        for metrics=[]), and each output's loss once a model of several outputs has run a step. A
+        model that lists its own metrics (a metrics property) gets their names."""
+        if not getattr(getattr(type(self), "metrics").fget, "builtin", False):  # a metrics property of your own
+            return [m.name for m in self.metrics]
+        if not getattr(self, "compiled", False):
+            return []
+        names = ["loss"] + (["compile_metrics"] if self.compile_args.get("metrics") is not None else [])
         if getattr(self, "multi_io", False) and getattr(self, "_ran_step", False):
             names += self.compiled_outputs.loss_names
         return names
 
     def _one_batch(self, x, y, sample_weight, class_weight, what):
-        """One batch for a step of your own, as fit would give it: x, (x, y) or (x, y, sample_weight)."""
+        """One batch for a step of your own, as Keras 3's train_on_batch gives it: (x, y, sample_weight)
+        always, None for what was not given (utils.unpack_x_y_sample_weight reads it)."""
         if not getattr(self, "compiled", False):  # its step computes its own loss: compiled without one is fine
             raise RuntimeError(f"call model.compile(optimizer=...) before model.{what}()")
         x = numeric_array(x, "x")
@@ -131,7 +133,7 @@ class Trainer(CustomSteps, MultiOutputSteps):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
         w = checks.sample_weights(y, len(x), sample_weight, class_weight)
         self.reset_metrics()
-        return self._data(x, y, w)
+        return x, y, w
 
     def _batch_result(self, logs, return_dict):
         """A step's logs as Keras 3 returns them: Python floats, a dict sorted by name (return_dict),
