@@ -102,6 +102,10 @@ class Trainer(CustomSteps, MultiOutputSteps):
         """The model's outputs for one batch x: (N, ...), as NumPy arrays (predict without batching)."""
         return self.predict(x, batch_size=ONE_BATCH, verbose=0)
 
+    def make_train_function(self, force=False):
+        """Keras traces its step into a graph, which reads `trainable` when traced (force=True traces
+        it again); minicnn's step is Python that reads it at every step: nothing to make."""
+
     def reset_metrics(self):
         """Start every metric of model.metrics again (fit and evaluate do at each start)."""
         for m in self.metrics:
