@@ -54,7 +54,7 @@ class Model(Keras2Methods, Trainer):
             Sequential).
         outputs (KerasTensor | list | dict | None): the tensor(s) it computes, each named by the layer
             that makes it (a dict's keys). Defaults to None.
-        name (str): the model's name. Defaults to "model".
+        name (str): the model's name. Defaults to "functional", "functional_1", ... (Keras's).
     """
 
     chain = False  # a graph; Sequential's layers form a chain
@@ -62,7 +62,8 @@ class Model(Keras2Methods, Trainer):
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         # a model of your own: a subclass described by its attributes and call, not by Input tensors
         self._subclassed = inputs is None and outputs is None and not type(self).chain and type(self) is not Model
-        self.name = name or (base._unique_name(type(self).__name__) if self._subclassed else "model")
+        # unique names, as Keras gives them ("functional", "functional_1"): one model may hold several
+        self.name = name or base._unique_name(type(self).__name__ if self._subclassed else "Functional")
         self._trainable = bool(kwargs.pop("trainable", True))
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
