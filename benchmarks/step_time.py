@@ -4,8 +4,8 @@
 
 Prints the median milliseconds of `train_on_batch` (over --steps calls, after 5 warm-up steps)
 and of `predict` on one batch (over --repeat calls), on the Numba backend, for the tutorial
-model, the recipe's or Keras's CIFAR-10 CNN (benchmarks/networks.py builds them, as compare.py
-trains them). The host's speed drifts by 5-10% within minutes, so compare two versions
+model, the recipe's or Keras's CIFAR-10 CNN, ResNet-20 or the autoencoder (benchmarks/networks.py
+builds them, as compare.py trains them). The host's speed drifts by 5-10% within minutes, so compare two versions
 alternately, each in its own process, e.g. a
 worktree of the older commit against the working tree, four rounds:
 
@@ -30,7 +30,7 @@ import minicnn
 
 # isort: split
 import numpy as np
-from compare import build  # benchmarks/compare.py, beside this script (Python puts the script's folder first)
+from compare import MODELS, build  # benchmarks/compare.py, beside this script (Python puts the script's folder first)
 from kernels import median_ms  # benchmarks/kernels.py: a warm-up call, then the median of the repeats
 
 from minicnn.utils import set_random_seed, to_categorical
@@ -42,7 +42,7 @@ def measure(model_name, batch, steps, repeat):
     model = build(minicnn, model_name, 938, 36)
     rng = np.random.default_rng(0)
     x = rng.random((batch, *model.input_shape[1:]), dtype=np.float32)  # 28 x 28 x 1, or CIFAR-10's 32 x 32 x 3
-    y = to_categorical(np.arange(batch) % 10, 10)
+    y = x if MODELS[model_name].task == "reconstruct" else to_categorical(np.arange(batch) % 10, 10)  # autoencoder
     for _ in range(5):  # compilation (or the cache's load) and the first allocations are not timed
         model.train_on_batch(x, y)
     train = median_ms(lambda: model.train_on_batch(x, y), steps)
@@ -52,7 +52,8 @@ def measure(model_name, batch, steps, repeat):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("tutorial", "recipe", "cifar-cnn"), default="tutorial")
+    parser.add_argument("--model", choices=("tutorial", "recipe", "cifar-cnn", "resnet20", "autoencoder"),
+                        default="tutorial")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeat", type=int, default=100)

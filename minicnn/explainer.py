@@ -180,7 +180,7 @@ def _target(model, c, K):
 def _mode_note(model):
     kinds = {type(layer).__name__ for layer in model.layers}
     odd = sorted(kinds & {"Dropout", "BatchNormalization", "RandomFlip", "RandomTranslation", "RandomRotation",
-                          "RandomZoom", "RandomCrop", "RandomContrast"})
+                          "RandomZoom", "RandomCrop", "RandomContrast", "RandomErasing"})
     if not odd:
         return ""
     return (f"This model has {', '.join(odd)}: the feature maps are the inference pass, the gradients come from "

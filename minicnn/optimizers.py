@@ -7,6 +7,10 @@ with zeros_like(param) on the first step, so it has the param's shape, dtype and
 A step is all or nothing: it is computed on copies and committed only when every new param
 and state array is finite, with Ctrl-C held back during the commit. So the params never hold
 half a step, and a step that would put NaN or Inf in a weight is never applied.
+
+With use_ema=True an optimizer also keeps Keras's exponential moving average of each param
+(state "average", updated after each step), which the params take every ema_overwrite_frequency
+steps and at finalize_variable_values (fit calls it after its last epoch).
 """
 import numpy as np
 
@@ -44,10 +48,16 @@ class Optimizer:
             None.
         global_clipnorm (float | None): clip all gradients together to this global norm. Defaults to None
             (only one of the three clips may be set).
+        use_ema (bool): keep an exponential moving average of the params, which they take at the end
+            of fit (finalize_variable_values). Defaults to False.
+        ema_momentum (float): after each step, average = ema_momentum * average + (1 - ema_momentum) * p
+            (after the first step, average = p), in [0, 1]. Defaults to 0.99.
+        ema_overwrite_frequency (int | None): with use_ema, the params also take their average every that
+            many steps. Defaults to None (only at the end of fit).
     """
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 **kwargs):
+                 use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None, **kwargs):
         if "lr" in kwargs:  # Keras 2's name, which wins over learning_rate as in Keras 2
             deprecated("the optimizer argument lr=", "learning_rate=")
             learning_rate = kwargs.pop("lr")
@@ -70,6 +80,15 @@ class Optimizer:
             raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set.")
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
         self.weight_decay = None if weight_decay is None else float(weight_decay)  # p -= p * wd * lr first, as Keras
+        if use_ema:  # Keras's checks, made only when the average is kept
+            if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float)) \
+                    or not 0 <= ema_momentum <= 1:
+                raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum!r}")
+            if ema_overwrite_frequency and (isinstance(ema_overwrite_frequency, bool)
+                                            or not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+                raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. Received: "
+                                 f"ema_overwrite_frequency={ema_overwrite_frequency!r}")
+        self.use_ema, self.ema_momentum, self.ema_overwrite_frequency = bool(use_ema), ema_momentum, ema_overwrite_frequency
         self.iterations = 0  # steps applied so far
         self.slots = None  # per-param state: a list of dicts of arrays, one dict per param
 
@@ -131,7 +150,8 @@ class Optimizer:
             pairs = list(zip(self.clip([g for g, _ in pairs]), [p for _, p in pairs]))
         slots = self.slots
         if slots is None:
-            slots = [{k: self.initial_slot(k, p) for k in self.slot_names} for _, p in pairs]
+            slots = [{**{k: self.initial_slot(k, p) for k in self.slot_names},
+                      **({"average": array_module(p).zeros_like(p)} if self.use_ema else {})} for _, p in pairs]
         if len(pairs) != len(slots):
             raise ValueError(f"optimizer was built for {len(slots)} params, got {len(pairs)}")
         for g, p in pairs:
@@ -154,7 +174,7 @@ class Optimizer:
             for (_, p), new in zip(pairs, new_params):
                 p[...] = new
             self.slots = new_slots
-            self.iterations += 1
+            self._after_step([p for _, p in pairs])
 
     def apply(self, grads, trainable_variables):
         """One step from two lists, as Keras 3's optimizer.apply(grads, model.trainable_variables)."""
@@ -162,6 +182,38 @@ class Optimizer:
         if len(grads) != len(variables):
             raise ValueError(f"apply got {len(grads)} gradients for {len(variables)} variables")
         self.apply_gradients(zip(grads, variables))
+
+    def _after_step(self, params):
+        """The end of a committed step: with use_ema, Keras's moving average of each param,
+        average = m * average + (1 - m) * p, m = ema_momentum (0 at the first step, so the
+        average starts at the params), and every ema_overwrite_frequency steps the params take it;
+        then the step is counted."""
+        if self.use_ema:
+            for p, s in zip(params, self.slots):
+                dt = p.dtype.type
+                m = dt(self.ema_momentum) if self.iterations else dt(0)
+                s["average"][...] = m * s["average"] + (dt(1) - m) * p
+            if self.ema_overwrite_frequency and (self.iterations + 1) % self.ema_overwrite_frequency == 0:
+                self.finalize_variable_values(params)
+        self.iterations += 1
+
+    def finalize_variable_values(self, var_list):
+        """With use_ema, each variable of var_list (the params, in the order of the steps) takes its
+        moving average, in place, as Keras's; fit calls it after its last epoch. Nothing otherwise,
+        or before the first step."""
+        if not self.use_ema or self.slots is None:
+            return
+        var_list = [plain(v) for v in var_list]
+        if len(var_list) != len(self.slots):
+            raise ValueError(f"The length of model variables ({len(var_list)}) to override does not match the length "
+                             f"of model variables stored in the optimizer ({len(self.slots)}). Please check if the "
+                             "optimizer was called on your model.")
+        for v, s in zip(var_list, self.slots):
+            v[...] = s["average"]
+
+    def state_names(self):
+        """The names of each param's state arrays: the rule's slots, and "average" with use_ema."""
+        return (*self.slot_names, *(("average",) if self.use_ema else ()))
 
     def build(self, variables):
         """Keras's optimizer.build(variables): the state is made at the first step; nothing to do."""
@@ -195,18 +247,19 @@ class Optimizer:
         nothing), then the write, so the step is all or nothing without copies. Raises
         NonFiniteError, naming the first bad param, when the check fails."""
         params, grads = [p for _, p in pairs], [g for g, _ in pairs]
+        rule = [{k: s[k] for k in self.slot_names} for s in slots]  # the kernel's state: no moving average
         dt = params[0].dtype.type
         with np.errstate(over="ignore"):  # an absurd learning rate becomes Inf, and the step is refused
             decay = (dt(self.weight_decay), dt(self.learning_rate)) if self.weight_decay else None
-        if not step(params, grads, slots, *scalars, commit=False, decay=decay):
-            i = next(i for i, (p, g, s) in enumerate(zip(params, grads, slots))
+        if not step(params, grads, rule, *scalars, commit=False, decay=decay):
+            i = next(i for i, (p, g, s) in enumerate(zip(params, grads, rule))
                      if not step([p], [g], [s], *scalars, commit=False, decay=decay))
             raise NonFiniteError(f"the update of param {i} (shape {params[i].shape}) is not finite; "
                                  "the step was not applied")
         with interrupts_deferred():  # one compiled pass per param: done whole, or not at all
-            step(params, grads, slots, *scalars, commit=True, decay=decay)
+            step(params, grads, rule, *scalars, commit=True, decay=decay)
             self.slots = slots
-            self.iterations += 1
+            self._after_step(params)
         return True
 
     def get_config(self):
@@ -214,7 +267,9 @@ class Optimizer:
         rate = {"class_name": type(self.schedule).__name__, "config": self.schedule.get_config()} if self.schedule \
             else self._learning_rate
         config = {"name": type(self).__name__, "learning_rate": rate, **({"decay": self.decay} if self.decay else {}),
-                  **{k: v for k in ("clipnorm", "clipvalue", "global_clipnorm") if (v := getattr(self, k)) is not None}}
+                  **{k: v for k in ("clipnorm", "clipvalue", "global_clipnorm") if (v := getattr(self, k)) is not None},
+                  **({"use_ema": True, "ema_momentum": self.ema_momentum,
+                      "ema_overwrite_frequency": self.ema_overwrite_frequency} if self.use_ema else {})}
         return config if self.weight_decay is None else {**config, "weight_decay": self.weight_decay}
 
     @staticmethod
@@ -234,8 +289,8 @@ class SGD(Optimizer):
         momentum (float): how much of the last velocity each step keeps, >= 0. Defaults to 0.0.
         nesterov (bool): Nesterov momentum. Defaults to False.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
@@ -278,8 +333,8 @@ class Adam(Optimizer):
         epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
         amsgrad (bool): divide by the largest v seen so far (AMSGrad). Defaults to False.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     slot_names = ("m", "v")
@@ -343,8 +398,8 @@ class RMSprop(Optimizer):
         epsilon (float): added under the square root. Defaults to 1e-7.
         centered (bool): divide by the variance of g rather than its second moment. Defaults to False.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False, **kwargs):
@@ -402,8 +457,8 @@ class AdamW(Adam):
         epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
         amsgrad (bool): as Adam's. Defaults to False.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
@@ -419,8 +474,8 @@ class Adagrad(Optimizer):
         initial_accumulator_value (float): the accumulator a's starting value. Defaults to 0.1.
         epsilon (float): added under the square root. Defaults to 1e-7.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     slot_names = ("a",)
@@ -453,8 +508,8 @@ class Adadelta(Optimizer):
         rho (float): decay of both running averages. Defaults to 0.95.
         epsilon (float): added under the square roots. Defaults to 1e-7.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     slot_names = ("a", "d")
@@ -485,8 +540,8 @@ class Adamax(Optimizer):
         beta_2 (float): decay of the infinity norm u. Defaults to 0.999.
         epsilon (float): added to u against division by zero. Defaults to 1e-7.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     slot_names = ("m", "u")
@@ -517,8 +572,8 @@ class Nadam(Optimizer):
         beta_2 (float): decay of the second moment v. Defaults to 0.999.
         epsilon (float): added to sqrt(v) against division by zero. Defaults to 1e-7.
 
-    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm) are
-    Optimizer's.
+    The keywords every optimizer takes (weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema,
+    ema_momentum, ema_overwrite_frequency) are Optimizer's.
     """
 
     slot_names = ("m", "v")

@@ -365,7 +365,7 @@ def _optimizer_state_from(reader, model, state):
         params = [p for _, p in model.grads_and_params()]
         slots = [{n: gpu.as_like(reader.array(f"optimizer{j}/{n}", f"the optimizer's {n!r} of param {j}",
                                               p.shape, p.dtype), p)  # beside its param: on the device under cupy
-                  for n in opt.slot_names} for j, p in enumerate(params)]
+                  for n in opt.state_names()} for j, p in enumerate(params)]
         opt.slots = slots
     opt.iterations = state["iterations"]
 

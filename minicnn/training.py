@@ -261,6 +261,10 @@ class Trainer(CustomSteps, MultiOutputSteps):
             source.end_epoch()
             if self.stop_training:
                 break
+        # use_ema: the weights take their moving average, as Keras does, before on_train_end (where
+        # EarlyStopping's restore_best_weights comes after it)
+        if epochs > 0 and isinstance(self.optimizer, optimizers_module.Optimizer):
+            self.optimizer.finalize_variable_values(self.trainable_weights)
         cbs.on_train_end()
         return self.history
 

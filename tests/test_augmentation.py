@@ -13,11 +13,13 @@ from minicnn.layers import (
     Input,
     RandomContrast,
     RandomCrop,
+    RandomErasing,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
     RandomZoom,
 )
+from minicnn.layers.augmentation import patch_mask
 from minicnn.models import Model, Sequential, load_model
 from minicnn.utils import set_random_seed
 
@@ -222,6 +224,7 @@ GRADIENT_LAYERS = [
     lambda: RandomFlip(dtype="float64"),
     lambda: RandomCrop(4, 5, dtype="float64"),
     lambda: RandomContrast((0.3, 0.5), value_range=(-10, 10), dtype="float64"),
+    lambda: RandomErasing((1.0, 1.0), scale=(0.2, 0.5), value_range=(-10, 10), dtype="float64"),
 ]
 
 
@@ -247,7 +250,7 @@ def test_contrast_clip_stops_the_gradient():
 
 def test_identity_at_inference_and_seeds(images):
     layers = [RandomFlip(seed=1), RandomTranslation(0.2, 0.2, seed=1), RandomRotation(0.1, seed=1),
-              RandomZoom(0.2, seed=1), RandomContrast(0.3, seed=1)]
+              RandomZoom(0.2, seed=1), RandomContrast(0.3, seed=1), RandomErasing((1.0, 1.0), seed=1)]
     for layer in layers:
         np.testing.assert_array_equal(layer.forward(images), images)  # inference: y = x
         twin = type(layer).from_config(layer.get_config())
@@ -300,9 +303,116 @@ def test_functional_model_skips_the_gradient_through_augmentation():
     (lambda: RandomCrop(0, 4), "height"),
     (lambda: RandomContrast(0.2, value_range=(1, 0)), "value_range"),
     (lambda: RandomFlip(seed="x"), "seed"),
+    (lambda: RandomErasing(1.5), r"`factor`.*\[0, 1\].*1\.5"),
+    (lambda: RandomErasing("a"), "`factor`"),
+    (lambda: RandomErasing(scale=(0.1, 1.2)), "`scale`"),
+    (lambda: RandomErasing(scale=(0.1, 0.2, 0.3)), "`scale`"),
+    (lambda: RandomErasing(fill_value=(1, 2)), "`fill_value`.*three"),
+    (lambda: RandomErasing(fill_value="black"), "`fill_value`"),
+    (lambda: RandomErasing(value_range=(1, 0)), "value_range"),
+    (lambda: RandomErasing((1.0, 1.0), fill_value=(1, 2, 3)).forward(np.zeros((2, 8, 8, 1), np.float32), training=True),
+     "fill_value.*1 channels"),
     (lambda: RandomFlip().forward(np.zeros((2, 8, 8), np.float32), training=True), r"\(N, H, W, C\).*\(None, 8, 8\)"),
     (lambda: RandomCrop(4, 4).forward(np.zeros((2, 8, 8), np.float32)), r"\(N, H, W, C\)"),
 ])
 def test_bad_arguments_are_named(make, message):
     with pytest.raises((ValueError, NotImplementedError), match=message):
         make()
+
+
+# -- RandomErasing: Keras's patches, drawn by minicnn's generator ----------------------------------------
+def erased_patches(y, background):
+    """Each image's erased pixels (y differs from the constant background), counted: (pixels,
+    rows, columns, first row, first column) per image, and whether they form one full rectangle."""
+    erased = (y != background).any(axis=-1)
+    in_rows, in_cols = erased.any(axis=2), erased.any(axis=1)
+    rows, cols = in_rows.sum(axis=1), in_cols.sum(axis=1)
+    pixels = erased.sum(axis=(1, 2))
+    return (pixels, rows, cols, in_rows.argmax(axis=1), in_cols.argmax(axis=1)), np.array_equal(pixels, rows * cols)
+
+
+@pytest.mark.parametrize("factor", [1.0, (0.3, 0.3)])
+def test_erasing_draws_patches_as_keras_does(keras, factor):
+    """Keras's layer and minicnn's, each with its own generator, on 4,000 images of 20 x 32: the
+    same share of images erased (Keras 3.15: factor=1.0 draws p in [0, 1], half of the images),
+    and the same distribution of the patches' heights, widths and areas (two-sample
+    Kolmogorov-Smirnov), and of their top rows and left columns; each patch one rectangle, its
+    area within [scale] of the image's."""
+    stats = pytest.importorskip("scipy.stats")
+    x = np.full((4000, 20, 32, 1), 0.5, np.float32)
+    ours = RandomErasing(factor, fill_value=0.0, value_range=(0, 1), seed=3).forward(x, training=True)
+    theirs = np.asarray(keras.layers.RandomErasing(factor, fill_value=0.0, value_range=(0, 1), seed=3)(x, training=True))
+    rate = 0.5 if factor == 1.0 else 0.3
+    for y in (ours, theirs):
+        (pixels, rows, cols, *_), rectangles = erased_patches(y, 0.5)
+        assert rectangles and set(np.unique(y)) <= {0.0, 0.5}
+        assert abs(np.mean(pixels > 0) - rate) < 0.03  # 4 standard deviations of a binomial share
+        erased = pixels > 0
+        # a patch of sqrt(a) W x sqrt(b) H, a and b in [0.02, 0.33], covers one pixel more or less per side
+        assert np.all(rows[erased] <= np.sqrt(0.33) * 20 + 1) and np.all(cols[erased] <= np.sqrt(0.33) * 32 + 1)
+        area = pixels[erased] / (20 * 32)
+        assert 0.02 < np.median(area) < 0.33
+    (ours_pixels, *ours_patches), _ = erased_patches(ours, 0.5)
+    (theirs_pixels, *theirs_patches), _ = erased_patches(theirs, 0.5)
+    assert stats.ks_2samp(ours_pixels[ours_pixels > 0], theirs_pixels[theirs_pixels > 0]).pvalue > 1e-3
+    for a, b in zip(ours_patches, theirs_patches):
+        assert stats.ks_2samp(a[ours_pixels > 0], b[theirs_pixels > 0]).pvalue > 1e-3
+
+
+def test_erasing_marks_the_pixels_keras_marks(keras):
+    """On the same corners, Keras's mask and minicnn's hold the same pixels: x0 <= column < x1,
+    y0 <= row < y1, every channel."""
+    layer = RandomErasing((1.0, 1.0), fill_value=(0.1, 0.2, 0.3), value_range=(0, 1), seed=4)
+    x = np.full((64, 9, 13, 3), 0.5, np.float32)
+    corners, erase = fixed(layer, 5).patches(64, 9, 13)
+    assert erase.all()
+    y = layer.forward(x, training=True)
+    k = keras.layers.RandomErasing((1.0, 1.0), fill_value=(0.1, 0.2, 0.3), value_range=(0, 1))
+    mask = np.asarray(k._generate_batch_mask(x.shape, tuple(c.astype(np.float32) for c in corners)))
+    np.testing.assert_array_equal(y != 0.5, mask)
+    fill = np.asarray(k._get_fill_value(x, x.shape, None))
+    np.testing.assert_allclose(y, np.where(mask, fill, x))  # one value per channel, as Keras
+    # corners on pixel edges, where < and <= part: rows 2-4, columns 0-2 and 4-7, an empty patch
+    corners = [np.array(c, np.float32) for c in ([0, 4, 3], [3, 8, 3], [2, 0, 1], [5, 9, 6])]
+    np.testing.assert_array_equal(patch_mask(corners, 9, 13)[..., 0], np.asarray(
+        k._generate_batch_mask((3, 9, 13, 1), tuple(corners)))[..., 0])
+    assert patch_mask(corners, 9, 13)[0, 2:5, 0:3].all() and patch_mask(corners, 9, 13)[0].sum() == 9
+
+
+def test_erasing_fills_with_keras_noise(keras):
+    """fill_value=None: Gaussian noise times value_range's high end, clipped to the range: about
+    half the erased pixels 0, the rest |N(0, 255)| with 16% at 255, as Keras's draws."""
+    stats = pytest.importorskip("scipy.stats")
+    x = np.full((1000, 16, 16, 1), -1.0, np.float32)  # outside the range: every erased pixel shows
+    ours = RandomErasing((1.0, 1.0), seed=6).forward(x, training=True)
+    theirs = np.asarray(keras.layers.RandomErasing((1.0, 1.0), seed=6)(x, training=True))
+    a, b = ours[ours != -1], theirs[theirs != -1]
+    for values in (a, b):
+        assert values.min() == 0 and values.max() == 255
+        assert abs(np.mean(values == 0) - 0.5) < 0.02 and abs(np.mean(values == 255) - stats.norm.sf(1)) < 0.02
+    assert stats.ks_2samp(a, b).pvalue > 1e-3
+
+
+def test_erasing_gradient_is_zero_on_the_patch():
+    """dx = dy outside the erased pixels, 0 on them (the mask read off the forward's output)."""
+    layer = fixed(RandomErasing((1.0, 1.0), fill_value=-5.0, value_range=(-5, 5)))
+    x = np.random.default_rng(7).random((6, 10, 12, 2), dtype=np.float32)
+    y = layer.forward(x, training=True)
+    erased = y == -5
+    assert erased.any() and not erased.all()
+    dy = np.random.default_rng(8).standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(dy), np.where(erased, 0, dy))
+
+
+def test_erasing_config_and_saving(keras, tmp_path):
+    layer = RandomErasing(0.4, scale=(0.1, 0.2), fill_value=(0, 0.5, 1), value_range=(0, 1), seed=2)
+    k = keras.layers.RandomErasing(0.4, scale=(0.1, 0.2), fill_value=(0, 0.5, 1), value_range=(0, 1), seed=2)
+    config, keras_config = layer.get_config(), k.get_config()
+    for key in ("factor", "scale", "fill_value", "value_range", "seed"):
+        assert np.allclose(config[key], keras_config[key]), key
+    assert RandomErasing.from_config(config).get_config() == config
+    model = Sequential([Input((8, 8, 3)), RandomErasing(0.5, value_range=(0, 1), seed=1), Flatten(), Dense(2)])
+    again = load_model(model.save(tmp_path / "erasing.npz"))
+    assert again.layers[0].get_config() == model.layers[0].get_config()
+    x = np.random.default_rng(9).random((4, 8, 8, 3), dtype=np.float32)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -64,7 +64,8 @@ def test_numba_thread_count_never_changes_the_weights():
 
 # Every compiled kernel with a prange over the batch, on shapes where chunks and images split
 # unevenly between threads: 1 thread and all threads must give the same bits.
-SHAPES = [(1, 5, 5, 1, 3), (3, 7, 6, 2, 4), (17, 6, 6, 3, 5), (5, 9, 8, 8, 3)]  # N, H, W, C, F
+SHAPES = [(1, 5, 5, 1, 3), (3, 7, 6, 2, 4), (17, 6, 6, 3, 5), (5, 9, 8, 8, 7), (5, 9, 8, 8, 3),  # N, H, W, C, F
+          (17, 8, 9, 16, 1)]
 
 
 def _all_kernels(x, W, b, dy_seed):

@@ -32,6 +32,7 @@ from minicnn.layers import (
     Normalization,
     RandomContrast,
     RandomCrop,
+    RandomErasing,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
@@ -99,6 +100,7 @@ LAYERS = {
     "random_zoom": (lambda dt: RandomZoom(0.2, seed=5, dtype=dt), (3, 8, 7, 2)),
     "random_crop": (lambda dt: RandomCrop(5, 4, seed=5, dtype=dt), (3, 8, 7, 2)),
     "random_contrast": (lambda dt: RandomContrast(0.3, value_range=(0, 1), seed=5, dtype=dt), (3, 5, 4, 2)),
+    "random_erasing": (lambda dt: RandomErasing((1.0, 1.0), scale=(0.2, 0.5), seed=5, dtype=dt), (3, 8, 7, 2)),
 }
 RESAMPLING = ("random_translation", "random_rotation", "random_zoom")
 

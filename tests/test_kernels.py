@@ -16,6 +16,8 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
     (1, 3, 3, 2, 2, (3, 3), (1, 1), "valid"),  # output 1x1
     (2, 9, 11, 2, 5, (3, 3), (1, 1), "same"),  # direct, rows of 11: four pixels a statement, three left
     (1, 10, 13, 3, 4, (3, 3), (2, 2), "valid"),  # direct, stride 2, rows of 6 (window 27)
+    (2, 7, 9, 16, 1, (3, 3), (1, 1), "same"),  # few filters: one filter, window rows cut at both edges
+    (1, 9, 8, 5, 3, (5, 3), (2, 2), "same"),  # few filters, stride 2
 ]
 
 
@@ -66,6 +68,54 @@ def test_numba_conv_matches_reference(dtype, tol, N, H, W, C, F, kernel, strides
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
     dx, dW, _ = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
     assert dx is None and np.allclose(dW, reference.conv2d_backward(dy, ctx_ref, Wt)[1], rtol=tol, atol=tol * 10)
+
+
+FEW_GRID = [  # N, H, W, C, F, kernel, strides, pads (top, bottom, left, right): F <= FEW_FILTERS, window > 32
+    (2, 7, 9, 5, 1, (3, 3), (1, 1), (1, 1, 1, 1)),  # same
+    (3, 8, 7, 16, 2, (3, 3), (1, 1), (0, 0, 0, 0)),  # valid
+    (1, 9, 11, 16, 3, (5, 3), (2, 2), (2, 2, 0, 1)),  # same, stride 2: one more column on the right
+    (2, 10, 7, 5, 4, (5, 3), (1, 2), (1, 3, 2, 0)),  # asymmetric, wider than the kernel on the left
+    (1, 5, 5, 16, 1, (3, 3), (2, 2), (0, 0, 0, 0)),  # batch 1, output 2 x 2
+    (4, 6, 13, 16, 4, (3, 3), (2, 1), (1, 1, 1, 1)),
+    (1, 3, 3, 5, 2, (5, 3), (1, 1), (2, 2, 1, 1)),  # every window hangs over an edge
+]
+
+
+@pytest.mark.parametrize("forward_up_to", ["FEW_FILTERS_FORWARD", "FEW_FILTERS"])
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("N,H,W,C,F,kernel,strides,pads", FEW_GRID)
+def test_numba_conv_with_few_filters_matches_reference(monkeypatch, forward_up_to, dtype, tol, N, H, W, C, F, kernel,
+                                                       strides, pads, rng):
+    """The loops along a window row (few filters, a larger window: the forward pass up to
+    FEW_FILTERS_FORWARD, the gradients up to FEW_FILTERS) against the reference: any stride and
+    padding, the window rows cut where they hang over the edges; the fused step too. Then with the
+    forward loops for every F of the grid."""
+    assert F <= numba_kernels.FEW_FILTERS and kernel[0] * kernel[1] * C > numba_kernels.DIRECT_MAX_WINDOW
+    monkeypatch.setattr(numba_kernels, "FEW_FILTERS_FORWARD", getattr(numba_kernels, forward_up_to))
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    assert ctx[0] == ("few" if F <= numba_kernels.FEW_FILTERS_FORWARD else "gemm")
+    assert y.dtype == np.dtype(dtype) and y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    want = reference.conv2d_backward(dy, ctx_ref, Wt)
+    for got, w in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), want):
+        assert got.dtype == np.dtype(dtype) and got.shape == w.shape
+        np.testing.assert_allclose(got, w, rtol=tol, atol=tol * np.abs(w).max())
+    dx, dW, _ = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
+    assert dx is None
+    np.testing.assert_allclose(dW, want[1], rtol=tol, atol=tol * np.abs(want[1]).max())
+    if strides == (1, 1):
+        p_ref, c_ref = reference.conv_relu_pool_forward(x, Wt, b, 2, pads)
+        p, c = numba_kernels.conv_relu_pool_forward(x, Wt, b, 2, pads)
+        assert c[0] == ("few" if F <= numba_kernels.FEW_FILTERS_FORWARD else "gemm")
+        np.testing.assert_allclose(p, p_ref, rtol=tol, atol=tol)
+        dp = rng.standard_normal(p.shape).astype(dtype)
+        for got, w in zip(numba_kernels.conv_relu_pool_backward(dp, c, Wt), reference.conv_relu_pool_backward(dp, c_ref, Wt)):
+            np.testing.assert_allclose(got, w, rtol=tol, atol=tol * np.abs(w).max())
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -208,3 +208,94 @@ def test_rmsprop_refuses_a_nan_gradient_and_writes_nothing(each_backend, rng):
         opt.apply_gradients(zip(grads, params))
     after = [p.copy() for p in params] + [opt.slots[i]["v"].copy() for i in range(2)]
     assert all(np.array_equal(a, b) for a, b in zip(after, before)) and opt.iterations == 1
+
+
+# -- use_ema: Keras's moving average of the weights -----------------------------------------------------
+EMA_CASES = [("Adam", {}), ("AdamW", {"weight_decay": 0.1}), ("RMSprop", {"momentum": 0.5}),
+             ("SGD", {"momentum": 0.9}), ("Nadam", {})]
+
+
+@pytest.mark.parametrize("frequency", [None, 3])
+@pytest.mark.parametrize("name,kwargs", EMA_CASES)
+def test_moving_average_of_the_weights_as_keras(keras, each_backend, rng, name, kwargs, frequency):
+    """7 steps with use_ema (the compiled Adam and RMSprop steps on the Numba backend): the same
+    params as Keras after each step (with ema_overwrite_frequency=3 they take the average after
+    steps 3 and 6), and the same averages, which finalize_variable_values writes into the params."""
+    kwargs = {"learning_rate": 0.05, "use_ema": True, "ema_momentum": 0.8, "ema_overwrite_frequency": frequency,
+              **kwargs}
+    p0 = [rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours, theirs = getattr(minicnn.optimizers, name)(**kwargs), getattr(keras.optimizers, name)(**kwargs)
+    params, variables = [p.copy() for p in p0], [keras.Variable(p) for p in p0]
+    plain = [p.copy() for p in p0]  # the same steps without the average
+    without = getattr(minicnn.optimizers, name)(**{**kwargs, "use_ema": False})
+    for _ in range(7):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in p0]
+        ours.apply_gradients(zip(grads, params))
+        theirs.apply_gradients(zip(grads, variables))
+        without.apply_gradients(zip(grads, plain))
+        for mine, v in zip(params, variables):
+            np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+    assert frequency is None or not np.allclose(params[0], plain[0], atol=1e-3)  # the overwrites changed the path
+    ours.finalize_variable_values(params)
+    theirs.finalize_variable_values(variables)
+    for mine, v, p in zip(params, variables, plain):
+        np.testing.assert_allclose(mine, np.asarray(v), rtol=2e-5, atol=2e-6)
+        assert not np.allclose(mine, p, atol=1e-3)  # the average is not the last params
+    assert type(ours).from_config(ours.get_config()).get_config() == ours.get_config()
+    assert {k: ours.get_config()[k] for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency")} == \
+        {k: theirs.get_config()[k] for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency")}
+
+
+@pytest.mark.parametrize("frequency", [None, 2])
+def test_fit_ends_on_the_moving_average_as_keras(keras, frequency):
+    """fit with use_ema, on the same weights and data as Keras: the same History and the same
+    weights after it (the averages, written in after the last epoch)."""
+    from keras_twins import assert_history_equal, assert_weights_equal, data, twins
+
+    from minicnn.optimizers import SGD
+    x, y = data()
+    ours, theirs = twins(keras)
+    kwargs = {"learning_rate": 0.1, "momentum": 0.5, "use_ema": True, "ema_momentum": 0.7,
+              "ema_overwrite_frequency": frequency}
+    ours.compile(optimizer=SGD(**kwargs), loss="categorical_crossentropy", metrics=["accuracy"])
+    theirs.compile(optimizer=keras.optimizers.SGD(**kwargs), loss="categorical_crossentropy", metrics=["accuracy"])
+    fit = {"batch_size": 4, "epochs": 3, "shuffle": False, "verbose": 0}
+    assert_history_equal(ours.fit(x, y, **fit), theirs.fit(x, y, **fit))
+    assert_weights_equal(ours, theirs)
+    last = ours.get_weights()
+    ours.optimizer.finalize_variable_values(ours.trainable_weights)  # already done: nothing changes
+    assert all(np.array_equal(a, b) for a, b in zip(ours.get_weights(), last))
+
+
+def test_moving_average_is_saved_and_goes_on_after_loading(rng, tmp_path):
+    from minicnn.optimizers import Adam
+    x, y = rng.random((16, 2, 2)).astype(np.float32), np.arange(16) % 2
+
+    def model():
+        m = Sequential([Flatten(input_shape=(2, 2)), Dense(2, activation="softmax")])
+        m.compile(loss="sparse_categorical_crossentropy", optimizer=Adam(0.05, use_ema=True, ema_momentum=0.9,
+                                                                         ema_overwrite_frequency=5))
+        return m
+    a = model()
+    a.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    again = load_model(a.save(tmp_path / "ema.npz"))
+    assert again.optimizer.get_config() == a.optimizer.get_config()
+    assert again.optimizer.get_config()["ema_overwrite_frequency"] == 5
+    for s, t in zip(a.optimizer.slots, again.optimizer.slots):
+        np.testing.assert_array_equal(s["average"], t["average"])
+    for m in (a, again):
+        m.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for u, v in zip(a.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_moving_average_arguments_are_checked():
+    with pytest.raises(ValueError, match="ema_momentum"):
+        Adam(use_ema=True, ema_momentum=1.5)
+    with pytest.raises(ValueError, match="ema_overwrite_frequency"):
+        SGD(use_ema=True, ema_overwrite_frequency=2.5)
+    Adam(ema_momentum=1.5)  # as Keras: checked only when the average is kept
+    opt = Adam(use_ema=True)
+    opt.apply_gradients([(np.ones(2), np.zeros(2))] * 2)
+    with pytest.raises(ValueError, match="length of model variables"):
+        opt.finalize_variable_values([np.zeros(2)])

@@ -1,11 +1,15 @@
 """The fast kernels: the contract of minicnn/kernels/reference.py, compiled with Numba.
 
-Two strategies for convolution, chosen by the size of one window (KH * KW * C):
+Three strategies for convolution, chosen by the size of one window (KH * KW * C) and the number
+of filters F:
 - small windows (the first layer: 3x3x1 = 9 values) loop directly, vectorised over the F
   filters, which are contiguous in channels-last memory; a 9-deep matrix product wastes BLAS.
-- larger windows (3x3x64 = 576) unfold the input with a compiled im2col and hand the matrix
-  products to NumPy's BLAS, which no hand loop beats; except the forward pass of 3x3 stride-1
-  convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
+- larger windows with few filters (an autoencoder's last layer, 3x3x16 -> 1; FEW_FILTERS) loop
+  along each row of the window, KW * C values contiguous in x: im2col would write a whole window
+  per pixel for a matrix-vector product that reads it once.
+- larger windows (3x3x64 = 576) with more filters unfold the input with a compiled im2col and
+  hand the matrix products to NumPy's BLAS, which no hand loop beats; except the forward pass of
+  3x3 stride-1 convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
   (minicnn/kernels/winograd.py: 2.25x fewer multiplies; where it pays, _winograd_pays).
 Every prange loop writes to its own slice of the output (per image, or per chunk of images
 whose partial sums are added in a fixed order afterwards): no racing +=, and the result does
@@ -31,6 +35,10 @@ from minicnn.kernels import reference, winograd
 from minicnn.kernels.reference import pad_nhwc, unpad_nhwc
 
 DIRECT_MAX_WINDOW = 32  # KH * KW * C up to which direct loops beat im2col + BLAS
+# F up to which larger windows take the loops along a window row, not im2col + BLAS: the gradients
+# up to 4 filters, the forward pass (one dot product per filter, against Winograd's or BLAS's cost
+# that hardly grows with F) up to 2 (docs/benchmarks.md, "What each choice in the kernels buys")
+FEW_FILTERS, FEW_FILTERS_FORWARD = 4, 2
 CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (determinism)
 # im2col rows per chunk of images, into one reused buffer: a whole batch's columns would be
 # allocated and page-faulted at every call, and a chunk of this size stays near the cache
@@ -204,6 +212,114 @@ def conv_direct_dx(dy, W, SH, SW, dxpad):
                 _window_dx(dy[n, i, j], W, dxpad, n, i * SH, j * SW)
 
 
+# -- few filters and a larger window: vectorised along a row of the window ---------------------------
+# With one to four filters there is nothing to vectorise along F, and im2col + BLAS is a matrix-vector
+# product that writes KH KW C values per pixel to read them once: memory traffic, not arithmetic. In
+# channels-last memory a row of a window, KW * C values, is contiguous in x, and so is the matching
+# row of the filter once rearranged to (F, KH, KW * C): the forward is KH dot products per pixel, the
+# gradients KH multiply-adds along such rows. x is never padded: a window row that hangs over the
+# left or right edge is cut to its part inside x, a row above or below is skipped.
+@njit(cache=True, inline="always", error_model="numpy")  # inlined into the caller: as fast as writing the loops there
+def _row_span(j, SW, left, KW, Wd, C):
+    """(start in the flattened row of x, lo, hi): the part [lo, hi) of a window row of length
+    KW * C that lies inside x, for the window of output column j."""
+    q0 = j * SW - left
+    lo, hi = max(0, -q0) * C, min(KW, Wd - q0) * C
+    return q0 * C + lo, lo, hi
+
+
+# fastmath's reassoc (and contract, for fused multiply-adds) lets LLVM split each dot product into
+# vector lanes, twice as fast as eight hand-written lanes; no nnan or ninf, so NaN and inf still
+# propagate. The order of the sum depends on the code compiled for the CPU, never on the threads:
+# each output is one thread's dot product (docs/benchmarks.md, "What each choice in the kernels buys").
+@njit(parallel=True, cache=True, error_model="numpy", fastmath={"reassoc", "contract"})
+def conv_few_forward(x, Wr, b, top, left, KW, SH, SW, y):
+    """y: (N, OH, OW, F) = b + the KH dot products of each window's rows in x: (N, H, W, C) with
+    the filters' rows Wr: (F, KH, KW * C); OH and OW are y's (a fused pooling may crop them)."""
+    N, H, Wd, C = x.shape
+    _, OH, OW, F = y.shape
+    KH = Wr.shape[1]
+    for n in prange(N):
+        xn = x[n].reshape(H, Wd * C)
+        for i in range(OH):
+            for j in range(OW):
+                start, lo, hi = _row_span(j, SW, left, KW, Wd, C)
+                for f in range(F):
+                    s = x.dtype.type(0)
+                    for kh in range(KH):
+                        r = i * SH + kh - top
+                        if 0 <= r < H:
+                            xr, wr = xn[r, start:start + hi - lo], Wr[f, kh, lo:hi]
+                            for k in range(hi - lo):
+                                s += xr[k] * wr[k]
+                    y[n, i, j, f] = b[f] + s
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def conv_few_backward(x, Wr, dy, top, left, KW, SH, SW, partial, partial_db, dx, need_dx):
+    """partial[t]: (F, KH, KW * C) and partial_db[t]: (F,), the weight and bias gradients of chunk t
+    of the images; dx: (N, H, W, C), zeroed, += each pixel's dy through Wr (when need_dx). One pass
+    over dy and x for both: the images of a chunk own their slices of dx."""
+    N, H, Wd, C = x.shape
+    _, OH, OW, F = dy.shape
+    KH = Wr.shape[1]
+    chunks = partial.shape[0]
+    for t in prange(chunks):
+        acc, acc_b = partial[t], partial_db[t]
+        acc[...] = 0
+        acc_b[:] = 0
+        for n in range(t * N // chunks, (t + 1) * N // chunks):
+            xn = x[n].reshape(H, Wd * C)
+            dxn = dx[n if need_dx else 0].reshape(dx.shape[1], dx.shape[2] * dx.shape[3])  # need_dx: (1, 1, 1, 1)
+            for i in range(OH):
+                for j in range(OW):
+                    g = dy[n, i, j]
+                    for f in range(F):
+                        acc_b[f] += g[f]
+                    start, lo, hi = _row_span(j, SW, left, KW, Wd, C)
+                    for kh in range(KH):
+                        r = i * SH + kh - top
+                        if r < 0 or r >= H:
+                            continue
+                        xr = xn[r, start:start + hi - lo]
+                        for f in range(F):
+                            a, gf = acc[f, kh, lo:hi], g[f]
+                            for k in range(hi - lo):
+                                a[k] += gf * xr[k]
+                        if need_dx:
+                            d = dxn[r, start:start + hi - lo]
+                            for f in range(F):
+                                wr, gf = Wr[f, kh, lo:hi], g[f]
+                                for k in range(hi - lo):
+                                    d[k] += gf * wr[k]
+
+
+def _filter_rows(W):
+    """W: (KH, KW, C, F) -> (F, KH, KW * C), each filter's rows contiguous."""
+    KH, KW, C, F = W.shape
+    return np.ascontiguousarray(W.transpose(3, 0, 1, 2)).reshape(F, KH, KW * C)
+
+
+def _few_forward(x, pads, W, b, stride, OH, OW):
+    """y: (N, OH, OW, F) of the few-filters loops; x: (N, H, W, C) contiguous, unpadded."""
+    y = np.empty((len(x), OH, OW, W.shape[3]), dtype=x.dtype)
+    conv_few_forward(x, _filter_rows(W), b, pads[0], pads[2], W.shape[1], stride[0], stride[1], y)
+    return y
+
+
+def _few_backward(dy, x, pads, W, stride, need_dx):
+    """The few-filters loops' gradients: (dx or None, dW, db); partial sums added in a fixed order."""
+    KH, KW, C, F = W.shape
+    chunks = min(CHUNKS, len(dy))
+    partial = np.empty((chunks, F, KH, KW * C), dtype=dy.dtype)
+    partial_db = np.empty((chunks, F), dtype=dy.dtype)
+    dx = np.zeros(x.shape if need_dx else (1, 1, 1, 1), dtype=dy.dtype)
+    conv_few_backward(x, _filter_rows(W), dy, pads[0], pads[2], KW, stride[0], stride[1], partial, partial_db, dx,
+                      need_dx)
+    dW = partial.sum(axis=0).reshape(F, KH, KW, C).transpose(1, 2, 3, 0)
+    return (dx if need_dx else None), np.ascontiguousarray(dW), partial_db.sum(axis=0)
+
+
 def conv2d_forward(x, W, b, stride, pads):
     """Same contract as reference.conv2d_forward."""
     KH, KW, C, F = W.shape
@@ -219,6 +335,8 @@ def conv2d_forward(x, W, b, stride, pads):
         conv_direct_forward(xpad, W, b, SH, SW, y)
         return y, ("direct", xpad, stride, pads)
     x = np.ascontiguousarray(x)  # the larger windows read the padding as zeros, never padded
+    if F <= FEW_FILTERS_FORWARD:
+        return _few_forward(x, pads, W, b, stride, OH, OW), ("few", x, stride, pads)
     if _winograd_pays(W, stride, OH, OW):
         return winograd.conv3x3_forward_compiled(x, W, b, pads), ("gemm", x, stride, pads)
     y = _gemm_forward(x, pads, W, stride, OH, OW)
@@ -243,7 +361,9 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape, dtype=dy.dtype)
         conv_direct_dx(dy, W, SH, SW, dxpad)
         return unpad_nhwc(dxpad, pads), dW, db
-    _, x, stride, pads = ctx
+    _, x, stride, pads = ctx  # the same x, unpadded, whichever way the forward pass went
+    if F <= FEW_FILTERS:
+        return _few_backward(dy, x, pads, W, stride, need_dx)
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
 
 
@@ -525,7 +645,8 @@ def conv_relu_pool_forward(x, W, b, pool, pads):
     Only the conv outputs that some pooling window reads are computed (for the tutorial's
     second block, 10 x 10 of the 11 x 11: the last row and column fall outside every window).
     Small windows: one compiled pass, conv maps never stored. Larger ones: im2col over those
-    positions and BLAS, then ReLU and pooling in one pass over the conv output.
+    positions and BLAS (or the few-filters loops, or Winograd), then ReLU and pooling in one pass
+    over the conv output.
     """
     KH, KW, C, F = W.shape
     top, bottom, left, right = pads
@@ -540,14 +661,17 @@ def conv_relu_pool_forward(x, W, b, pool, pads):
         _conv_relu_pool_forward(xpad, W, b, pool, y, arg)
         return y, ("direct", xpad, y, arg, pool, pads)
     x = np.ascontiguousarray(x)  # the larger windows read the padding as zeros, never padded
-    if pool == 2 and _winograd_pays(W, (1, 1), OH, OW):
+    if F <= FEW_FILTERS_FORWARD:  # as conv2d_forward chooses
+        kind, z = "few", _few_forward(x, pads, W, b, (1, 1), OH, OW)
+    elif pool == 2 and _winograd_pays(W, (1, 1), OH, OW):
         y, arg = winograd.conv3x3_relu_pool2_compiled(x, W, b, pads)  # each 2 x 2 tile one window
         return y, ("gemm", x, y, arg, pool, pads)
+    else:
+        kind, z = "gemm", _gemm_forward(x, pads, W, (1, 1), OH, OW)
+        z += b
     y, arg = np.empty((N, PH, PW, F), dtype=x.dtype), np.empty((N, PH, PW, F), dtype=np.int32)
-    z = _gemm_forward(x, pads, W, (1, 1), OH, OW)
-    z += b
     _relu_pool_forward(z.reshape(N, OH, OW, F), pool, y, arg)
-    return y, ("gemm", x, y, arg, pool, pads)
+    return y, (kind, x, y, arg, pool, pads)
 
 
 def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
@@ -567,6 +691,8 @@ def conv_relu_pool_backward(dy, ctx, W, need_dx=True):
     OH, OW = PH * pool, PW * pool
     dz = np.empty((N, OH, OW, F), dtype=dy.dtype)
     _relu_pool_backward(dy, y, arg, pool, dz)
+    if F <= FEW_FILTERS:  # as conv2d_backward chooses
+        return _few_backward(dz, saved, pads, W, (1, 1), need_dx)
     return _gemm_backward(dz, saved, pads, W, (1, 1), need_dx)
 
 

@@ -2,6 +2,7 @@
 from minicnn.layers.augmentation import (
     RandomContrast,
     RandomCrop,
+    RandomErasing,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
@@ -83,6 +84,7 @@ __all__ = [
     "Normalization",
     "RandomContrast",
     "RandomCrop",
+    "RandomErasing",
     "RandomFlip",
     "RandomRotation",
     "RandomTranslation",

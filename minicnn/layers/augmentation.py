@@ -385,6 +385,117 @@ class RandomContrast(RandomImageLayer):
         return {**super().get_config(), "factor": self.factor, "value_range": list(self.value_range)}
 
 
+@register_serializable()
+class RandomErasing(RandomImageLayer):
+    """Erase a random rectangle of each image, as keras.layers.RandomErasing: its pixels (every
+    channel) take the fill. y = where(erased, fill, x); at inference y = x.
+
+    Keras's draws, per image: a, b uniform in scale; the patch is sqrt(a) W wide and sqrt(b) H
+    high (so its area is sqrt(a b) of the image's, within scale), at a uniform position inside
+    the image; it covers the pixels x0 <= column < x0 + width, y0 <= row < y0 + height. It is
+    erased with probability p, itself drawn per image uniform in factor's range.
+
+    Args:
+        factor (float | tuple): the range of p, as Keras 3.15 reads it: a number f draws p in
+            [0, f] (factor=1.0 erases half of the images on average), a pair (lower, upper) in
+            [lower, upper]: pass (0.5, 0.5) to erase each image with probability 0.5. Within [0, 1].
+            Defaults to 1.0.
+        scale (float | tuple): the range of a and b above, within [0, 1] (a number s: [0, s]).
+            Defaults to (0.02, 0.33).
+        fill_value (float | tuple | None): the patch's value, or one value per channel (three, as
+            Keras), or None: Gaussian noise, standard deviation value_range[1], drawn per pixel.
+            Clipped to value_range. Defaults to None.
+        value_range (tuple): the pixels' range; (0, 1) for scaled images. Defaults to (0, 255), as
+            Keras.
+        seed (int | None): the layer's own generator. Defaults to None (minicnn's).
+
+    Also the keywords of every layer: name, dtype, input_shape, trainable (see Layer).
+    """
+
+    def __init__(self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.factor = _unit_range(factor, "factor")
+        self.scale = _unit_range(scale, "scale")
+        if fill_value is not None and not (_is_number(fill_value) or (
+                isinstance(fill_value, (tuple, list)) and len(fill_value) == 3 and all(map(_is_number, fill_value)))):
+            raise ValueError(f"The `fill_value` argument should be a number (or a list of three numbers), got "
+                             f"{fill_value!r}")
+        self.fill_value = list(map(float, fill_value)) if isinstance(fill_value, (tuple, list)) else \
+            None if fill_value is None else float(fill_value)
+        if len(value_range) != 2 or value_range[0] >= value_range[1]:
+            raise ValueError(f"value_range must be (low, high) with low < high, got {value_range!r}")
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def patches(self, N, H, W):
+        """Keras's draws, in its order: the patches' corners (x0, x1, y0, y1), each (N,) in pixels
+        (floats: the patch holds the pixels x0 <= column < x1, y0 <= row < y1), and erase (N,) bool."""
+        r = self.random()
+        sides = np.sqrt(r.uniform(*self.scale, size=(N, 2)))  # width / W and height / H
+        width, height = sides[:, 0] * W, sides[:, 1] * H
+        x0 = r.uniform(size=N) * (W - width)
+        y0 = r.uniform(size=N) * (H - height)
+        p = r.uniform(*self.factor, size=N)
+        erase = r.uniform(size=N) < p
+        return (x0, x0 + width, y0, y0 + height), erase
+
+    def fill(self, shape, dtype):
+        """The values of erased pixels, clipped to value_range: noise of shape (N, H, W, C), or
+        the fill broadcast from (C,) or ()."""
+        if self.fill_value is None:
+            fill = self.random().standard_normal(shape) * self.value_range[1]
+        else:
+            if isinstance(self.fill_value, list) and shape[-1] != 3:
+                raise ValueError(f"fill_value {self.fill_value} has three values (one per channel); the images "
+                                 f"have {shape[-1]} channels")
+            fill = np.asarray(self.fill_value)
+        return np.clip(fill, *self.value_range).astype(dtype)
+
+    def augment(self, x):
+        N, H, W = x.shape[:3]
+        corners, erase = self.patches(N, H, W)
+        erased = gpu.as_like(patch_mask(corners, H, W) & erase[:, None, None, None], x)
+        y = gpu.array_module(x).where(erased, gpu.as_like(self.fill(x.shape, x.dtype), x), x)
+        return y, erased
+
+    def backward(self, dy):
+        """The erased pixels no longer depend on x: dx = dy elsewhere, 0 on the patch."""
+        if self._cache is None:
+            return dy
+        return gpu.array_module(dy).where(self._cache, dy.dtype.type(0), dy) if self.input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "factor": list(self.factor), "scale": list(self.scale),
+                "fill_value": self.fill_value, "value_range": list(self.value_range)}
+
+
+def patch_mask(corners, H, W):
+    """(N, H, W, 1) bool: True on the pixels of each patch, corners = (x0, x1, y0, y1), each (N,):
+    x0 <= column < x1 and y0 <= row < y1, Keras's test (a corner on a pixel takes it in at the
+    start, leaves it out at the end)."""
+    x0, x1, y0, y1 = (np.asarray(c)[:, None] for c in corners)
+    rows, cols = np.arange(H), np.arange(W)
+    in_rows, in_cols = (rows >= y0) & (rows < y1), (cols >= x0) & (cols < x1)  # (N, H), (N, W)
+    return (in_rows[:, :, None] & in_cols[:, None, :])[..., None]
+
+
+def _is_number(v):
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _unit_range(factor, name):
+    """Keras's range of a probability-like argument: a number f in [0, 1] -> (0, f), a pair ->
+    sorted; both ends within [0, 1]."""
+    message = f"The `{name}` argument should be a number (or a list of two numbers) in the range [0, 1]. " \
+              f"Received: {name}={factor!r}"
+    if isinstance(factor, (tuple, list)) and len(factor) == 2 and all(map(_is_number, factor)):
+        lower, upper = sorted(float(f) for f in factor)
+    elif _is_number(factor):
+        lower, upper = 0.0, float(factor)
+    else:
+        raise ValueError(message)
+    if lower < 0 or upper > 1:
+        raise ValueError(message)
+    return lower, upper
 
 
 def resize_matrix(n_in, n_out, dtype):
