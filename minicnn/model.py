@@ -54,7 +54,7 @@ class Model(Keras2Methods, Trainer):
             Sequential).
         outputs (KerasTensor | list | dict | None): the tensor(s) it computes, each named by the layer
             that makes it (a dict's keys). Defaults to None.
-        name (str): the model's name. Defaults to "model".
+        name (str): the model's name. Defaults to "functional", "functional_1", ... (Keras's).
     """
 
     chain = False  # a graph; Sequential's layers form a chain
@@ -62,8 +62,9 @@ class Model(Keras2Methods, Trainer):
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         # a model of your own: a subclass described by its attributes and call, not by Input tensors
         self._subclassed = inputs is None and outputs is None and not type(self).chain and type(self) is not Model
-        self.name = name or (base._unique_name(type(self).__name__) if self._subclassed else "model")
-        self.trainable = kwargs.pop("trainable", True)
+        # unique names, as Keras gives them ("functional", "functional_1"): one model may hold several
+        self.name = name or base._unique_name(type(self).__name__ if self._subclassed else "Functional")
+        self._trainable = bool(kwargs.pop("trainable", True))
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)} for {type(self).__name__}")
         if self._subclassed:
@@ -148,6 +149,8 @@ class Model(Keras2Methods, Trainer):
         property to list the trackers its train_step updates."""
         return [self._loss_tracker, *self.metric_objects] if self.compiled else []
 
+    metrics.fget.builtin = True  # metrics_names tells this one from a metrics property of your own
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch; returns every metric's result, as Keras."""
         for m in self.metric_objects:
@@ -175,6 +178,20 @@ class Model(Keras2Methods, Trainer):
     @layers.setter
     def layers(self, value):
         self._layers = value
+
+    @property
+    def trainable(self):
+        """Whether an optimizer step changes this model's weights: read at every step, as Keras 3
+        reads it. Setting it sets every layer's flag (Keras's setter), so the classic GAN's
+        `discriminator.trainable = False` freezes the discriminator in every model that holds it,
+        its own train_on_batch included, until it is set back to True."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = self._trainable
 
     @property
     def trainable_weights(self):
@@ -488,7 +505,10 @@ class Model(Keras2Methods, Trainer):
             i = next(i for i, g in enumerate(grads) if not all_finite(g))
             raise NonFiniteError(f"the gradient of weight {i} (shape {grads[i].shape}) holds NaN or Inf; "
                                  "the step was not applied")
-        self.optimizer.apply_gradients(zip(grads, variables))
+        if variables:
+            self.optimizer.apply_gradients(zip(grads, variables))
+        else:
+            _warn_frozen()
         return value, tape.plain(p)
 
     train_step.builtin_step = True  # fit's own step; a subclass's train_step(data) replaces it
@@ -510,14 +530,22 @@ class Model(Keras2Methods, Trainer):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backward(y, p, w)
         loss += self._add_penalties()
+        self._update()
+        return loss, p
+
+    def _update(self):
+        """One optimizer step from the layers' grads, checked first; none for a model with no
+        trainable weight (frozen: trainable=False), with Keras's warning."""
         pairs = self.grads_and_params()
+        if not pairs:
+            _warn_frozen()
+            return
         if not all_finite(*(g for g, _ in pairs)):  # one check (one device sync on a GPU) for all
             layer, key = next((layer, k) for layer in self.layers if layer.trainable
                               for k in layer.params if not all_finite(layer.grads[k]))
             raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
                                  "the step was not applied")
         self.optimizer.apply_gradients(pairs)
-        return loss, p
 
     @property
     def multi_io(self):
@@ -529,6 +557,7 @@ class Model(Keras2Methods, Trainer):
         sum of loss_weight * each output's loss. Returns ((total, [each output's loss]), outputs)."""
         ps = self.forward(xs, training=True)
         ps = ps if self._many_outputs else [ps]
+        self._ran_step = True  # each output's loss is now one of Keras's metrics_names
         ys = [None if y is None else gpu.as_like(y, p) for y, p in zip(ys, ps)]
         ws = [None if w is None else gpu.as_like(w, p) for w, p in zip(ws, ps)]
         compiled = self.compiled_outputs
@@ -537,13 +566,7 @@ class Model(Keras2Methods, Trainer):
             raise NonFiniteError(f"the loss is {loss} (the model's outputs hold NaN or Inf); the step was not applied")
         self.backpropagate_outputs(compiled.gradients(ys, ps, ws))
         loss += self._add_penalties()
-        pairs = self.grads_and_params()
-        if not all_finite(*(g for g, _ in pairs)):
-            layer, key = next((layer, k) for layer in self.layers if layer.trainable
-                              for k in layer.params if not all_finite(layer.grads[k]))
-            raise NonFiniteError(f"the gradient of layer {layer.name!r} weight {key!r} holds NaN or Inf; "
-                                 "the step was not applied")
-        self.optimizer.apply_gradients(pairs)
+        self._update()
         return (loss, each), ps
 
     # -- weights -------------------------------------------------------------------------------
@@ -691,6 +714,11 @@ class Model(Keras2Methods, Trainer):
 def _parameters(fn):
     import inspect
     return inspect.signature(fn).parameters
+
+
+def _warn_frozen():
+    warnings.warn("The model does not have any trainable weights (its trainable is False, or every layer's): "
+                  "the step changed no weight", stacklevel=5)
 
 
 def _warn_if_not_probabilities(loss, p):

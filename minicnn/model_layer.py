@@ -20,10 +20,25 @@ class ModelLayer(Layer):
                              "minicnn uses a model as a layer of another only with one input and one output")
         if not model.built:
             raise ValueError(f"model {model.name!r} must be built (its input shape known) to be used as a layer")
+        trainable = kwargs.pop("trainable", None)
         super().__init__(name=name or model.name, dtype=model.layers[0].dtype, input_shape=model.input_shape[1:],
                          **kwargs)
         self.model = model
+        if trainable is not None:
+            self.trainable = trainable
         self._gather()
+
+    @property
+    def trainable(self):
+        """The inner model's own flag: in Keras the model is the layer, so freezing one freezes both."""
+        model = self.__dict__.get("model")
+        return True if model is None else model.trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        model = self.__dict__.get("model")
+        if model is not None:  # Layer.__init__ sets the flag before the model is known: the model's stands
+            model.trainable = value
 
     def _gather(self):
         """The inner layers' arrays, by reference: updating them here updates the inner model."""
@@ -49,6 +64,7 @@ class ModelLayer(Layer):
         return sum(layer.count_macs(shape) for layer, shape, _, _ in layer_calls(self.model))
 
     def call(self, x, training=False):
+        self._gather()  # which inner weights train is read at every call, as Keras reads trainable
         if training:
             self._cache = True
         return self.model.forward(x, training)

@@ -3,6 +3,7 @@ run as a plan of steps (Conv2D -> ReLU -> MaxPooling2D fused where the kernels a
 import numpy as np
 
 from minicnn import backend, fusion, gpu, registry, tape
+from minicnn.layers import base
 from minicnn.layers.base import Layer
 from minicnn.layers.input_layer import InputLayer
 from minicnn.layers.symbolic import KerasTensor
@@ -20,13 +21,15 @@ class Sequential(Model):
     Args:
         layers (list | None): the layers, first to last (an Input may come first). Defaults to None (add
             them later).
-        name (str): the model's name. Defaults to "sequential".
+        name (str): the model's name. Defaults to "sequential", then "sequential_1", ... (unique, as
+            Keras names them, so that two Sequentials can sit in one model: a GAN's generator and
+            discriminator).
     """
 
     chain = True  # each layer reads the one before
 
-    def __init__(self, layers=None, name="sequential"):
-        super().__init__(name=name)
+    def __init__(self, layers=None, name=None):
+        super().__init__(name=name or base._unique_name("Sequential"))
         self._nodes = []  # its layers' calls on KerasTensors, once the input shape is known
         self._input = None  # the InputLayer given first, if any: it sets the input shape
         for layer in layers or ():

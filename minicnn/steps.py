@@ -87,7 +87,7 @@ class CustomSteps:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
             return logs
-        return list(logs.values()) if len(logs) > 1 else next(iter(logs.values()))
+        return self._batch_result(logs, False)
 
 
 class MultiOutputSteps:
@@ -122,6 +122,7 @@ class MultiOutputSteps:
         else:
             source, checked = ArrayBatches(*self._multi_data(x, y, sample_weight, None), batch_size), True
         compiled = self.compiled_outputs
+        self._ran_step = True  # each output's loss is now one of Keras's metrics_names
         for m in self.metric_objects:
             m.reset_state()
         cbs = CallbackList(callbacks or [], model=self)
@@ -151,7 +152,7 @@ class MultiOutputSteps:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
             return result
-        return list(result.values()) if len(result) > 1 else result["loss"]
+        return self._batch_result(result, False)
 
 
 def fit_batches(model, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch, validation_split,

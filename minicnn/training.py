@@ -17,6 +17,7 @@ from minicnn import metrics as metrics_module
 from minicnn import optimizers as optimizers_module
 from minicnn.batches import ArrayBatches, BatchSource, is_batch_source, predict_batches, validation_arrays
 from minicnn.callbacks import CallbackList, History
+from minicnn.checks import _numeric_array as numeric_array
 from minicnn.optimizers import NonFiniteError
 from minicnn.steps import CustomSteps, MultiOutputSteps, fit_batches, tqdm
 
@@ -24,6 +25,8 @@ from minicnn.steps import CustomSteps, MultiOutputSteps, fit_batches, tqdm
 # whatever batch_size says: the same outputs, with arrays that stay cache-sized instead of im2col
 # columns that grow with the batch (docs/benchmarks.md, "What each choice in the kernels buys").
 INFERENCE_CHUNK = 128
+# the batch size that makes all of x one batch (test_on_batch, predict_on_batch)
+ONE_BATCH = 2 ** 62
 
 
 class Trainer(CustomSteps, MultiOutputSteps):
@@ -51,19 +54,106 @@ class Trainer(CustomSteps, MultiOutputSteps):
             raise ValueError(f"metrics must have distinct names, got {names}")
         self.compiled = True
 
-    # -- one batch ----------------------------------------------------------------------------------
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
-        """One optimizer step on one batch. Returns (mean loss, probabilities p: (N, K)).
+    # -- one batch, as Keras 3's train_on_batch / test_on_batch / predict_on_batch ------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch x: (N, ...), y: (N, K) (or (N,) labels for a sparse loss).
         sample_weight: (N,) per-sample weights of the loss; class_weight: {class: weight}.
+
+        Returns what Keras 3 returns: the loss (a float) when the model has no metric, else
+        [loss, metric, ...] in Keras's order (metrics_names), or a dict {name: value} with
+        return_dict. The metrics start again at every call (reset_metrics), so each value is this
+        batch's; loss and metrics are those of the forward pass, before the update. A model that
+        writes its own train_step gets the batch as fit gives it, and its logs come back.
 
         The step is all or nothing: when the loss, a gradient or the update is NaN or Inf,
         NonFiniteError is raised and no weight (and no optimizer state) changes.
         """
+        if self._overrides("train_step"):
+            return self._batch_result(self.train_step(self._one_batch(x, y, sample_weight, class_weight,
+                                                                      "train_on_batch")), return_dict)
         checks.check_compiled(self, "train_on_batch")
+        self.reset_metrics()
         if getattr(self, "multi_io", False):
-            return self.train_step(*self._multi_data(x, y, sample_weight, class_weight))
-        x, y = checks.check_data(self, x, y)
-        return self.train_step(x, y, checks.sample_weights(y, len(x), sample_weight, class_weight))
+            xs, ys, ws = self._multi_data(x, y, sample_weight, class_weight)
+            (loss, each), ps = self.train_step(xs, ys, ws)
+            self.compiled_outputs.update_metrics(ys, ps)
+            logs = {"loss": loss, **dict(zip(self.compiled_outputs.loss_names, each))}
+        else:
+            x, y = checks.check_data(self, x, y)
+            loss, p = self.train_step(x, y, checks.sample_weights(y, len(x), sample_weight, class_weight))
+            for m in self.metric_objects:
+                m.update_state(y, p)
+            logs = {"loss": loss}
+        self._loss_tracker.update_state(loss)
+        logs.update({m.name: m.result() for m in self.metric_objects})
+        return self._batch_result(logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """evaluate on one batch, no update: the same return values as train_on_batch."""
+        if self._overrides("test_step"):
+            return self._batch_result(self.test_step(self._one_batch(x, y, sample_weight, None, "test_on_batch")),
+                                      return_dict)
+        self.reset_metrics()
+        logs = self.evaluate(x, y, batch_size=ONE_BATCH, verbose=0, return_dict=True, sample_weight=sample_weight)
+        self._loss_tracker.update_state(logs["loss"])
+        return self._batch_result(logs, return_dict)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for one batch x: (N, ...), as NumPy arrays (predict without batching)."""
+        return self.predict(x, batch_size=ONE_BATCH, verbose=0)
+
+    def make_train_function(self, force=False):
+        """Keras traces its step into a graph, which reads `trainable` when traced (force=True traces
+        it again); minicnn's step is Python that reads it at every step: nothing to make."""
+
+    def reset_metrics(self):
+        """Start every metric of model.metrics again (fit and evaluate do at each start)."""
+        for m in self.metrics:
+            m.reset_state()
+
+    @property
+    def metrics_names(self):
+        """Keras 3's names of model.metrics: [] before compile, then "loss", one "compile_metrics"
+        entry standing for every compiled metric (Keras keeps them in one container, there even
+        for metrics=[]), and each output's loss once a model of several outputs has run a step. A
+        model that lists its own metrics (a metrics property) gets their names."""
+        if not getattr(getattr(type(self), "metrics").fget, "builtin", False):  # a metrics property of your own
+            return [m.name for m in self.metrics]
+        if not getattr(self, "compiled", False):
+            return []
+        names = ["loss"] + (["compile_metrics"] if self.compile_args.get("metrics") is not None else [])
+        if getattr(self, "multi_io", False) and getattr(self, "_ran_step", False):
+            names += self.compiled_outputs.loss_names
+        return names
+
+    def _one_batch(self, x, y, sample_weight, class_weight, what):
+        """One batch for a step of your own, as Keras 3's train_on_batch gives it: (x, y, sample_weight)
+        always, None for what was not given (utils.unpack_x_y_sample_weight reads it)."""
+        if not getattr(self, "compiled", False):  # its step computes its own loss: compiled without one is fine
+            raise RuntimeError(f"call model.compile(optimizer=...) before model.{what}()")
+        x = numeric_array(x, "x")
+        y = None if y is None else numeric_array(y, "y")
+        if y is not None and len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
+        w = checks.sample_weights(y, len(x), sample_weight, class_weight)
+        self.reset_metrics()
+        return x, y, w
+
+    def _batch_result(self, logs, return_dict):
+        """A step's logs as Keras 3 returns them: Python floats, a dict sorted by name (return_dict),
+        else a list in Keras's order (_flatten_metrics_in_order: the names of model.metrics, each
+        output's loss, the rest sorted by name), one value alone when there is one."""
+        logs = {k: float(v) for k, v in sorted(self._logs(logs).items())}
+        if return_dict:
+            return logs
+        one_output = len(getattr(self, "output_names", None) or [None]) == 1
+        compiled = {id(m) for m in self.metric_objects}
+        # several outputs: Keras's container names its metrics without the output's prefix, so no
+        # log matches them and they come last, sorted, with whatever else the logs hold
+        order = [m.name for m in self.metrics if one_output or id(m) not in compiled]
+        order = list(dict.fromkeys(order + getattr(getattr(self, "compiled_outputs", None), "loss_names", [])))
+        values = [logs[k] for k in order if k in logs] + [v for k, v in logs.items() if k not in order]
+        return values[0] if len(values) == 1 else values
 
     def forward_in_chunks(self, x):
         """forward(x, training=False) for x: (N, ...), INFERENCE_CHUNK samples at a time on the
@@ -225,7 +315,7 @@ class Trainer(CustomSteps, MultiOutputSteps):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
         if return_dict:
             return result
-        return list(result.values()) if self.metric_objects else result["loss"]
+        return self._batch_result(result, False)  # [loss, metrics...] in Keras's order, or the loss alone
 
     def predict(self, x, batch_size=32, verbose=1, callbacks=None, steps=None):
         """The model's outputs for x: (N, ...) -> (N, *output_shape), one batch at a time; x may

@@ -99,7 +99,7 @@ def test_every_dtype_and_layout_gives_the_plain_float32_results_or_a_clear_error
     xp, yp = plain(x), plain(y)
     np.testing.assert_array_equal(a.predict(x, verbose=0), b.predict(xp, verbose=0))
     assert a.evaluate(x, y, verbose=0) == b.evaluate(xp, yp, verbose=0)
-    assert a.train_on_batch(x, y)[0] == b.train_on_batch(xp, yp)[0]
+    assert a.train_on_batch(x, y) == b.train_on_batch(xp, yp)  # [loss, accuracy]
     a.fit(x, y, batch_size=2, shuffle=False, verbose=0)
     b.fit(xp, yp, batch_size=2, shuffle=False, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
@@ -155,7 +155,7 @@ def test_sparse_labels_of_any_dtype(weights, n, dtype, shape, extra, seed):
     if dtype == "object" and shape != "list":
         expect_error(lambda: a.fit(x, y, verbose=0), "y must be a numeric array")
         return
-    assert a.train_on_batch(x, y)[0] == b.train_on_batch(x, labels)[0]
+    assert a.train_on_batch(x, y) == b.train_on_batch(x, labels)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     if extra:  # labels that are not classes of a 2-output model: refused, nothing trained

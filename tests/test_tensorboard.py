@@ -77,7 +77,7 @@ def test_batch_scalars_every_n_batches(tmp_path):
 def test_histograms_of_weights_and_gradients_and_filter_images(tmp_path):
     model, _ = fit(tmp_path, histogram_freq=2, write_images=True)
     train = read_run(tmp_path / "logs" / "train")
-    conv, dense = f"sequential/{model.layers[0].name}", f"sequential/{model.layers[4].name}"
+    conv, dense = f"{model.name}/{model.layers[0].name}", f"{model.name}/{model.layers[4].name}"
     expected = {f"{layer}/{w}/{kind}" for layer in (conv, dense) for w in ("kernel", "bias")
                 for kind in ("histogram", "gradient/histogram")}
     assert set(train.Tags()["histograms"]) == expected

@@ -112,7 +112,9 @@ class Layer:
             cls._call_takes_training = "training" in inspect.signature(call).parameters
         cls._by_tape = cls.backward is Layer.backward  # no backward of its own: the tape differentiates call
 
-    def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True):
+    def __init__(self, name=None, dtype="float32", input_shape=None, trainable=True, input_dim=None):
+        if input_dim is not None:  # Keras 2's Dense(256, input_dim=100), which Keras 3 still takes
+            input_shape = (input_dim,)
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
             raise TypeError(f"dtype must be a floating type such as 'float32', got {dtype!r}")

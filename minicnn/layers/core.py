@@ -1,5 +1,7 @@
 """Layers without weights: Activation (and its ReLU, Softmax shorthands), Flatten, Reshape and
 Rescaling."""
+import warnings
+
 import numpy as np
 
 from minicnn import activations, backend
@@ -91,6 +93,9 @@ class LeakyReLU(_NamedActivation):
     """
 
     def __init__(self, negative_slope=0.3, **kwargs):
+        if "alpha" in kwargs:  # Keras 2's name, which Keras 3 still takes, with this warning
+            negative_slope = kwargs.pop("alpha")
+            warnings.warn("Argument `alpha` is deprecated. Use `negative_slope` instead.", stacklevel=2)
         super().__init__("leaky_relu", **kwargs)
         self.options = {"negative_slope": float(negative_slope)}
 

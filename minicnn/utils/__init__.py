@@ -1,4 +1,4 @@
-"""Small helpers users call directly: one-hot labels and the random seed."""
+"""Small helpers users call directly: one-hot labels, the random seed, a batch unpacked."""
 import random
 
 import numpy as np
@@ -80,3 +80,17 @@ class PyDataset:
 
     def on_epoch_end(self):
         pass
+
+
+def unpack_x_y_sample_weight(data):
+    """(x, y, sample_weight) of a batch as a train_step of your own receives it (x, (x,), (x, y) or
+    (x, y, sample_weight)), None for what it lacks: keras.utils.unpack_x_y_sample_weight.
+    train_on_batch and test_on_batch give a step (x, y, sample_weight) even without weights, as
+    Keras 3 does, so a step that unpacks with this runs under fit and under both."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if not 1 <= len(data) <= 3:
+        raise ValueError(f"a batch is x, (x,), (x, y) or (x, y, sample_weight); got a tuple of {len(data)}")
+    return (*data, *[None] * (3 - len(data)))
