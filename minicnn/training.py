@@ -117,7 +117,7 @@ class Trainer(CustomSteps, MultiOutputSteps):
         entry standing for every compiled metric (Keras keeps them in one container, there even
         for metrics=[]), and each output's loss once a model of several outputs has run a step. A
         model that lists its own metrics (a metrics property) gets their names."""
-        if not getattr(getattr(type(self), "metrics").fget, "builtin", False):  # a metrics property of your own
+        if not getattr(type(self).metrics.fget, "builtin", False):  # a metrics property of your own
             return [m.name for m in self.metrics]
         if not getattr(self, "compiled", False):
             return []

@@ -11,8 +11,9 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import minicnn
 from keras_twins import assert_weights_equal, data, twins
+
+import minicnn
 
 RTOL = 2e-5
 
