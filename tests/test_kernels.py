@@ -19,8 +19,7 @@ GRID = [  # N, H, W, C, F, kernel, strides, padding
     (1, 10, 13, 3, 4, (3, 3), (2, 2), "valid"),  # direct, stride 2, rows of 6 (window 27)
     (2, 9, 7, 5, 16, (3, 3), (1, 1), "same"),  # blocked: rows of 7, four pixels a block, three left; dx by col2im
     (1, 6, 10, 16, 16, (3, 3), (1, 1), "same"),  # blocked, dx blocked too
-    (2, 8, 8, 16, 32, (3, 3), (1, 1), "valid"),  # two blocks of filters; dx blocked from a valid convolution
-    (3, 7, 9, 16, 32, (3, 3), (2, 2), "same"),  # blocked, stride 2 (dx by col2im)
+    (2, 8, 8, 32, 16, (3, 3), (1, 1), "valid"),  # blocked; dx by col2im from a valid convolution
     (1, 7, 6, 32, 16, (5, 3), (1, 1), "same"),  # blocked, a 5 x 3 window; channels in blocks of 4
     (2, 5, 6, 6, 16, (3, 3), (1, 2), "valid"),  # blocked, stride 1 x 2; channels 4 + 2 in the weight gradient
     (2, 7, 9, 16, 1, (3, 3), (1, 1), "same"),  # few filters: one filter, window rows cut at both edges
@@ -250,3 +249,28 @@ def test_conv_paths_benchmark_puts_the_choice_back(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].endswith("(blocked)") and lines[2].endswith("(not taken)")
     assert blocked.pays is chosen
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", [
+    (2, 8, 8, 16, 32, (3, 3), (1, 1), "valid"),  # two blocks of filters; dx blocked from a valid convolution
+    (3, 7, 9, 16, 32, (3, 3), (2, 2), "same"),  # stride 2 (dx by col2im)
+    (1, 6, 7, 3, 16, (5, 5), (1, 1), "same"),  # channels 3: no whole block of 4 in the weight gradient
+    (2, 5, 9, 5, 48, (3, 3), (2, 1), "valid"),  # three blocks, stride 2 x 1
+])
+def test_blocked_loops_match_reference_where_they_do_not_pay(monkeypatch, dtype, tol, N, H, W, C, F, kernel,
+                                                             strides, padding, rng):
+    """The loops take any multiple of 16 filters, any channels and stride, though the engine sends
+    them only 16 filters at stride 1 (blocked.pays): forced here, they match the reference."""
+    monkeypatch.setattr(blocked, "pays", lambda C, F, SH, SW: F % blocked.BLOCK == 0)
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    pads = plan(x.shape, kernel, strides, padding)
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    assert ctx[0] == "blocked"
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

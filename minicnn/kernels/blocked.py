@@ -71,10 +71,10 @@ def block_source():
 
 
 def pays(C, F, SH, SW):
-    """True where the blocked loops beat im2col + sgemm (measured: docs/benchmarks.md, "What each
-    choice in the kernels buys"): filters in whole blocks and few channels, so that the product
-    BLAS would get is skinny."""
-    return F % BLOCK == 0 and F <= 32 and C <= 32 and (SH, SW) == (1, 1)
+    """True where the blocked loops beat the other paths (measured with benchmarks/conv_paths.py:
+    docs/benchmarks.md, "What each choice in the kernels buys"): 16 filters over at most 64
+    channels at stride 1. With 32 filters Winograd and im2col are as fast; at stride 2 too."""
+    return F == BLOCK and C <= 64 and (SH, SW) == (1, 1)
 
 
 @njit(**FLAGS)
@@ -129,7 +129,8 @@ def compiled(kernel, *args):
 
 
 def conv_forward(xpad, W, b, stride):
-    """y: (N, OH, OW, F) = b + the convolution of the padded xpad with W (F a multiple of BLOCK)."""
+    """y: (N, OH, OW, F) = b + the convolution of the padded xpad with W (F a multiple of BLOCK,
+    any stride: the loops take them all, though they pay only where `pays` says)."""
     KH, KW, _, F = W.shape
     N, Hp, Wp, _ = xpad.shape
     y = np.empty((N, (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1, F), dtype=xpad.dtype)

@@ -7,7 +7,7 @@ of filters F:
 - larger windows with few filters (an autoencoder's last layer, 3x3x16 -> 1; FEW_FILTERS) loop
   along each row of the window, KW * C values contiguous in x: im2col would write a whole window
   per pixel for a matrix-vector product that reads it once.
-- 16 or 32 filters over at most 32 channels at stride 1, where BLAS would get a skinny product:
+- 16 filters over at most 64 channels at stride 1, where BLAS would get a skinny product:
   register-blocked direct loops, 4 pixels x 16 filters of sums at a time
   (minicnn/kernels/blocked.py; where it pays, blocked.pays), forward and both gradients.
 - larger windows (3x3x64 = 576) with more filters unfold the input with a compiled im2col and
