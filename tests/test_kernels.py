@@ -275,3 +275,31 @@ def test_blocked_loops_match_reference_where_they_do_not_pay(monkeypatch, dtype,
     dy = rng.standard_normal(y.shape).astype(dtype)
     for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("N,H,W,C,kernel,strides,pads", [
+    (2, 7, 9, 16, (3, 3), (1, 1), (2, 0, 1, 3)),  # asymmetric: two rows on top, three columns on the right
+    (1, 6, 7, 16, (5, 3), (1, 1), (2, 2, 1, 1)),  # 5 x 3 'same', batch 1, odd width
+    (3, 5, 11, 6, (3, 3), (1, 1), (0, 0, 0, 0)),  # 'valid': no edge columns; channels 4 + 2
+    (2, 6, 5, 16, (3, 3), (1, 1), (3, 1, 0, 4)),  # pads wider than the window: dx from a cropped dy
+    (1, 4, 2, 16, (5, 3), (1, 1), (2, 2, 1, 1)),  # x narrower than the window: every column an edge
+    (2, 9, 13, 5, (3, 5), (2, 1), (1, 1, 2, 2)),  # stride 2 down the columns, a 3 x 5 window
+])
+def test_blocked_loops_read_the_padding_as_zeros(monkeypatch, dtype, tol, N, H, W, C, kernel, strides, pads, rng):
+    """The blocked loops never pad x (nor dy for dx): the columns whose windows lie inside x go in
+    blocks of 4 pixels, those at the edges one by one with the taps inside x, the rows at the top
+    and bottom with fewer taps, and each tap of the weight gradient over the outputs that read
+    inside x. Every edge case against the reference, which pads."""
+    monkeypatch.setattr(blocked, "pays", lambda C, F, SH, SW: F % blocked.BLOCK == 0 and SW == 1)
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    Wt = rng.standard_normal((*kernel, C, 16)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    assert ctx[0] == "blocked"
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
+        assert got.dtype == np.dtype(dtype) and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())

@@ -10,6 +10,9 @@ variables. Each step of the loop over the window, (kh, kw, c), reads 16 weights 
 values and does 64 multiply-adds; LLVM's SLP vectoriser packs each pixel's 16 statements into
 vector multiply-adds (two with AVX2's 8 floats, the 64 sums in 8 registers of 16). The weight
 gradient is blocked the same way: 4 channels x 16 filters of one tap, summed over the pixels.
+Neither pads x: a block sums only the taps that fall inside x, their ranges worked out per
+output row (and per edge column, per tap in the weight gradient) outside the loops over the
+window, so the padding is read as zeros without the copy that np.pad would write and read.
 
 Writing 64 sums by hand would bury the idea, so the blocks are generated from the one-line
 statements of `block_source` into the end of this file (`python -m minicnn.kernels.blocked`;
@@ -41,29 +44,31 @@ def block_source():
         sums = [[f"s{p}_{f}" for f in range(BLOCK)] for p in range(P)]
         weights = ", ".join(f"w{f}" for f in range(BLOCK))
         out += ["", "@njit(cache=True, inline=\"always\", error_model=\"numpy\", fastmath={\"contract\"})",
-                f"def forward_block{P}(xpad, Wf, bias, n, i0, j, f0, y):",
-                f"    \"\"\"y[j:j+{P}, f0:f0+{BLOCK}] for the windows starting at row i0, column j: one block",
-                f"    of filters, Wf: (KH, KW, C, {BLOCK}), bias: ({BLOCK},); y: (OW, F).\"\"\"",
-                "    KH, KW, C, _ = Wf.shape"]
+                f"def forward_block{P}(x, Wf, bias, n, r0, q0, kh0, kh1, kw0, kw1, j, f0, y):",
+                f"    \"\"\"y[j:j+{P}, f0:f0+{BLOCK}] for the windows of x starting at row r0, columns q0..q0+{P - 1}",
+                "    (the padding is outside x), summed over the taps kh0 <= kh < kh1, kw0 <= kw < kw1 that",
+                f"    fall inside x: one block of filters, Wf: (KH, KW, C, {BLOCK}), bias: ({BLOCK},); y: (OW, F).\"\"\"",
+                "    C = Wf.shape[2]"]
         out += [f"    {', '.join(sums[p])} = {', '.join(f'bias[{f}]' for f in range(BLOCK))}" for p in range(P)]
-        out += ["    for kh in range(KH):", "        for kw in range(KW):", "            for c in range(C):",
+        out += ["    for kh in range(kh0, kh1):", "        for kw in range(kw0, kw1):", "            for c in range(C):",
                 "                w = Wf[kh, kw, c]",
                 f"                {weights} = {', '.join(f'w[{f}]' for f in range(BLOCK))}"]
-        out += [f"                x{p} = xpad[n, i0 + kh, j + {p} + kw, c]" for p in range(P)]
+        out += [f"                x{p} = x[n, r0 + kh, q0 + {p} + kw, c]" for p in range(P)]
         out += [f"                {s} += x{p} * w{f}" for p in range(P) for f, s in enumerate(sums[p])]
         for p in range(P):
             out += [f"    out = y[j + {p}, f0:f0 + {BLOCK}]"]
             out += [f"    out[{f}] = {s}" for f, s in enumerate(sums[p])]
         out += ["", "", "@njit(cache=True, inline=\"always\", error_model=\"numpy\", fastmath={\"contract\"})",
-                f"def dw_block{P}(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc):",
-                f"    \"\"\"acc[c0:c0+{P}] = the weight gradient of tap (kh, kw) over images n0..n1-1 for the",
-                f"    filters of block fb; dyb: (N, OH, OW, F // {BLOCK}, {BLOCK}), acc: (C, F).\"\"\"",
-                "    _, OH, OW, _, _ = dyb.shape"]
+                f"def dw_block{P}(x, dyb, n0, n1, i0, i1, j0, j1, r0, q0, c0, fb, SH, SW, zero, acc):",
+                f"    \"\"\"acc[c0:c0+{P}] = the weight gradient of one tap over images n0..n1-1 for the filters",
+                "    of block fb: the sum of dy[i, j] times x[i * SH + r0, j * SW + q0] over the outputs",
+                "    i0 <= i < i1, j0 <= j < j1 where that pixel is inside x (the padding adds nothing);",
+                f"    dyb: (N, OH, OW, F // {BLOCK}, {BLOCK}), acc: (C, F).\"\"\""]
         out += [f"    {', '.join(sums[p])} = {', '.join(['zero'] * BLOCK)}" for p in range(P)]
-        out += ["    for n in range(n0, n1):", "        for i in range(OH):", "            for j in range(OW):",
+        out += ["    for n in range(n0, n1):", "        for i in range(i0, i1):", "            for j in range(j0, j1):",
                 "                g = dyb[n, i, j, fb]",
                 f"                {weights} = {', '.join(f'g[{f}]' for f in range(BLOCK))}"]
-        out += [f"                x{p} = xpad[n, i * SH + kh, j * SW + kw, c0 + {p}]" for p in range(P)]
+        out += [f"                x{p} = x[n, i * SH + r0, j * SW + q0, c0 + {p}]" for p in range(P)]
         out += [f"                {s} += x{p} * w{f}" for p in range(P) for f, s in enumerate(sums[p])]
         for p in range(P):
             out += [f"    out = acc[c0 + {p}, fb * {BLOCK}:(fb + 1) * {BLOCK}]"]
@@ -82,40 +87,57 @@ def pays(C, F, SH, SW):
 # loop is clamped to the array's bounds each time it is made, which cost a fifth of the forward.
 # They write through slices of a C-contiguous row: the SLP vectoriser starts from the 16
 # consecutive stores of a block, and a view with unknown strides would leave it scalar.
+# x is never padded: each block sums only the taps that fall inside x, given as ranges, so the
+# padding is read as zeros with no copy of x and no test in the loops over the window.
 @njit(**FLAGS)
-def _forward(xpad, Wb, b, SH, y):
+def _forward(x, Wb, b, SH, top, left, y):
     """Wb: (F // BLOCK, KH, KW, C, BLOCK), the filters in blocks. Stride 1 along a row: its
     neighbouring pixels' addresses then differ by a constant, and the loops are 15% faster than
-    with a stride that could be anything."""
-    N, OH, OW, _ = y.shape
-    J = OW - OW % PIXELS
+    with a stride that could be anything. The columns whose windows lie inside x go 4 pixels
+    at a time; the few at the edges one by one, each with the taps that fall inside x."""
+    N, H, Wd, _ = x.shape
+    _, OH, OW, _ = y.shape
+    KH, KW = Wb.shape[1], Wb.shape[2]
+    j0 = min(max(left, 0), OW)  # columns j0..j1-1: windows left <= j, j - left + KW <= Wd
+    j1 = max(j0, min(OW, Wd - KW + left + 1))
+    J = j1 - (j1 - j0) % PIXELS
     for t in prange(N * OH):
         n, i = t // OH, t % OH
+        r0 = i * SH - top  # the window's first row in x; its rows inside x: kh0..kh1-1
+        kh0, kh1 = max(0, -r0), min(KH, H - r0)
         for fb in range(Wb.shape[0]):
-            Wf, bias, row = Wb[fb], b[fb * BLOCK:(fb + 1) * BLOCK], y[n, i]
-            for j in range(0, J, PIXELS):
-                forward_block4(xpad, Wf, bias, n, i * SH, j, fb * BLOCK, row)
-            for j in range(J, OW):
-                forward_block1(xpad, Wf, bias, n, i * SH, j, fb * BLOCK, row)
+            Wf, bias, row, f0 = Wb[fb], b[fb * BLOCK:(fb + 1) * BLOCK], y[n, i], fb * BLOCK
+            for j in range(j0, J, PIXELS):
+                forward_block4(x, Wf, bias, n, r0, j - left, kh0, kh1, 0, KW, j, f0, row)
+            for e in range(j0 + OW - J):  # the edges: columns 0..j0-1 and J..OW-1
+                j = e if e < j0 else J + e - j0
+                q0 = j - left
+                forward_block1(x, Wf, bias, n, r0, q0, kh0, kh1, max(0, -q0), min(KW, Wd - q0), j, f0, row)
 
 
 @njit(**FLAGS)
-def _weight_gradient(xpad, dyb, SH, SW, zero, partial):
+def _weight_gradient(x, dyb, SH, SW, top, left, zero, partial):
     """dyb: (N, OH, OW, F // BLOCK, BLOCK), dy in blocks of filters; zero: 0 in dy's type, where
-    the sums start (float32 sums stay float32)."""
+    the sums start (float32 sums stay float32). Tap (kh, kw) reads x[i * SH + kh - top,
+    j * SW + kw - left]: inside x for a range of output rows i and one of columns j, the only
+    outputs its loops visit."""
     chunks, KH, KW, C, _ = partial.shape
-    N, FB = dyb.shape[0], dyb.shape[3]
+    N, H, Wd, _ = x.shape
+    _, OH, OW, FB, _ = dyb.shape
     CB = C - C % PIXELS
     per_chunk = KH * KW * FB
     for t in prange(chunks * per_chunk):
         chunk, rest = t // per_chunk, t % per_chunk
         kh, kw, fb = rest // (KW * FB), rest // FB % KW, rest % FB
         n0, n1 = chunk * N // chunks, (chunk + 1) * N // chunks
+        r0, q0 = kh - top, kw - left
+        i0, i1 = max(0, -(r0 // SH)), min(OH, (H - 1 - r0) // SH + 1)  # 0 <= i * SH + r0 < H
+        j0, j1 = max(0, -(q0 // SW)), min(OW, (Wd - 1 - q0) // SW + 1)
         acc = partial[chunk, kh, kw]
         for c0 in range(0, CB, PIXELS):
-            dw_block4(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc)
+            dw_block4(x, dyb, n0, n1, i0, i1, j0, j1, r0, q0, c0, fb, SH, SW, zero, acc)
         for c0 in range(CB, C):
-            dw_block1(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc)
+            dw_block1(x, dyb, n0, n1, i0, i1, j0, j1, r0, q0, c0, fb, SH, SW, zero, acc)
 
 
 _ready = set()
@@ -137,26 +159,29 @@ def compiled(kernel, *args):
     return out
 
 
-def conv_forward(xpad, W, b, stride):
-    """y: (N, OH, OW, F) = b + the convolution of the padded xpad with W (F a multiple of BLOCK;
-    any stride down the columns, 1 along the rows; they pay only where `pays` says)."""
+def conv_forward(x, W, b, stride, pads):
+    """y: (N, OH, OW, F) = b + the convolution of x: (N, H, W, C) with W, padded by pads = (top,
+    bottom, left, right) of zeros that are read, never made (F a multiple of BLOCK; any stride
+    down the columns, 1 along the rows; they pay only where `pays` says)."""
     KH, KW, _, F = W.shape
-    N, Hp, Wp, _ = xpad.shape
-    y = np.empty((N, (Hp - KH) // stride[0] + 1, (Wp - KW) // stride[1] + 1, F), dtype=xpad.dtype)
-    Wb = np.ascontiguousarray(W.reshape(KH, KW, -1, F // BLOCK, BLOCK).transpose(3, 0, 1, 2, 4))
+    N, H, Wd, _ = x.shape
+    top, bottom, left, right = pads
     if stride[1] != 1:
         raise ValueError(f"the blocked loops take a stride of 1 along the rows, got strides {tuple(stride)}")
-    compiled(_forward, xpad, Wb, b.astype(xpad.dtype), stride[0], y)
+    y = np.empty((N, (H + top + bottom - KH) // stride[0] + 1, Wd + left + right - KW + 1, F), dtype=x.dtype)
+    Wb = np.ascontiguousarray(W.reshape(KH, KW, -1, F // BLOCK, BLOCK).transpose(3, 0, 1, 2, 4))
+    compiled(_forward, np.ascontiguousarray(x), Wb, b.astype(x.dtype), stride[0], top, left, y)
     return y
 
 
-def weight_gradient(xpad, dy, W_shape, stride, chunks):
-    """dW: (KH, KW, C, F), the sum over the images of each window of xpad times dy, in `chunks`
-    partial sums added in order."""
+def weight_gradient(x, dy, W_shape, stride, pads, chunks):
+    """dW: (KH, KW, C, F), the sum over the images of each window of x (padded by pads, read as
+    zeros) times dy, in `chunks` partial sums added in order."""
     partial = np.empty((chunks,) + tuple(W_shape), dtype=dy.dtype)
     N, OH, OW, F = dy.shape
     dyb = dy.reshape(N, OH, OW, F // BLOCK, BLOCK)
-    compiled(_weight_gradient, xpad, dyb, stride[0], stride[1], dy.dtype.type(0), partial)
+    compiled(_weight_gradient, np.ascontiguousarray(x), dyb, stride[0], stride[1], pads[0], pads[2],
+             dy.dtype.type(0), partial)
     return partial.sum(axis=0)
 
 
@@ -181,23 +206,24 @@ if __name__ == "__main__":
 # -- generated by block_source() (python -m minicnn.kernels.blocked): do not edit below --
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-def forward_block4(xpad, Wf, bias, n, i0, j, f0, y):
-    """y[j:j+4, f0:f0+16] for the windows starting at row i0, column j: one block
-    of filters, Wf: (KH, KW, C, 16), bias: (16,); y: (OW, F)."""
-    KH, KW, C, _ = Wf.shape
+def forward_block4(x, Wf, bias, n, r0, q0, kh0, kh1, kw0, kw1, j, f0, y):
+    """y[j:j+4, f0:f0+16] for the windows of x starting at row r0, columns q0..q0+3
+    (the padding is outside x), summed over the taps kh0 <= kh < kh1, kw0 <= kw < kw1 that
+    fall inside x: one block of filters, Wf: (KH, KW, C, 16), bias: (16,); y: (OW, F)."""
+    C = Wf.shape[2]
     s0_0, s0_1, s0_2, s0_3, s0_4, s0_5, s0_6, s0_7, s0_8, s0_9, s0_10, s0_11, s0_12, s0_13, s0_14, s0_15 = bias[0], bias[1], bias[2], bias[3], bias[4], bias[5], bias[6], bias[7], bias[8], bias[9], bias[10], bias[11], bias[12], bias[13], bias[14], bias[15]
     s1_0, s1_1, s1_2, s1_3, s1_4, s1_5, s1_6, s1_7, s1_8, s1_9, s1_10, s1_11, s1_12, s1_13, s1_14, s1_15 = bias[0], bias[1], bias[2], bias[3], bias[4], bias[5], bias[6], bias[7], bias[8], bias[9], bias[10], bias[11], bias[12], bias[13], bias[14], bias[15]
     s2_0, s2_1, s2_2, s2_3, s2_4, s2_5, s2_6, s2_7, s2_8, s2_9, s2_10, s2_11, s2_12, s2_13, s2_14, s2_15 = bias[0], bias[1], bias[2], bias[3], bias[4], bias[5], bias[6], bias[7], bias[8], bias[9], bias[10], bias[11], bias[12], bias[13], bias[14], bias[15]
     s3_0, s3_1, s3_2, s3_3, s3_4, s3_5, s3_6, s3_7, s3_8, s3_9, s3_10, s3_11, s3_12, s3_13, s3_14, s3_15 = bias[0], bias[1], bias[2], bias[3], bias[4], bias[5], bias[6], bias[7], bias[8], bias[9], bias[10], bias[11], bias[12], bias[13], bias[14], bias[15]
-    for kh in range(KH):
-        for kw in range(KW):
+    for kh in range(kh0, kh1):
+        for kw in range(kw0, kw1):
             for c in range(C):
                 w = Wf[kh, kw, c]
                 w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]
-                x0 = xpad[n, i0 + kh, j + 0 + kw, c]
-                x1 = xpad[n, i0 + kh, j + 1 + kw, c]
-                x2 = xpad[n, i0 + kh, j + 2 + kw, c]
-                x3 = xpad[n, i0 + kh, j + 3 + kw, c]
+                x0 = x[n, r0 + kh, q0 + 0 + kw, c]
+                x1 = x[n, r0 + kh, q0 + 1 + kw, c]
+                x2 = x[n, r0 + kh, q0 + 2 + kw, c]
+                x3 = x[n, r0 + kh, q0 + 3 + kw, c]
                 s0_0 += x0 * w0
                 s0_1 += x0 * w1
                 s0_2 += x0 * w2
@@ -333,23 +359,24 @@ def forward_block4(xpad, Wf, bias, n, i0, j, f0, y):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-def dw_block4(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc):
-    """acc[c0:c0+4] = the weight gradient of tap (kh, kw) over images n0..n1-1 for the
-    filters of block fb; dyb: (N, OH, OW, F // 16, 16), acc: (C, F)."""
-    _, OH, OW, _, _ = dyb.shape
+def dw_block4(x, dyb, n0, n1, i0, i1, j0, j1, r0, q0, c0, fb, SH, SW, zero, acc):
+    """acc[c0:c0+4] = the weight gradient of one tap over images n0..n1-1 for the filters
+    of block fb: the sum of dy[i, j] times x[i * SH + r0, j * SW + q0] over the outputs
+    i0 <= i < i1, j0 <= j < j1 where that pixel is inside x (the padding adds nothing);
+    dyb: (N, OH, OW, F // 16, 16), acc: (C, F)."""
     s0_0, s0_1, s0_2, s0_3, s0_4, s0_5, s0_6, s0_7, s0_8, s0_9, s0_10, s0_11, s0_12, s0_13, s0_14, s0_15 = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     s1_0, s1_1, s1_2, s1_3, s1_4, s1_5, s1_6, s1_7, s1_8, s1_9, s1_10, s1_11, s1_12, s1_13, s1_14, s1_15 = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     s2_0, s2_1, s2_2, s2_3, s2_4, s2_5, s2_6, s2_7, s2_8, s2_9, s2_10, s2_11, s2_12, s2_13, s2_14, s2_15 = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     s3_0, s3_1, s3_2, s3_3, s3_4, s3_5, s3_6, s3_7, s3_8, s3_9, s3_10, s3_11, s3_12, s3_13, s3_14, s3_15 = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     for n in range(n0, n1):
-        for i in range(OH):
-            for j in range(OW):
+        for i in range(i0, i1):
+            for j in range(j0, j1):
                 g = dyb[n, i, j, fb]
                 w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
-                x0 = xpad[n, i * SH + kh, j * SW + kw, c0 + 0]
-                x1 = xpad[n, i * SH + kh, j * SW + kw, c0 + 1]
-                x2 = xpad[n, i * SH + kh, j * SW + kw, c0 + 2]
-                x3 = xpad[n, i * SH + kh, j * SW + kw, c0 + 3]
+                x0 = x[n, i * SH + r0, j * SW + q0, c0 + 0]
+                x1 = x[n, i * SH + r0, j * SW + q0, c0 + 1]
+                x2 = x[n, i * SH + r0, j * SW + q0, c0 + 2]
+                x3 = x[n, i * SH + r0, j * SW + q0, c0 + 3]
                 s0_0 += x0 * w0
                 s0_1 += x0 * w1
                 s0_2 += x0 * w2
@@ -484,17 +511,18 @@ def dw_block4(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc):
     out[15] = s3_15
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-def forward_block1(xpad, Wf, bias, n, i0, j, f0, y):
-    """y[j:j+1, f0:f0+16] for the windows starting at row i0, column j: one block
-    of filters, Wf: (KH, KW, C, 16), bias: (16,); y: (OW, F)."""
-    KH, KW, C, _ = Wf.shape
+def forward_block1(x, Wf, bias, n, r0, q0, kh0, kh1, kw0, kw1, j, f0, y):
+    """y[j:j+1, f0:f0+16] for the windows of x starting at row r0, columns q0..q0+0
+    (the padding is outside x), summed over the taps kh0 <= kh < kh1, kw0 <= kw < kw1 that
+    fall inside x: one block of filters, Wf: (KH, KW, C, 16), bias: (16,); y: (OW, F)."""
+    C = Wf.shape[2]
     s0_0, s0_1, s0_2, s0_3, s0_4, s0_5, s0_6, s0_7, s0_8, s0_9, s0_10, s0_11, s0_12, s0_13, s0_14, s0_15 = bias[0], bias[1], bias[2], bias[3], bias[4], bias[5], bias[6], bias[7], bias[8], bias[9], bias[10], bias[11], bias[12], bias[13], bias[14], bias[15]
-    for kh in range(KH):
-        for kw in range(KW):
+    for kh in range(kh0, kh1):
+        for kw in range(kw0, kw1):
             for c in range(C):
                 w = Wf[kh, kw, c]
                 w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15 = w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9], w[10], w[11], w[12], w[13], w[14], w[15]
-                x0 = xpad[n, i0 + kh, j + 0 + kw, c]
+                x0 = x[n, r0 + kh, q0 + 0 + kw, c]
                 s0_0 += x0 * w0
                 s0_1 += x0 * w1
                 s0_2 += x0 * w2
@@ -531,17 +559,18 @@ def forward_block1(xpad, Wf, bias, n, i0, j, f0, y):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-def dw_block1(xpad, dyb, n0, n1, kh, kw, c0, fb, SH, SW, zero, acc):
-    """acc[c0:c0+1] = the weight gradient of tap (kh, kw) over images n0..n1-1 for the
-    filters of block fb; dyb: (N, OH, OW, F // 16, 16), acc: (C, F)."""
-    _, OH, OW, _, _ = dyb.shape
+def dw_block1(x, dyb, n0, n1, i0, i1, j0, j1, r0, q0, c0, fb, SH, SW, zero, acc):
+    """acc[c0:c0+1] = the weight gradient of one tap over images n0..n1-1 for the filters
+    of block fb: the sum of dy[i, j] times x[i * SH + r0, j * SW + q0] over the outputs
+    i0 <= i < i1, j0 <= j < j1 where that pixel is inside x (the padding adds nothing);
+    dyb: (N, OH, OW, F // 16, 16), acc: (C, F)."""
     s0_0, s0_1, s0_2, s0_3, s0_4, s0_5, s0_6, s0_7, s0_8, s0_9, s0_10, s0_11, s0_12, s0_13, s0_14, s0_15 = zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
     for n in range(n0, n1):
-        for i in range(OH):
-            for j in range(OW):
+        for i in range(i0, i1):
+            for j in range(j0, j1):
                 g = dyb[n, i, j, fb]
                 w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15 = g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
-                x0 = xpad[n, i * SH + kh, j * SW + kw, c0 + 0]
+                x0 = x[n, i * SH + r0, j * SW + q0, c0 + 0]
                 s0_0 += x0 * w0
                 s0_1 += x0 * w1
                 s0_2 += x0 * w2

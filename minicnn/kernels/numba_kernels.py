@@ -9,7 +9,8 @@ of filters F:
   per pixel for a matrix-vector product that reads it once.
 - 16 filters over at most 64 channels at stride 1, where BLAS would get a skinny product:
   register-blocked direct loops, 4 pixels x 16 filters of sums at a time
-  (minicnn/kernels/blocked.py; where it pays, blocked.pays), forward and both gradients.
+  (minicnn/kernels/blocked.py; where it pays, blocked.pays), forward and both gradients, the
+  padding read as zeros as im2col reads it.
 - larger windows (3x3x64 = 576) with more filters unfold the input with a compiled im2col and
   hand the matrix products to NumPy's BLAS, which no hand loop beats; except the forward pass of
   3x3 stride-1 convolutions with an even output size, which runs Winograd's F(2x2, 3x3)
@@ -340,10 +341,9 @@ def conv2d_forward(x, W, b, stride, pads):
         y = np.empty((N, OH, OW, F), dtype=x.dtype)
         conv_direct_forward(xpad, W, b, SH, SW, y)
         return y, ("direct", xpad, stride, pads)
-    if blocked.pays(C, F, SH, SW):
-        xpad = np.ascontiguousarray(pad_nhwc(x, pads))
-        return blocked.conv_forward(xpad, W, b, stride), ("blocked", xpad, stride, pads)
     x = np.ascontiguousarray(x)  # the larger windows read the padding as zeros, never padded
+    if blocked.pays(C, F, SH, SW):
+        return blocked.conv_forward(x, W, b, stride, pads), ("blocked", x, stride, pads)
     if F <= FEW_FILTERS_FORWARD:
         return _few_forward(x, pads, W, b, stride, OH, OW), ("few", x, stride, pads)
     if _winograd_pays(W, stride, OH, OW):
@@ -372,10 +372,9 @@ def conv2d_backward(dy, ctx, W, need_dx=True):
         dxpad = np.zeros(xpad.shape, dtype=dy.dtype)
         conv_direct_dx(dy, W, SH, SW, dxpad)
         return unpad_nhwc(dxpad, pads), dW, db
-    if ctx[0] == "blocked":
-        _, xpad, stride, pads = ctx
-        return _blocked_backward(dy, xpad, pads, W, stride, need_dx)
     _, x, stride, pads = ctx  # the same x, unpadded, whichever way the forward pass went
+    if ctx[0] == "blocked":
+        return _blocked_backward(dy, x, pads, W, stride, need_dx)
     if F <= FEW_FILTERS:
         return _few_backward(dy, x, pads, W, stride, need_dx)
     return _gemm_backward(dy, x, pads, W, stride, need_dx)
@@ -428,24 +427,24 @@ def _conv1x1_backward(dy, ctx, W, need_dx):
     return dx, dW.reshape(W.shape), db
 
 
-def _blocked_backward(dy, xpad, pads, W, stride, need_dx):
+def _blocked_backward(dy, x, pads, W, stride, need_dx):
     """The gradients of blocked.conv_forward: dW by the blocked loops; dx, for stride 1 with
-    whole blocks of channels, as one more blocked convolution (dy padded, W flipped: the
-    input gradient of a convolution is a convolution), else by col2im."""
+    whole blocks of channels, as one more blocked convolution (of dy, padded by dpads read as
+    zeros, with W flipped: the input gradient of a convolution is a convolution), else by col2im."""
     KH, KW, C, F = W.shape
-    N, OH, OW, _ = dy.shape
-    dW = blocked.weight_gradient(xpad, dy, W.shape, stride, min(CHUNKS, N))
+    N, H, Wd, _ = x.shape
+    _, OH, OW, _ = dy.shape
+    dW = blocked.weight_gradient(x, dy, W.shape, stride, pads, min(CHUNKS, N))
     db = np.ones(N * OH * OW, dtype=dy.dtype) @ dy.reshape(-1, F)  # as in _gemm_backward
     if not need_dx:
         return None, dW, db
     top, bottom, left, right = pads
-    H, Wd = xpad.shape[1] - top - bottom, xpad.shape[2] - left - right
-    dpads = (KH - 1 - top, H - OH + top, KW - 1 - left, Wd - OW + left)
-    if tuple(stride) == (1, 1) and min(dpads) >= 0 and blocked.pays(F, C, 1, 1):
+    if tuple(stride) == (1, 1) and blocked.pays(F, C, 1, 1):
+        dpads = (KH - 1 - top, H - OH + top, KW - 1 - left, Wd - OW + left)  # negative: dy cropped
         flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx = blocked.conv_forward(np.ascontiguousarray(pad_nhwc(dy, dpads)), flipped, np.zeros(C, dy.dtype), (1, 1))
+        dx = blocked.conv_forward(dy, flipped, np.zeros(C, dy.dtype), (1, 1), dpads)
     else:
-        dx = conv2d_input_gradient(dy, W, xpad.shape, stride, pads)
+        dx = conv2d_input_gradient(dy, W, (N, H + top + bottom, Wd + left + right, C), stride, pads)
     return dx, dW, db
 
 
