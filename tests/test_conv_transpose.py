@@ -132,6 +132,18 @@ def test_the_compiled_forward_is_the_reference_at_the_layers_shapes(rng, kernel_
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_the_compiled_forward_in_chunks_is_the_reference(rng, monkeypatch):
+    """Chunks of 2 images out of 5 (the last one short): the same dx as in one piece."""
+    x = rng.standard_normal((5, 4, 3, 6)).astype(np.float32)
+    W = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
+    xpad_shape, pads = (5, 9, 7, 4), (1, 0, 1, 0)
+    # 2 images x OH OW x KH KW C x 4 bytes
+    monkeypatch.setattr(numba_kernels, "INPUT_GRADIENT_BYTES", 2 * (4 * 3) * (3 * 3 * 4) * 4)
+    want = reference.conv2d_input_gradient(x, W, xpad_shape, (2, 2), pads)
+    np.testing.assert_allclose(numba_kernels.conv2d_input_gradient(x, W, xpad_shape, (2, 2), pads), want,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="output_padding must be strictly less than strides"):
         Conv2DTranspose(2, 3, strides=2, output_padding=2)

@@ -48,6 +48,12 @@ CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (deter
 # allocated and page-faulted at every call, and a chunk of this size stays near the cache
 # (the sizes tried: docs/benchmarks.md, "What each choice in the kernels buys").
 CHUNK_ROWS = 8192
+# conv2d_input_gradient's columns per chunk: as many images as fit in the 32 MB that malloc keeps
+# for reuse (minicnn/__init__.py). It alternates one matrix product with one parallel col2im per
+# chunk, and each product after a parallel loop waits for BLAS's threads: Conv2DTranspose's
+# forward at batch 128 is faster in one chunk than in CHUNK_ROWS-row chunks
+# (docs/benchmarks.md, "What each choice in the kernels buys").
+INPUT_GRADIENT_BYTES = 32 << 20
 
 
 def _out_size(padded, k, s):
@@ -450,58 +456,19 @@ def _blocked_backward(dy, xpad, pads, W, stride, need_dx):
 
 
 def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
-    """Same contract as reference.conv2d_input_gradient: col2im (compiled) of dy @ W^T (BLAS),
-    chunk by chunk as in _gemm_backward, so no (N OH OW, KH KW C) array is made whole; at a
-    stride above 1 where _phases_pay, one stride-1 convolution per output phase instead."""
+    """Same contract as reference.conv2d_input_gradient: col2im (compiled) of dy @ W^T (BLAS), in
+    chunks of images of at most INPUT_GRADIENT_BYTES of columns."""
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape
     top, bottom, left, right = pads
-    dx = np.zeros((N, xpad_shape[1] - top - bottom, xpad_shape[2] - left - right, C), dtype=dy.dtype)
-    if _phases_pay(W, stride):
-        return _phase_input_gradient(dy, W, stride, pads, dx)
     dy2 = np.ascontiguousarray(dy).reshape(N * OH * OW, F)
     Wt = W.reshape(KH * KW * C, F).T
-    for n0, n1 in _chunks(N, OH, OW):
+    dx = np.zeros((N, xpad_shape[1] - top - bottom, xpad_shape[2] - left - right, C), dtype=dy.dtype)
+    step = max(1, INPUT_GRADIENT_BYTES // (OH * OW * KH * KW * C * dy.itemsize))
+    for n0 in range(0, N, step):
+        n1 = min(n0 + step, N)
         dcols = dy2[n0 * OH * OW:n1 * OH * OW] @ Wt
         col2im(dcols, top, left, KH, KW, stride[0], stride[1], OH, OW, dx[n0:n1])
-    return dx
-
-
-def _phases_pay(W, stride):
-    """True where conv2d_input_gradient runs one convolution per output phase: a stride above 1
-    and C = 16 outputs, which the phases' convolutions give to the register-blocked loops
-    (docs/benchmarks.md, "What each choice in the kernels buys")."""
-    return max(stride) > 1 and blocked.pays(W.shape[3], W.shape[2], 1, 1)
-
-
-def _phase_rows(K, S, top, n_in, n_out, a):
-    """Along one axis, the output phase a (padded index p = o + top with p % S == a): its first
-    output o0, its count, its taps W[a::S] (reversed: a correlation), and the input rows it reads,
-    lo..hi, where index u - t of the input meets tap t of the reversed taps at output u."""
-    o0 = (a - top) % S
-    count = len(range(o0, n_out, S))
-    taps = len(range(a, K, S))
-    u0 = (o0 + top) // S  # the input row under tap a of the first output of the phase
-    return o0, count, taps, u0 - taps + 1, u0 + count - 1
-
-
-def _phase_input_gradient(dy, W, stride, pads, dx):
-    """conv2d_input_gradient at stride S as S_H S_W stride-1 convolutions, one per output phase:
-    dxpad[p] = sum over taps kh = p mod S (mod S) of dy[(p - kh) / S] W[kh], a correlation of dy
-    with the taps W[a::S] reversed. Each phase's convolution (conv2d_forward: 16 outputs go to
-    the blocked loops) writes every S-th row and column of dx; a phase no tap reaches stays 0."""
-    KH, KW, C, F = W.shape
-    N, H, Wd, _ = dy.shape
-    for a in range(stride[0]):
-        o0, rows, taps_h, lo, hi = _phase_rows(KH, stride[0], pads[0], H, dx.shape[1], a)
-        for b in range(stride[1]):
-            p0, cols, taps_w, lo2, hi2 = _phase_rows(KW, stride[1], pads[2], Wd, dx.shape[2], b)
-            if min(rows, cols, taps_h, taps_w) == 0 or hi < 0 or lo >= H or hi2 < 0 or lo2 >= Wd:
-                continue  # no tap, or every tap reads padding: these outputs are 0
-            sub = np.ascontiguousarray(W[a::stride[0], b::stride[1]][::-1, ::-1].transpose(0, 1, 3, 2))
-            part = dy[:, max(lo, 0):min(hi, H - 1) + 1, max(lo2, 0):min(hi2, Wd - 1) + 1]
-            sub_pads = (max(-lo, 0), max(hi - H + 1, 0), max(-lo2, 0), max(hi2 - Wd + 1, 0))
-            dx[:, o0::stride[0], p0::stride[1]] = conv2d_forward(part, sub, None, (1, 1), sub_pads)[0]
     return dx
 
 
