@@ -105,6 +105,45 @@ def test_the_compiled_input_gradient_is_the_reference(rng, shape, W_shape, strid
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+# the layer's own pads and output sizes: strides 2 and 3, kernels 2 to 5 (at stride 3 a 2 x 2
+# kernel leaves output rows no tap reaches, a 3 x 3 gives every row one tap, 4 and 5 one or two),
+# both paddings, output_padding None and each value allowed, odd input sizes, batch 1
+INPUT_GRADIENT_GRID = [(k, s, padding, op) for k in (2, 3, 4, 5) for s in (2, 3) for padding in ("valid", "same")
+                       for op in (None, 0, 1, 2) if op is None or op < s]
+
+
+@pytest.mark.parametrize("kernel_size, strides, padding, output_padding", INPUT_GRADIENT_GRID)
+def test_the_compiled_forward_is_the_reference_at_the_layers_shapes(rng, kernel_size, strides, padding,
+                                                                    output_padding):
+    """conv2d_input_gradient as Conv2DTranspose calls it, 16 outputs (the register-blocked
+    loops' width) and 5, float32 and float64, against the readable reference."""
+    for filters, dtype, shape in ((16, np.float32, (1, 5, 3, 7)), (5, np.float64, (2, 4, 7, 3))):
+        layer = Conv2DTranspose(filters, kernel_size, strides=strides, padding=padding, output_padding=output_padding)
+        try:
+            OH, OW, pads = layer.plan(shape)
+        except ValueError:  # no Conv2D maps this output back to the input: the layer refuses it
+            continue
+        x = rng.standard_normal(shape).astype(dtype)
+        W = rng.standard_normal((kernel_size, kernel_size, filters, shape[3])).astype(dtype)
+        xpad_shape = (shape[0], OH + pads[0] + pads[1], OW + pads[2] + pads[3], filters)
+        want = reference.conv2d_input_gradient(x, W, xpad_shape, (strides, strides), pads)
+        got = numba_kernels.conv2d_input_gradient(x, W, xpad_shape, (strides, strides), pads)
+        assert got.shape == want.shape == (shape[0], OH, OW, filters) and got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_the_compiled_forward_in_chunks_is_the_reference(rng, monkeypatch):
+    """Chunks of 2 images out of 5 (the last one short): the same dx as in one piece."""
+    x = rng.standard_normal((5, 4, 3, 6)).astype(np.float32)
+    W = rng.standard_normal((3, 3, 4, 6)).astype(np.float32)
+    xpad_shape, pads = (5, 9, 7, 4), (1, 0, 1, 0)
+    # 2 images x OH OW x KH KW C x 4 bytes
+    monkeypatch.setattr(numba_kernels, "INPUT_GRADIENT_BYTES", 2 * (4 * 3) * (3 * 3 * 4) * 4)
+    want = reference.conv2d_input_gradient(x, W, xpad_shape, (2, 2), pads)
+    np.testing.assert_allclose(numba_kernels.conv2d_input_gradient(x, W, xpad_shape, (2, 2), pads), want,
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="output_padding must be strictly less than strides"):
         Conv2DTranspose(2, 3, strides=2, output_padding=2)

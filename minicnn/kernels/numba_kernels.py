@@ -49,6 +49,12 @@ CHUNKS = 16  # fixed number of partial sums in weight-gradient reductions (deter
 # allocated and page-faulted at every call, and a chunk of this size stays near the cache
 # (the sizes tried: docs/benchmarks.md, "What each choice in the kernels buys").
 CHUNK_ROWS = 8192
+# conv2d_input_gradient's columns per chunk: as many images as fit in the 32 MB that malloc keeps
+# for reuse (minicnn/__init__.py). It alternates one matrix product with one parallel col2im per
+# chunk, and each product after a parallel loop waits for BLAS's threads: Conv2DTranspose's
+# forward at batch 128 is faster in one chunk than in CHUNK_ROWS-row chunks
+# (docs/benchmarks.md, "What each choice in the kernels buys").
+INPUT_GRADIENT_BYTES = 32 << 20
 
 
 def _out_size(padded, k, s):
@@ -449,15 +455,17 @@ def _blocked_backward(dy, x, pads, W, stride, need_dx):
 
 
 def conv2d_input_gradient(dy, W, xpad_shape, stride, pads):
-    """Same contract as reference.conv2d_input_gradient: col2im (compiled) of dy @ W^T (BLAS),
-    chunk by chunk as in _gemm_backward, so no (N OH OW, KH KW C) array is made whole."""
+    """Same contract as reference.conv2d_input_gradient: col2im (compiled) of dy @ W^T (BLAS), in
+    chunks of images of at most INPUT_GRADIENT_BYTES of columns."""
     KH, KW, C, F = W.shape
     N, OH, OW, _ = dy.shape
     top, bottom, left, right = pads
     dy2 = np.ascontiguousarray(dy).reshape(N * OH * OW, F)
     Wt = W.reshape(KH * KW * C, F).T
     dx = np.zeros((N, xpad_shape[1] - top - bottom, xpad_shape[2] - left - right, C), dtype=dy.dtype)
-    for n0, n1 in _chunks(N, OH, OW):
+    step = max(1, INPUT_GRADIENT_BYTES // (OH * OW * KH * KW * C * dy.itemsize))
+    for n0 in range(0, N, step):
+        n1 = min(n0 + step, N)
         dcols = dy2[n0 * OH * OW:n1 * OH * OW] @ Wt
         col2im(dcols, top, left, KH, KW, stride[0], stride[1], OH, OW, dx[n0:n1])
     return dx
