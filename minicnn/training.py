@@ -89,7 +89,8 @@ class Trainer(CustomSteps, MultiOutputSteps):
         return self._batch_result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """evaluate on one batch, no update: the same return values as train_on_batch."""
+        """evaluate on one batch x: (N, ...), y: (N, K) (or (N,) labels), no update: the same
+        return values as train_on_batch."""
         if self._overrides("test_step"):
             return self._batch_result(self.test_step(self._one_batch(x, y, sample_weight, None, "test_on_batch")),
                                       return_dict)

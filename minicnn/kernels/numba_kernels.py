@@ -447,8 +447,7 @@ def _blocked_backward(dy, x, pads, W, stride, need_dx):
     top, bottom, left, right = pads
     if tuple(stride) == (1, 1) and blocked.pays(F, C, 1, 1):
         dpads = (KH - 1 - top, H - OH + top, KW - 1 - left, Wd - OW + left)  # negative: dy cropped
-        flipped = np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx = blocked.conv_forward(dy, flipped, np.zeros(C, dy.dtype), (1, 1), dpads)
+        dx = blocked.conv_forward(dy, winograd.flipped(W), np.zeros(C, dy.dtype), (1, 1), dpads)
     else:
         dx = conv2d_input_gradient(dy, W, (N, H + top + bottom, Wd + left + right, C), stride, pads)
     return dx, dW, db

@@ -120,7 +120,8 @@ def conv3x3_forward(x, W, b, pads):
 
 
 def flipped(W):
-    """The filters of the input gradient: W turned by 180 degrees, C and F swapped: (3, 3, F, C)."""
+    """The filters of the input gradient: W: (KH, KW, C, F) turned by 180 degrees, C and F
+    swapped: (KH, KW, F, C). Any window (the blocked loops' input gradient takes it too)."""
     return np.ascontiguousarray(W[::-1, ::-1].transpose(0, 1, 3, 2))
 
 
