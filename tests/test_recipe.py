@@ -97,8 +97,9 @@ def test_minutes_sets_the_epochs_and_the_schedule_from_timed_steps(monkeypatch, 
                        np.eye(10)[np.arange(8)], 4)[0] == 1  # at least one
 
 
-def test_test_time_flips_average_the_two_views(monkeypatch, capsys):
-    """--tta (the default) predicts each test image and its mirror image and averages; --no-tta once."""
+def test_test_time_augmentation_averages_the_views(monkeypatch, capsys):
+    """--tta shifts (the default) predicts each test image, its mirror image, and both moved one
+    pixel each way, and averages the ten; --tta flip the image and its mirror image; --no-tta once."""
     r = recipe()
     x = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
     monkeypatch.setattr(r.fashion_mnist, "load_data", lambda: ((x * 255, np.arange(4)), (x * 255, np.arange(4))))
@@ -115,12 +116,35 @@ def test_test_time_flips_average_the_two_views(monkeypatch, capsys):
         monkeypatch.setattr(model, "predict", spy)
         return model
     monkeypatch.setattr(r, "compile_model", compile_spy)
-    r.main(["--epochs", "1"])
+    r.main(["--epochs", "1", "--tta", "flip"])
     assert len(seen) == 2 and np.array_equal(seen[1], seen[0][:, :, ::-1])  # the mirror images
-    assert "Test accuracy, one view" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Test accuracy, one view" in out and "with the mirror image" not in out
+    seen.clear()
+    r.main(["--epochs", "1"])
+    images = seen[0]
+    assert len(seen) == 10 and images.shape == (4, 28, 28, 1)
+    assert np.array_equal(seen[1][:, :, 1:], images[:, :, :-1]) and not seen[1][:, :, 0].any()  # one column right
+    assert np.array_equal(seen[4][:, :-1], images[:, 1:]) and not seen[4][:, -1].any()  # one row up
+    assert np.array_equal(seen[5], images[:, :, ::-1]) and np.array_equal(seen[6][:, :, 1:], seen[5][:, :, :-1])
+    assert "with the mirror image" in capsys.readouterr().out
     seen.clear()
     r.main(["--epochs", "1", "--no-tta"])
     assert len(seen) == 1 and "one view" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (1, 0), (-1, 0), (0, 2), (0, -1), (2, -3)])
+def test_a_view_moves_the_image_and_fills_with_zeros(dy, dx):
+    """view() against moving each pixel one at a time: pixel (i, j) lands on (i + dy, j + dx)."""
+    x = np.random.default_rng(1).random((2, 5, 6, 1), dtype=np.float32)
+    for mirror in (False, True):
+        source = x[:, :, ::-1] if mirror else x
+        want = np.zeros_like(x)
+        for i in range(5):
+            for j in range(6):
+                if 0 <= i + dy < 5 and 0 <= j + dx < 6:
+                    want[:, i + dy, j + dx] = source[:, i, j]
+        np.testing.assert_array_equal(recipe().view(x, mirror, dy, dx), want)
 
 
 def test_save_figures_draws_the_curves_and_the_mistakes(tmp_path):
