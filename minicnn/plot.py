@@ -28,12 +28,13 @@ def training_curves(history):
     logs = getattr(history, "history", history)
     if not logs or "loss" not in logs:
         raise ValueError("training_curves needs a History with a 'loss' entry: the value fit() returns")
-    panels = [m for m in ("loss", "accuracy", "acc") if m in logs]
+    written = set(logs)  # the names fit wrote: `"acc" in history` also answers for "accuracy"
+    panels = [m for m in ("loss", "accuracy", "acc") if m in written]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], panels):
         epochs = np.arange(1, len(logs[metric]) + 1)
         ax.plot(epochs, logs[metric], "o-", label="training")
-        if f"val_{metric}" in logs:
+        if f"val_{metric}" in written:
             ax.plot(epochs, logs[f"val_{metric}"], "s--", label="validation")
         ax.set(title=metric, xlabel="epoch", ylabel=metric)
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from toy import small_data, small_model, tutorial_model
 
+import minicnn
 from minicnn import plot
 from minicnn.datasets.fashion_mnist import CLASS_NAMES
 from minicnn.utils import set_random_seed, to_categorical
@@ -104,6 +105,22 @@ def test_training_curves_draw_every_series():
     assert [len(ax.lines) for ax in axes] == [2, 2]
     np.testing.assert_array_equal(axes[0].lines[1].get_ydata(), history["val_loss"])
     assert len(plot.training_curves({"loss": [1.0]}).axes) == 1
+    with pytest.raises(ValueError, match="History"):
+        plot.training_curves({})
+
+
+def test_training_curves_draw_accuracy_once_from_a_fit():
+    """fit's History also answers Keras 2's "acc" for "accuracy": one accuracy panel, not two,
+    and none under "acc"."""
+    model = minicnn.models.Sequential([minicnn.layers.Input((3,)), minicnn.layers.Dense(2, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    x = np.random.default_rng(0).random((8, 3), dtype=np.float32)
+    history = model.fit(x, np.eye(2)[np.arange(8) % 2], epochs=2, validation_data=(x, np.eye(2)[np.arange(8) % 2]),
+                        verbose=0)
+    with pytest.warns(DeprecationWarning, match="Keras 2"):
+        assert "acc" in history.history  # the Keras 2 name answers
+    axes = plot.training_curves(history).axes
+    assert [ax.get_title() for ax in axes] == ["loss", "accuracy"] and [len(ax.lines) for ax in axes] == [2, 2]
     with pytest.raises(ValueError, match="History"):
         plot.training_curves({})
 
