@@ -3,7 +3,7 @@ people use to get there, each one a flag you can turn off to see what it buys.
 
     python examples/fashion_mnist_recipe.py                 # the whole recipe, seed 0
     python examples/fashion_mnist_recipe.py --seed 1
-    python examples/fashion_mnist_recipe.py --no-augment    # the recipe without augmentation
+    python examples/fashion_mnist_recipe.py --no-augment --no-tta   # the recipe without augmentation
     python examples/fashion_mnist_recipe.py --fast          # a short run on 12,000 images (CI)
     python examples/fashion_mnist_recipe.py --figures fig   # also draw its training curves and mistakes
 
