@@ -62,21 +62,28 @@ def test_maxpool_matches_naive_loops_with_ties(each_backend, pool, strides, padd
     np.testing.assert_allclose(layer.backward(dy), naive.maxpool_backward(dy, route, shape), atol=1e-12)
 
 
+def assert_numba_conv_matches_reference(x, Wt, b, strides, pads, tol):
+    """numba_kernels' conv2d forward and backward against the reference on x: (N, H, W, C), Wt:
+    (KH, KW, C, F), b: (F,); dtypes and shapes kept. Returns (ctx, ctx_ref, dy) for more checks."""
+    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
+    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    assert y.dtype == x.dtype and y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
+    dy = np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype)
+    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
+        assert got.dtype == x.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    return ctx, ctx_ref, dy
+
+
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
 @pytest.mark.parametrize("N,H,W,C,F,kernel,strides,padding", GRID)
 def test_numba_conv_matches_reference(dtype, tol, N, H, W, C, F, kernel, strides, padding, rng):
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
     b = rng.standard_normal(F).astype(dtype)
-    pads = plan(x.shape, kernel, strides, padding)
-    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
-    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
-    assert y.dtype == np.dtype(dtype) and y.shape == y_ref.shape
-    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
-        assert got.dtype == np.dtype(dtype)
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
+    ctx, ctx_ref, dy = assert_numba_conv_matches_reference(x, Wt, b, strides, plan(x.shape, kernel, strides, padding),
+                                                           tol)
     dx, dW, _ = numba_kernels.conv2d_backward(dy, ctx, Wt, need_dx=False)
     assert dx is None and np.allclose(dW, reference.conv2d_backward(dy, ctx_ref, Wt)[1], rtol=tol, atol=tol * 10)
 
@@ -267,14 +274,8 @@ def test_blocked_loops_match_reference_where_they_do_not_pay(monkeypatch, dtype,
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     Wt = rng.standard_normal((*kernel, C, F)).astype(dtype)
     b = rng.standard_normal(F).astype(dtype)
-    pads = plan(x.shape, kernel, strides, padding)
-    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
-    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    ctx, _, _ = assert_numba_conv_matches_reference(x, Wt, b, strides, plan(x.shape, kernel, strides, padding), tol)
     assert ctx[0] == "blocked"
-    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
 
 
 @pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
@@ -295,11 +296,5 @@ def test_blocked_loops_read_the_padding_as_zeros(monkeypatch, dtype, tol, N, H, 
     x = rng.standard_normal((N, H, W, C)).astype(dtype)
     Wt = rng.standard_normal((*kernel, C, 16)).astype(dtype)
     b = rng.standard_normal(16).astype(dtype)
-    y_ref, ctx_ref = reference.conv2d_forward(x, Wt, b, strides, pads)
-    y, ctx = numba_kernels.conv2d_forward(x, Wt, b, strides, pads)
+    ctx, _, _ = assert_numba_conv_matches_reference(x, Wt, b, strides, pads, tol)
     assert ctx[0] == "blocked"
-    np.testing.assert_allclose(y, y_ref, rtol=tol, atol=tol)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    for got, want in zip(numba_kernels.conv2d_backward(dy, ctx, Wt), reference.conv2d_backward(dy, ctx_ref, Wt)):
-        assert got.dtype == np.dtype(dtype) and got.shape == want.shape
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max())
